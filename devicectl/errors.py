@@ -1,0 +1,79 @@
+"""The one exception hierarchy of devicectl.
+
+Every failure the controller can meet is a subclass of :class:`DevicectlError`,
+so a front-end can catch one type and show one clear line, and an energy path
+can tell a recoverable read problem from a fault that must reach the safe state.
+
+Drivers raise :class:`DeviceError` subclasses only; the control layer turns
+them into latched faults (it never swallows them). Validation problems are
+:class:`ValidationError` and are raised before anything is armed.
+"""
+
+from __future__ import annotations
+
+
+class DevicectlError(Exception):
+    """Base of every error devicectl raises on purpose."""
+
+
+class ConfigError(DevicectlError):
+    """A bad URL, option, or plugin name: nothing was opened or started."""
+
+
+class ValidationError(DevicectlError):
+    """Requested parameters violate a limit; raised before anything is armed.
+
+    ``problems`` holds one human-readable line per violated field, so a whole
+    request (a zone, a protocol file) is rejected at once with every reason.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class DeviceError(DevicectlError):
+    """Anything that went wrong talking to a device."""
+
+
+class PortError(DeviceError):
+    """The port could not be opened, or it failed or closed under us."""
+
+
+class DeviceTimeout(DeviceError):
+    """No complete reply arrived within the driver's timeout."""
+
+
+class ProtocolError(DeviceError):
+    """Bytes arrived but do not form a valid frame (framing, CRC, sequence)."""
+
+
+class CRCError(ProtocolError):
+    """A frame's checksum does not match its content."""
+
+
+class SequenceError(ProtocolError):
+    """A reply carries a sequence number other than the one we sent."""
+
+
+class DeviceRejected(DeviceError):
+    """The device understood the command and refused it (its own error code)."""
+
+    def __init__(self, code: int, text: str, command: str) -> None:
+        self.code = code
+        self.text = text
+        self.command = command
+        super().__init__(f"device rejected {command!r}: {code} {text}")
+
+
+class SafeStateError(DeviceError):
+    """Output off could not be confirmed by readback: the port is closed and
+    the device's own watchdog is what cuts output now."""
+
+
+class ControlError(DevicectlError):
+    """A command is not allowed in the controller's current state."""
+
+
+class FaultLatched(ControlError):
+    """The controller is in a latched fault; only acknowledge can leave it."""
