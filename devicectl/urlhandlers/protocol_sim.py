@@ -11,12 +11,17 @@ port would make the caller wait. Replies are available as soon as the
 simulator has produced them (zero wire latency, documented in
 docs/simulators.md).
 
+A simulated device outlives its port, as a real one stays powered when the
+host closes its port: opening the same URL again on the same clock reconnects
+to the same simulator (``simulator_for`` finds it, for tests).
+
 Query keys: ``seed`` (int, default 0), ``fault`` (repeatable, see the fault
 grammar), any other key is handed to the simulator, which rejects unknown ones.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -28,6 +33,15 @@ from devicectl.plugins import SIMULATOR_GROUP, load_plugin
 from devicectl.transport import SimulatedDevice
 
 _POLL_S = 0.005  # how finely a blocking read re-checks the simulator
+
+_DEVICES: weakref.WeakKeyDictionary[Clock, dict[str, SimulatedDevice]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def simulator_for(url: str, clock: Clock) -> SimulatedDevice:
+    """The simulator that ``url`` opened on ``clock`` (KeyError if none)."""
+    return _DEVICES[clock][url]
 
 
 def parse_sim_url(url: str) -> tuple[str, int, list[str], dict[str, str]]:
@@ -64,17 +78,21 @@ class Serial(serial.SerialBase):  # type: ignore[misc]
             raise serial.SerialException("Port must be configured before it can be used.")
         if self.is_open:
             raise serial.SerialException("Port is already open.")
-        name, seed, faults, options = parse_sim_url(self.portstr)
-        factory = load_plugin(SIMULATOR_GROUP, name)
-        try:
-            self.simulator = factory(self._clock, seed=seed, faults=faults, **options)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{self.portstr}: {exc}") from exc
+        url = self.portstr
+        devices = _DEVICES.setdefault(self._clock, {})
+        if url not in devices:
+            name, seed, faults, options = parse_sim_url(url)
+            factory = load_plugin(SIMULATOR_GROUP, name)
+            try:
+                devices[url] = factory(self._clock, seed=seed, faults=faults, **options)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{url}: {exc}") from exc
+        self.simulator = devices[url]
         self.is_open = True
 
     def close(self) -> None:
-        if self.simulator is not None:
-            self.simulator.close()
+        """Close the port; the simulated device stays powered (see module doc)."""
+        self.simulator = None
         self.is_open = False
 
     def _reconfigure_port(self) -> None:

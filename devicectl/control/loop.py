@@ -1,0 +1,211 @@
+"""The ControlLoop: the one thread that owns all device I/O.
+
+Every tick, at a fixed period (50 ms by default) on the loop's clock:
+
+1. every controller samples its device (one round trip each);
+2. every controller's supervisor checks the readings and latches faults:
+   after the readings, before any command;
+3. queued commands from front-ends are carried out;
+4. every controller regulates and sends this tick's commands;
+5. subscribers are told what happened.
+
+Front-ends never touch a driver: they ``submit`` commands (thread-safe) and
+``subscribe`` to events. Subscribers run on the loop thread and must only hand
+the event on (put it on a queue); a subscriber that raises is dropped and
+logged, it can never stop a safety action.
+
+An exception escaping a controller is a bug on an energy path: the loop puts
+every device in its safe state and re-raises, it never carries on.
+
+With a SimClock, ``run`` drives the loop on the caller's thread in virtual
+time; with a RealClock, ``start`` runs it on its own thread in real time and
+counts overruns (a tick that started more than one period late).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+import structlog
+
+from devicectl.clock import Clock
+from devicectl.control.events import Command, Event
+from devicectl.errors import DevicectlError
+
+DEFAULT_PERIOD_S = 0.05
+
+
+class ModalityController(Protocol):
+    """What the loop needs of a controller (RF, IPL, LED)."""
+
+    name: str
+
+    def sample(self, now_s: float) -> None: ...
+
+    def supervise(self, now_s: float) -> None: ...
+
+    def step(self, now_s: float) -> None: ...
+
+    def handle(self, command: Command) -> Any: ...
+
+    def emergency_stop(self, operator_id: str | None = None) -> bool: ...
+
+
+Subscriber = Callable[[Event], None]
+
+
+class ControlLoop:
+    def __init__(self, clock: Clock, period_s: float = DEFAULT_PERIOD_S) -> None:
+        if period_s <= 0:
+            raise ValueError("period_s must be positive")
+        self.clock = clock
+        self.period_s = period_s
+        self.controllers: dict[str, ModalityController] = {}
+        self.tick_count = 0
+        self.overruns = 0
+        self.log = structlog.get_logger("devicectl.loop")
+        self._commands: queue.SimpleQueue[tuple[Command, Future[Any]]] = queue.SimpleQueue()
+        self._subscribers: list[Subscriber] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_deadline_s: float | None = None
+
+    # -- wiring ------------------------------------------------------------------
+
+    def add(self, controller: ModalityController) -> None:
+        if controller.name in self.controllers:
+            raise ValueError(f"a controller named {controller.name!r} is already on this loop")
+        self.controllers[controller.name] = controller
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception as exc:  # a broken display must not stop a safety action
+                self._subscribers.remove(subscriber)
+                self.log.error("subscriber_dropped", subscriber=repr(subscriber), error=repr(exc))
+
+    def submit(self, command: Command) -> Future[Any]:
+        """Queue a command for the loop thread (thread-safe); the future holds the result."""
+        future: Future[Any] = Future()
+        self._commands.put((command, future))
+        return future
+
+    # -- the tick --------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock.now()
+        controllers = self.controllers.values()
+        try:
+            for c in controllers:
+                c.sample(now)
+            for c in controllers:
+                c.supervise(now)
+            self._run_commands()
+            for c in controllers:
+                c.step(now)
+        except BaseException:
+            self._emergency_all("unhandled error in the control loop")
+            raise
+        self.tick_count += 1
+        if self._subscribers:
+            self.emit(Event(now, "tick", "loop", {"tick": self.tick_count}))
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue
+            controller = self.controllers.get(command.device)
+            try:
+                if controller is None:
+                    raise DevicectlError(f"no device named {command.device!r} on this loop")
+                future.set_result(controller.handle(command))
+            except DevicectlError as exc:
+                self.log.warning(
+                    "command_rejected", device=command.device, action=command.action, error=str(exc)
+                )
+                self.emit(
+                    Event(
+                        self.clock.now(),
+                        "command_rejected",
+                        command.device,
+                        {"action": command.action, "error": str(exc)},
+                    )
+                )
+                future.set_exception(exc)
+
+    def _emergency_all(self, reason: str) -> None:
+        self.log.critical("loop_emergency", reason=reason)
+        for c in self.controllers.values():
+            try:
+                c.emergency_stop(None)
+            except Exception as exc:  # keep stopping the others; each failure is logged
+                self.log.critical("emergency_stop_failed", device=c.name, error=repr(exc))
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(
+        self, until: Callable[[], bool] | None = None, max_duration_s: float | None = None
+    ) -> bool:
+        """Tick at the period until ``until()`` is true, ``stop()`` or the time runs out.
+
+        Returns True if ``until`` became true. Deadlines advance by one period
+        per tick (no drift); a tick that starts more than a period late counts
+        as an overrun and the schedule restarts from now.
+        """
+        clock = self.clock
+        period = self.period_s
+        end = None if max_duration_s is None else clock.now() + max_duration_s
+        deadline = self._next_deadline_s if self._next_deadline_s is not None else clock.now()
+        while not self._stop.is_set():
+            if until is not None and until():
+                self._next_deadline_s = deadline
+                return True
+            if end is not None and deadline > end:
+                self._next_deadline_s = deadline
+                return False
+            clock.sleep_until(deadline)
+            self.tick()
+            deadline += period
+            lateness = clock.now() - deadline
+            if lateness > period:
+                self.overruns += 1
+                self.log.warning("tick_overrun", late_s=round(lateness, 4))
+                deadline = clock.now()
+        self._next_deadline_s = deadline
+        return False
+
+    def execute(self, command: Command, max_duration_s: float = 5.0) -> Any:
+        """Submit a command and tick until it is done (same thread, for scripted runs)."""
+        future = self.submit(command)
+        self.run(until=future.done, max_duration_s=max_duration_s)
+        if not future.done():
+            raise DevicectlError(f"{command.device}: {command.action} not carried out in time")
+        return future.result()
+
+    def start(self) -> None:
+        """Run the loop on its own thread (real-time use)."""
+        if self._thread is not None:
+            raise RuntimeError("loop already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="devicectl-control-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None

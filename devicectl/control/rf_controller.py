@@ -1,0 +1,562 @@
+"""The RF controller: a `transitions` state machine around one RF generator.
+
+Lifecycle (the table below is the single source; ``devicectl diagram rf``
+draws it)::
+
+    idle -> ready (zone loaded and validated) -> armed -> delivering
+    delivering -> paused (operator, or contact lost) -> delivering (resume)
+    delivering -> complete (zone held for its hold time) -> ready (next zone)
+    any -> fault (a latching alarm) ; any -> estop ; fault/estop -> idle (acknowledge)
+
+Guarantees (safety rules of DESIGN.md):
+- Output is switched on only when entering ``delivering``, whose only ways in
+  are guarded transitions (``start``/``resume`` need contact, a fresh reading
+  and a validated zone). Every exit from ``delivering`` runs
+  :func:`make_safe` (output off, confirmed by readback, else port closed).
+- A fault latches: only ``acknowledge`` with an operator id leaves it.
+- Device errors on an energy path are never swallowed: they become a latched
+  fault with the error in its message.
+- Only the control loop thread calls into this object.
+
+Timing comes from the loop's clock; nothing here sleeps or reads wall time.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from transitions import Machine
+
+from devicectl.clock import Clock
+from devicectl.control.events import Alarm, AlarmPriority, Command, Event
+from devicectl.control.limits import RFLimits, RFZone
+from devicectl.control.regulator import PulseRegulator, RegulatorTuning
+from devicectl.control.safe_state import SafeStateResult, make_safe
+from devicectl.control.supervisor import RFSupervisor, SupervisorContext
+from devicectl.devices import RFGenerator, RFReading
+from devicectl.errors import ControlError, DeviceError, FaultLatched
+
+HOLD_ENTRY_MARGIN_C = 0.3  # the hold clock starts when the skin is within this of target
+
+
+class RFState(enum.Enum):
+    IDLE = "idle"
+    READY = "ready"
+    ARMED = "armed"
+    DELIVERING = "delivering"
+    PAUSED = "paused"
+    COMPLETE = "complete"
+    FAULT = "fault"
+    ESTOP = "estop"
+
+
+S = RFState
+_NOT_SAFE = [s for s in RFState if s not in (S.FAULT, S.ESTOP)]
+
+STATES: list[dict[str, Any]] = [
+    {"name": S.IDLE},
+    {"name": S.READY},
+    {"name": S.ARMED},
+    {"name": S.DELIVERING, "on_enter": ["_enter_delivering"], "on_exit": ["_exit_delivering"]},
+    {"name": S.PAUSED},
+    {"name": S.COMPLETE},
+    {"name": S.FAULT, "on_enter": ["_enter_safe_state"]},
+    {"name": S.ESTOP, "on_enter": ["_enter_safe_state"]},
+]
+
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "load", "source": [S.IDLE, S.READY, S.COMPLETE], "dest": S.READY},
+    {"trigger": "arm", "source": S.READY, "dest": S.ARMED, "conditions": ["_may_energise"]},
+    {"trigger": "start", "source": S.ARMED, "dest": S.DELIVERING, "conditions": ["_may_energise"]},
+    {"trigger": "pause", "source": S.DELIVERING, "dest": S.PAUSED},
+    {
+        "trigger": "resume",
+        "source": S.PAUSED,
+        "dest": S.DELIVERING,
+        "conditions": ["_may_energise"],
+    },
+    {"trigger": "zone_done", "source": S.DELIVERING, "dest": S.COMPLETE},
+    {
+        "trigger": "abort",
+        "source": [S.READY, S.ARMED, S.DELIVERING, S.PAUSED, S.COMPLETE],
+        "dest": S.IDLE,
+    },
+    {"trigger": "fault", "source": _NOT_SAFE, "dest": S.FAULT},
+    {"trigger": "estop", "source": [*_NOT_SAFE, S.FAULT], "dest": S.ESTOP},
+    {
+        "trigger": "acknowledge",
+        "source": [S.FAULT, S.ESTOP],
+        "dest": S.IDLE,
+        "conditions": ["_ack_allowed"],
+    },
+]
+
+OPERATOR_ACTIONS = ("load", "arm", "start", "pause", "resume", "abort", "estop", "acknowledge")
+
+
+def build_machine(model: object, *, graph: bool = False) -> Machine:
+    """The RF machine from the one table; ``graph=True`` gives a mermaid-capable GraphMachine."""
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "states": STATES,
+        "transitions": TRANSITIONS,
+        "initial": S.IDLE,
+        "auto_transitions": False,
+        "send_event": True,
+        "ignore_invalid_triggers": False,
+        "after_state_change": "_after_state_change" if not graph else None,
+    }
+    if graph:
+        from transitions.extensions import GraphMachine
+
+        return GraphMachine(graph_engine="mermaid", show_conditions=True, **kwargs)
+    return Machine(**kwargs)
+
+
+@dataclass(frozen=True)
+class ZoneResult:
+    """What a technician and the record want to know about one treated zone."""
+
+    name: str
+    target_c: float
+    outcome: str  # "complete", "fault", "aborted", "estop"
+    time_to_target_s: float | None
+    held_s: float
+    peak_c: float
+    cem43: float
+
+
+class RFController:
+    """One RF generator's lifecycle, regulation and supervision."""
+
+    modality = "rf"
+
+    def __init__(
+        self,
+        opener: Callable[[], RFGenerator],
+        clock: Clock,
+        *,
+        name: str = "rf",
+        limits: RFLimits | None = None,
+        tuning: RegulatorTuning | None = None,
+        emit: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.limits = limits or RFLimits()
+        self.tuning = tuning or RegulatorTuning()
+        self._opener = opener
+        self._emit_cb = emit
+        self.log = structlog.get_logger("devicectl.rf").bind(device=name)
+        self.device: RFGenerator | None = None
+        self.supervisor = RFSupervisor(self.limits, device=name)
+        self.reading: RFReading | None = None
+        self.reading_error: str | None = None
+        self.zone: RFZone | None = None
+        self.regulator: PulseRegulator | None = None
+        self.commanded_power_w = 0.0
+        self.phase = "ramp"  # within delivering: "ramp" then "hold"
+        self.fault_alarm: Alarm | None = None
+        self.pause_reason: str | None = None
+        self.paused_at_s: float | None = None
+        self.last_safe_state: SafeStateResult | None = None
+        self.results: list[ZoneResult] = []
+        self._pending_fault: Alarm | None = None
+        self._zone_open = False
+        self._zone_started_s: float | None = None
+        self._delivering_s = 0.0
+        self._time_to_target_s: float | None = None
+        self._held_s = 0.0
+        self._peak_c = -math.inf
+        self._last_step_s: float | None = None
+        self.state: RFState = S.IDLE
+        self.machine = build_machine(self)
+        self._connect()
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self._emit_cb is not None:
+            self._emit_cb(Event(self.clock.now(), kind, self.name, data))
+
+    def _fire(self, trigger: str, **kwargs: Any) -> bool:
+        """Run a trigger of the machine; False if its conditions refused it."""
+        return bool(self.machine.events[trigger].trigger(self, **kwargs))
+
+    def _connect(self) -> None:
+        """Open the device, clear its power-on flags, and say who it is."""
+        try:
+            device = self._opener()
+        except DeviceError as exc:
+            self._pending_fault = self._host_fault("rf.connect", f"cannot open device: {exc}")
+            return
+        self.device = device
+        try:
+            device.clear_status()
+            ident = device.identify()
+        except DeviceError as exc:
+            self._pending_fault = self._host_fault("rf.connect", f"device does not answer: {exc}")
+            return
+        self.log.info("device_connected", model=ident.model, serial=ident.serial)
+        self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
+
+    def _host_fault(self, code: str, message: str) -> Alarm:
+        return Alarm(
+            self.name,
+            code,
+            AlarmPriority.HIGH,
+            f"{self.name}: {message}",
+            latches=True,
+            doc=f"docs/safety.md#{code.replace('.', '-')}",
+        )
+
+    # -- the three phases of a tick, called by the ControlLoop --------------
+
+    def sample(self, now_s: float) -> None:
+        """Take this tick's reading (None, with the error kept, if it failed)."""
+        if self.device is None:
+            self.reading = None
+            self.reading_error = "port closed"
+            return
+        try:
+            self.reading = self.device.read()
+            self.reading_error = None
+        except DeviceError as exc:
+            self.reading = None
+            self.reading_error = f"{type(exc).__name__}: {exc}"
+
+    def supervise(self, now_s: float) -> None:
+        """Run the supervisor on this tick's reading; latch the first fault it finds."""
+        delivering = self.state is S.DELIVERING
+        zone_active = self.state in (S.DELIVERING, S.PAUSED)
+        target = self.zone.target_c if self.zone is not None else self.limits.target_max_c
+        ctx = SupervisorContext(
+            output_expected=delivering,
+            commanded_power_w=self.commanded_power_w if delivering else 0.0,
+            zone_active=zone_active,
+            target_c=target,
+        )
+        reading = self.reading
+        if self.state in (S.FAULT, S.ESTOP):
+            return
+        alarms = self.supervisor.check(now_s, reading, ctx)
+        if reading is not None and zone_active:
+            skin = reading.skin_max_c
+            if skin > self._peak_c:
+                self._peak_c = skin
+        for alarm in alarms:
+            if alarm.latches:
+                self._trip(alarm)
+                return
+            self._raise(alarm)
+        if self._pending_fault is not None:
+            self._trip(self._pending_fault)
+
+    def step(self, now_s: float) -> None:
+        """Regulate and account the zone; runs after supervision and commands."""
+        last = self._last_step_s
+        self._last_step_s = now_s
+        if self._pending_fault is not None:
+            self._trip(self._pending_fault)
+            return
+        state = self.state
+        reading = self.reading
+        if state is S.PAUSED:
+            self._step_paused(now_s, reading)
+            return
+        if state is not S.DELIVERING or reading is None:
+            return
+        zone = self.zone
+        assert zone is not None and self.regulator is not None
+        if not reading.contact_ok:
+            self._pause("contact lost")
+            self._raise(
+                Alarm(
+                    self.name,
+                    "rf.contact_lost",
+                    AlarmPriority.MEDIUM,
+                    f"{self.name}: electrode contact lost in zone {zone.name!r}; zone paused",
+                    latches=False,
+                    value=reading.impedance_ohm,
+                )
+            )
+            return
+        dt = now_s - last if last is not None else 0.0
+        self._delivering_s += dt
+        skin = reading.skin_max_c
+        if self.phase == "ramp" and skin >= zone.target_c - HOLD_ENTRY_MARGIN_C:
+            self.phase = "hold"
+            self._time_to_target_s = self._delivering_s
+            self._emit("target_reached", zone=zone.name, time_to_target_s=self._delivering_s)
+            self.log.info("target_reached", zone=zone.name, t_s=round(self._delivering_s, 2))
+        elif self.phase == "hold":
+            self._held_s += dt
+            if self._held_s >= zone.hold_s:
+                self._fire("zone_done")
+                return
+        power = self.regulator.update(now_s, skin)
+        if power is not None and power != self.commanded_power_w:
+            self._command_power(power)
+
+    def _step_paused(self, now_s: float, reading: RFReading | None) -> None:
+        if self.pause_reason != "contact lost" or self.paused_at_s is None:
+            return
+        if reading is not None and reading.contact_ok:
+            return  # contact is back: the operator resumes
+        if now_s - self.paused_at_s > self.limits.contact_timeout_s:
+            self._trip(
+                self._host_fault(
+                    "rf.contact_timeout",
+                    f"contact not restored within {self.limits.contact_timeout_s:.0f} s",
+                )
+            )
+
+    def _command_power(self, power_w: float) -> None:
+        assert self.device is not None
+        try:
+            self.device.set_power(power_w)
+        except DeviceError as exc:
+            self._trip(self._host_fault("rf.command_failed", f"set power {power_w} W: {exc}"))
+            return
+        self.commanded_power_w = power_w
+        self.log.debug("set_power", power_w=power_w)
+
+    # -- operator commands -----------------------------------------------------
+
+    def handle(self, command: Command) -> Any:
+        """Carry out an operator or runner command; ControlError if not allowed now."""
+        action = command.action
+        if action not in OPERATOR_ACTIONS:
+            raise ControlError(f"{self.name}: unknown action {action!r}")
+        self.log.info("command", action=action, operator_id=command.operator_id, **command.args)
+        self._emit("command", action=action, operator_id=command.operator_id, args=command.args)
+        if action == "load":
+            zone = command.args["zone"]
+            if not isinstance(zone, RFZone):
+                raise ControlError(f"{self.name}: load needs an RFZone, got {type(zone).__name__}")
+            return self.load_zone(zone)
+        if action == "acknowledge":
+            return self.acknowledge(command.operator_id or "")
+        if action == "estop":
+            return self.emergency_stop(command.operator_id)
+        if self.state in (S.FAULT, S.ESTOP):
+            raise FaultLatched(
+                f"{self.name}: {action} refused: fault latched"
+                + (f" ({self.fault_alarm.message})" if self.fault_alarm else "")
+                + "; acknowledge it first"
+            )
+        if action == "pause":
+            return self._pause("operator")
+        if action not in self.machine.get_triggers(self.state):
+            raise ControlError(f"{self.name}: cannot {action} while {self.state.value}")
+        if action == "abort":
+            self._close_zone("aborted")
+        ok = self._fire(action)
+        if not ok:
+            raise ControlError(f"{self.name}: {action} refused: {self._refusal_reason()}")
+        return ok
+
+    def load_zone(self, zone: RFZone) -> bool:
+        zone.validate(self.limits)
+        if self.state not in (S.IDLE, S.READY, S.COMPLETE):
+            raise ControlError(f"{self.name}: cannot load a zone while {self.state.value}")
+        self.zone = zone
+        self.regulator = PulseRegulator(zone.target_c, self.tuning)
+        self.supervisor.begin_zone()
+        self.phase = "ramp"
+        self._delivering_s = 0.0
+        self._time_to_target_s = None
+        self._held_s = 0.0
+        self._peak_c = -math.inf
+        self._zone_started_s = None
+        self._zone_open = True
+        return self._fire("load")
+
+    def acknowledge(self, operator_id: str) -> bool:
+        if not operator_id.strip():
+            raise ControlError(f"{self.name}: acknowledging a fault needs an operator id")
+        if self.state not in (S.FAULT, S.ESTOP):
+            raise ControlError(f"{self.name}: nothing to acknowledge while {self.state.value}")
+        if self.device is None:
+            self._connect()
+        elif self.device is not None:
+            try:
+                self.device.clear_status()
+            except DeviceError as exc:
+                self.log.warning("clear_status_failed", error=str(exc))
+        self._pending_fault = None
+        ok = self._fire("acknowledge", operator_id=operator_id)
+        if ok:
+            self.log.info(
+                "fault_acknowledged",
+                operator_id=operator_id,
+                fault=self.fault_alarm.code if self.fault_alarm else None,
+            )
+            self._emit("acknowledged", operator_id=operator_id)
+            self.fault_alarm = None
+            self.supervisor.reset()
+        return ok
+
+    def emergency_stop(self, operator_id: str | None = None) -> bool:
+        self.log.warning("emergency_stop", operator_id=operator_id)
+        if self.state is S.ESTOP:
+            return True
+        self._close_zone("estop")
+        return self._fire("estop")
+
+    # -- guards ----------------------------------------------------------------
+
+    def _may_energise(self, event: Any = None) -> bool:
+        return self._refusal_reason() == ""
+
+    def _refusal_reason(self) -> str:
+        if self.zone is None:
+            return "no zone loaded"
+        if self.device is None:
+            return "device not connected"
+        reading = self.reading
+        if reading is None:
+            return "no fresh reading from the device"
+        if not reading.contact_ok:
+            return "no electrode contact"
+        if not reading.skin_max_c < self.limits.alarm_c:
+            return f"skin {reading.skin_max_c} degC is not below the alarm limit"
+        return ""
+
+    def _ack_allowed(self, event: Any) -> bool:
+        return self.device is not None
+
+    # -- state callbacks ---------------------------------------------------------
+
+    def _enter_delivering(self, event: Any) -> None:
+        assert self.device is not None and self.regulator is not None and self.reading is not None
+        now = self.clock.now()
+        if self._zone_started_s is None:
+            self._zone_started_s = now
+        self.regulator.reset()
+        self._last_step_s = now
+        power = self.regulator.update(now, self.reading.skin_max_c) or 0.0
+        try:
+            self.device.set_power(power)
+            self.commanded_power_w = power
+            self.device.output_on()
+        except DeviceError as exc:
+            # The state is already `delivering`; the fault (and its safe state)
+            # follows in this same tick, before any other command.
+            self._pending_fault = self._host_fault("rf.command_failed", f"output on: {exc}")
+            return
+        self.pause_reason = None
+        self.paused_at_s = None
+
+    def _exit_delivering(self, event: Any) -> None:
+        self.commanded_power_w = 0.0
+        self.last_safe_state = self._safe_state()
+        self.supervisor.dose.pause()
+
+    def _enter_safe_state(self, event: Any) -> None:
+        came_from_delivering = event.transition.source == S.DELIVERING.name
+        if not came_from_delivering or self.last_safe_state is None:
+            self.last_safe_state = self._safe_state()
+
+    def _safe_state(self) -> SafeStateResult:
+        if self.device is None:
+            return SafeStateResult(confirmed=False, port_closed=True, error="port already closed")
+        result = make_safe(self.device)
+        if result.port_closed:
+            self.device = None
+            alarm = self._host_fault(
+                "rf.safe_state_unconfirmed",
+                f"output off not confirmed ({result.error}); port closed, "
+                "device watchdog cuts output",
+            )
+            self.log.error("safe_state_unconfirmed", error=result.error)
+            self._raise(alarm)
+            if self.state not in (S.FAULT, S.ESTOP):
+                self._pending_fault = alarm
+        else:
+            self.log.info("safe_state_confirmed")
+        return result
+
+    def _after_state_change(self, event: Any) -> None:
+        src = event.transition.source
+        self.log.info("state", state=self.state.value, source=src, trigger=event.event.name)
+        self._emit("state", state=self.state.value, source=src, trigger=event.event.name)
+        if self.state is S.COMPLETE:
+            self._close_zone("complete")
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _pause(self, reason: str) -> bool:
+        if self.state is not S.DELIVERING:
+            raise ControlError(f"{self.name}: cannot pause while {self.state.value}")
+        self.pause_reason = reason
+        self.paused_at_s = self.clock.now()
+        if self.regulator is not None:
+            self.regulator.reset()
+        return self._fire("pause")
+
+    def _trip(self, alarm: Alarm) -> None:
+        self._pending_fault = None
+        if self.state in (S.FAULT, S.ESTOP):
+            return
+        self.fault_alarm = alarm
+        self._raise(alarm)
+        self._close_zone("fault")
+        self.last_safe_state = None
+        self._fire("fault")
+
+    def _raise(self, alarm: Alarm) -> None:
+        level = "error" if alarm.priority is AlarmPriority.HIGH else "warning"
+        getattr(self.log, level)(
+            "alarm",
+            code=alarm.code,
+            priority=alarm.priority.name,
+            message=alarm.message,
+            value=alarm.value,
+            limit=alarm.limit,
+            latches=alarm.latches,
+        )
+        self._emit("alarm", alarm=alarm)
+
+    def _close_zone(self, outcome: str) -> None:
+        zone = self.zone
+        if zone is None or not self._zone_open:
+            return
+        self._zone_open = False
+        result = ZoneResult(
+            name=zone.name,
+            target_c=zone.target_c,
+            outcome=outcome,
+            time_to_target_s=self._time_to_target_s,
+            held_s=self._held_s,
+            peak_c=self._peak_c if self._peak_c > -math.inf else math.nan,
+            cem43=self.supervisor.dose.dose,
+        )
+        self.results.append(result)
+        self._emit("zone_result", result=result)
+        self.log.info("zone_result", **result.__dict__)
+
+    # -- what front-ends show ------------------------------------------------------
+
+    @property
+    def output_expected(self) -> bool:
+        return self.state is S.DELIVERING
+
+    def status(self) -> dict[str, Any]:
+        reading = self.reading
+        return {
+            "state": self.state.value,
+            "zone": self.zone.name if self.zone else None,
+            "phase": self.phase,
+            "skin1_c": reading.skin1_c if reading else None,
+            "skin2_c": reading.skin2_c if reading else None,
+            "power_w": self.commanded_power_w,
+            "held_s": self._held_s,
+            "cem43": self.supervisor.dose.dose,
+            "fault": self.fault_alarm.message if self.fault_alarm else None,
+        }

@@ -1,0 +1,281 @@
+"""The RF supervisor: independent hard limits, checked every tick.
+
+It runs after the readings and before any command, and it shares nothing with
+the regulator but the reading: its own slope estimator, its own dose
+accumulator, its own idea of how long the zone has been at target. A protocol
+file cannot turn it off or change its limits.
+
+Each check is a few lines with one comment saying what it protects against;
+every fault message names the device, the condition, the value, the limit and
+the section of docs/safety.md that explains it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devicectl.control.cem43 import CEM43Accumulator
+from devicectl.control.events import Alarm, AlarmPriority
+from devicectl.control.limits import RFLimits
+from devicectl.control.slope import SlopeEstimator
+from devicectl.devices import RFReading, RFStatus
+
+_DEVICE_FAULT_BITS = (
+    (RFStatus.OVERTEMP_CUTOFF, "rf.firmware_cutoff", "firmware over-temperature cut-off tripped"),
+    (RFStatus.WATCHDOG_TRIPPED, "rf.firmware_watchdog", "device watchdog cut output"),
+    (RFStatus.POWER_ON_RESET, "rf.device_reset", "device rebooted"),
+    (RFStatus.SENSOR_FAULT, "rf.sensor_fault", "device reports a sensor fault"),
+)
+
+
+@dataclass(frozen=True)
+class SupervisorContext:
+    """What the controller tells the supervisor about this tick."""
+
+    output_expected: bool  # the controller believes output is on (delivering)
+    commanded_power_w: float
+    zone_active: bool  # a zone is being delivered (delivering or paused)
+    target_c: float
+
+
+class RFSupervisor:
+    def __init__(self, limits: RFLimits, device: str = "rf") -> None:
+        self.limits = limits
+        self.device = device
+        self.dose = CEM43Accumulator()
+        self._slope = SlopeEstimator(limits.rise_window_s, min_samples=8)
+        self._missed_ticks = 0
+        self._stuck: list[tuple[float, float]] = []  # per sensor: (value, since_t_s)
+        self._no_rise_ref: tuple[float, float] | None = None  # (t_s, temp_c)
+        self.time_at_target_s = 0.0
+        self._last_t_s: float | None = None
+        self._active: set[str] = set()  # non-latching alarms currently raised
+        self.last_rate_c_per_s: float | None = None
+
+    def begin_zone(self) -> None:
+        """A new zone: its own dose and its own time at target."""
+        self.dose.reset()
+        self.time_at_target_s = 0.0
+        self._no_rise_ref = None
+
+    def reset(self) -> None:
+        """After an operator acknowledgement: start every observation afresh."""
+        self._missed_ticks = 0
+        self._slope.clear()
+        self._stuck = []
+        self._no_rise_ref = None
+        self._last_t_s = None
+        self._active.clear()
+        self.dose.pause()
+
+    def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
+        return Alarm(
+            device=self.device,
+            code=code,
+            priority=AlarmPriority.HIGH,
+            message=f"{self.device}: {message}",
+            latches=True,
+            value=value,
+            limit=limit,
+            doc=f"docs/safety.md#{code.replace('.', '-')}",
+        )
+
+    def _edge(self, code: str, active: bool, alarm: Alarm, out: list[Alarm]) -> None:
+        """Raise a non-latching alarm once when its condition starts."""
+        if active and code not in self._active:
+            self._active.add(code)
+            out.append(alarm)
+        elif not active:
+            self._active.discard(code)
+
+    def check(self, now_s: float, reading: RFReading | None, ctx: SupervisorContext) -> list[Alarm]:
+        """Every alarm this tick raises; latching ones mean: go to the safe state now."""
+        lim = self.limits
+        out: list[Alarm] = []
+        # Stale: no valid reading for stale_ticks ticks is comms loss, never "last value".
+        if reading is None:
+            self._missed_ticks += 1
+            self.dose.pause()
+            if self._missed_ticks >= lim.stale_ticks:
+                out.append(
+                    self._fault(
+                        "rf.stale",
+                        f"no valid reading for {self._missed_ticks} ticks (comms loss)",
+                        self._missed_ticks,
+                        lim.stale_ticks,
+                    )
+                )
+            return out
+        self._missed_ticks = 0
+        t1, t2 = reading.skin1_c, reading.skin2_c
+        # Device-reported faults: the firmware already acted; the host must latch too.
+        for bit, code, text in _DEVICE_FAULT_BITS:
+            if reading.status & bit:
+                out.append(self._fault(code, text, None, None))
+        # Implausible: an open sensor (NaN) or a value no skin can have.
+        for idx, temp in ((1, t1), (2, t2)):
+            if not (lim.plausible_min_c <= temp <= lim.plausible_max_c):  # NaN fails too
+                out.append(
+                    self._fault(
+                        "rf.implausible",
+                        f"skin sensor {idx} reads {temp} degC, outside "
+                        f"{lim.plausible_min_c}-{lim.plausible_max_c} degC",
+                        temp,
+                        None,
+                    )
+                )
+        if out:
+            return out
+        temp = t1 if t1 >= t2 else t2
+        # Disagreement: one of two sensors lies (drift, detached); we can't tell which.
+        diff = abs(t1 - t2)
+        if diff > lim.sensor_disagree_max_c:
+            out.append(
+                self._fault(
+                    "rf.sensor_disagree",
+                    f"skin sensors disagree by {diff:.1f} degC",
+                    diff,
+                    lim.sensor_disagree_max_c,
+                )
+            )
+        # Over-temperature: software cut-off below the firmware's own.
+        if temp >= lim.cutoff_c:
+            out.append(
+                self._fault(
+                    "rf.overtemp", f"skin {temp:.1f} degC at cut-off", temp, lim.cutoff_c
+                )
+            )
+        self._edge(
+            "rf.alarm_temp",
+            temp >= lim.alarm_c,
+            Alarm(
+                self.device,
+                "rf.alarm_temp",
+                AlarmPriority.HIGH,
+                f"{self.device}: skin {temp:.1f} degC at or above alarm {lim.alarm_c} degC",
+                latches=False,
+                value=temp,
+                limit=lim.alarm_c,
+            ),
+            out,
+        )
+        # Runaway: rising faster than any healthy heating does.
+        self._slope.add(now_s, temp)
+        rate = self._slope.slope()
+        self.last_rate_c_per_s = rate
+        if rate is not None and rate > lim.rise_max_c_per_s:
+            out.append(
+                self._fault(
+                    "rf.runaway",
+                    f"skin rising {rate:.2f} degC/s",
+                    rate,
+                    lim.rise_max_c_per_s,
+                )
+            )
+        # Output the device reports against what the controller expects.
+        if reading.output_on and not ctx.output_expected:
+            out.append(self._fault("rf.output_unexpected", "output on while not delivering", 1, 0))
+        elif ctx.output_expected and not reading.output_on and reading.contact_ok:
+            # Contact loss turns output off by design (the controller pauses); anything
+            # else that drops it (watchdog, reset, cut-off) means the device acted alone.
+            out.append(self._fault("rf.output_dropped", "output dropped while delivering", 0, 1))
+        # Power: measured or commanded above the host limit.
+        power = max(reading.power_w, ctx.commanded_power_w)
+        if power > lim.power_max_w:
+            out.append(
+                self._fault("rf.power", f"power {power:.1f} W over limit", power, lim.power_max_w)
+            )
+        self._check_stuck(now_s, (t1, t2), reading.output_on, out)
+        self._check_no_rise(now_s, temp, ctx, out)
+        if ctx.zone_active:
+            self._check_dose(now_s, temp, ctx, reading.output_on, out)
+        self._last_t_s = now_s
+        return out
+
+    def _check_stuck(
+        self, now_s: float, temps: tuple[float, float], heating: bool, out: list[Alarm]
+    ) -> None:
+        # Stuck: a live sensor with 0.05 degC noise never repeats itself exactly for
+        # seconds while the skin is being heated; a frozen ADC does.
+        if not heating:
+            self._stuck = []
+            return
+        if not self._stuck:
+            self._stuck = [(temps[0], now_s), (temps[1], now_s)]
+            return
+        for idx in (0, 1):
+            value, since = self._stuck[idx]
+            if temps[idx] != value:
+                self._stuck[idx] = (temps[idx], now_s)
+            elif now_s - since >= self.limits.stuck_s:
+                out.append(
+                    self._fault(
+                        "rf.sensor_stuck",
+                        f"skin sensor {idx + 1} stuck at {value:.1f} degC "
+                        f"for {now_s - since:.1f} s while heating",
+                        now_s - since,
+                        self.limits.stuck_s,
+                    )
+                )
+
+    def _check_no_rise(
+        self, now_s: float, temp: float, ctx: SupervisorContext, out: list[Alarm]
+    ) -> None:
+        # Too slow (Klipper's verify_heater idea): real power for a long time with no
+        # rise means the sensor is not where the heat is.
+        lim = self.limits
+        heating = ctx.output_expected and ctx.commanded_power_w >= lim.no_rise_power_w
+        if not heating or temp >= ctx.target_c - lim.no_rise_min_c:
+            self._no_rise_ref = None
+            return
+        if self._no_rise_ref is None or temp - self._no_rise_ref[1] >= lim.no_rise_min_c:
+            self._no_rise_ref = (now_s, temp)
+            return
+        elapsed = now_s - self._no_rise_ref[0]
+        if elapsed >= lim.no_rise_s:
+            out.append(
+                self._fault(
+                    "rf.no_rise",
+                    f"skin rose {temp - self._no_rise_ref[1]:.1f} degC in {elapsed:.0f} s "
+                    f"at {ctx.commanded_power_w:.0f} W (sensor off the heated skin?)",
+                    temp - self._no_rise_ref[1],
+                    lim.no_rise_min_c,
+                )
+            )
+
+    def _check_dose(
+        self, now_s: float, temp: float, ctx: SupervisorContext, heating: bool, out: list[Alarm]
+    ) -> None:
+        lim = self.limits
+        dose = self.dose.add(now_s, temp)
+        if self._last_t_s is not None and heating and temp >= ctx.target_c - 0.5:
+            self.time_at_target_s += now_s - self._last_t_s
+        # Thermal dose: cumulative damage, whatever the temperature path.
+        if dose > lim.cem43_max:
+            out.append(
+                self._fault("rf.dose", f"zone dose {dose:.2f} CEM43", dose, lim.cem43_max)
+            )
+        self._edge(
+            "rf.dose_warn",
+            dose >= lim.cem43_max * lim.cem43_warn_fraction,
+            Alarm(
+                self.device,
+                "rf.dose_warn",
+                AlarmPriority.MEDIUM,
+                f"{self.device}: zone dose {dose:.2f} CEM43 approaching {lim.cem43_max}",
+                latches=False,
+                value=dose,
+                limit=lim.cem43_max,
+            ),
+            out,
+        )
+        if self.time_at_target_s > lim.time_at_target_max_s:
+            out.append(
+                self._fault(
+                    "rf.time_at_target",
+                    f"{self.time_at_target_s:.0f} s at target in one zone",
+                    self.time_at_target_s,
+                    lim.time_at_target_max_s,
+                )
+            )
+

@@ -1,0 +1,64 @@
+"""A treatment station: one clock, one control loop, controllers wired to ports.
+
+This is where URLs become devices: the driver is found through the
+``devicectl.drivers`` entry point, the port is opened with
+:func:`devicectl.transport.open_port`, and the controller gets an *opener* so
+that it can reconnect after an acknowledged fault closed its port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from devicectl.clock import Clock, SimClock
+from devicectl.control.events import Command
+from devicectl.control.limits import RFLimits
+from devicectl.control.loop import DEFAULT_PERIOD_S, ControlLoop
+from devicectl.control.rf_controller import RFController
+from devicectl.devices import RFGenerator
+from devicectl.plugins import DRIVER_GROUP, load_plugin
+from devicectl.transport import open_port
+
+DEFAULT_RF_DRIVER = "rf_scpi"
+
+
+def rf_opener(url: str, clock: Clock, driver: str = DEFAULT_RF_DRIVER) -> Callable[[], RFGenerator]:
+    """A function that opens ``url`` and wraps it in the named RF driver."""
+    driver_cls = load_plugin(DRIVER_GROUP, driver)
+
+    def open_rf() -> RFGenerator:
+        port = open_port(url, clock=clock)
+        device: RFGenerator = driver_cls(port, now=clock.now)
+        return device
+
+    return open_rf
+
+
+class Station:
+    def __init__(self, clock: Clock, period_s: float = DEFAULT_PERIOD_S) -> None:
+        self.clock = clock
+        self.loop = ControlLoop(clock, period_s)
+
+    @classmethod
+    def simulated(cls, period_s: float = DEFAULT_PERIOD_S) -> Station:
+        """A station in simulated time (SimClock)."""
+        return cls(SimClock(), period_s)
+
+    def add_rf(
+        self, url: str, *, name: str = "rf", driver: str = DEFAULT_RF_DRIVER,
+        limits: RFLimits | None = None,
+    ) -> RFController:
+        controller = RFController(
+            rf_opener(url, self.clock, driver),
+            self.clock,
+            name=name,
+            limits=limits,
+            emit=self.loop.emit,
+        )
+        self.loop.add(controller)
+        return controller
+
+    def command(self, device: str, action: str, operator_id: str | None = None, **args: Any) -> Any:
+        """Carry out one command on the loop (scripted, same-thread use)."""
+        return self.loop.execute(Command(device, action, args, operator_id))

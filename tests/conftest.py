@@ -1,0 +1,16 @@
+"""Shared test set-up: quiet, file-only logging so tests never print log lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devicectl.logs import configure_logging
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _logging_to_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = configure_logging(log_file=tmp_path_factory.mktemp("logs") / "devicectl.jsonl")
+    yield path

@@ -1,0 +1,205 @@
+"""The RF supervisor, fed readings directly: each check trips when it must and not before."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from devicectl.control.events import AlarmPriority
+from devicectl.control.limits import RFLimits
+from devicectl.control.supervisor import RFSupervisor, SupervisorContext
+from devicectl.devices import RFReading, RFStatus
+
+OK = RFStatus.CONTACT_OK
+DELIVERING = SupervisorContext(
+    output_expected=True, commanded_power_w=15.0, zone_active=True, target_c=42.0
+)
+IDLE = SupervisorContext(
+    output_expected=False, commanded_power_w=0.0, zone_active=False, target_c=42.0
+)
+
+
+def reading(
+    t: float, t1: float, t2: float | None = None, *, power_w: float = 15.0, on: bool = True,
+    status: RFStatus = OK,
+) -> RFReading:
+    status = status | (RFStatus.OUTPUT_ON if on else RFStatus.NONE)
+    return RFReading(t, t1, t1 if t2 is None else t2, 120.0, power_w, on, status)
+
+
+def codes(alarms: list) -> set[str]:
+    return {a.code for a in alarms}
+
+
+def noisy(rng: random.Random, temp: float) -> float:
+    """What the sensors report: 0.05 degC noise, 0.1 degC resolution."""
+    return round(temp + rng.gauss(0.0, 0.05), 1)
+
+
+def test_stale_needs_two_missed_ticks() -> None:
+    sup = RFSupervisor(RFLimits())
+    assert sup.check(0.0, reading(0.0, 35.0), DELIVERING) == []
+    assert sup.check(0.05, None, DELIVERING) == []
+    alarms = sup.check(0.10, None, DELIVERING)
+    assert codes(alarms) == {"rf.stale"}
+    assert alarms[0].latches and alarms[0].priority is AlarmPriority.HIGH
+
+
+def test_a_good_reading_resets_the_stale_count() -> None:
+    sup = RFSupervisor(RFLimits())
+    for i in range(10):
+        t = i * 0.1
+        assert sup.check(t, None, IDLE) == []
+        assert sup.check(t + 0.05, reading(t + 0.05, 34.0, on=False), IDLE) == []
+
+
+@pytest.mark.parametrize("bad", [math.nan, -40.0, 99.9])
+def test_implausible_sensor(bad: float) -> None:
+    sup = RFSupervisor(RFLimits())
+    alarms = sup.check(0.0, reading(0.0, 36.0, bad), DELIVERING)
+    assert "rf.implausible" in codes(alarms)
+    assert "sensor 2" in alarms[0].message
+
+
+def test_disagreement_over_1_5_c() -> None:
+    sup = RFSupervisor(RFLimits())
+    assert sup.check(0.0, reading(0.0, 38.0, 39.5), DELIVERING) == []
+    assert codes(sup.check(0.05, reading(0.05, 38.0, 39.6), DELIVERING)) == {"rf.sensor_disagree"}
+
+
+def test_alarm_at_43_is_raised_once_and_does_not_latch() -> None:
+    sup = RFSupervisor(RFLimits())
+    first = sup.check(0.0, reading(0.0, 43.0), DELIVERING)
+    assert codes(first) == {"rf.alarm_temp"} and not first[0].latches
+    assert sup.check(0.05, reading(0.05, 43.0), DELIVERING) == []
+
+
+def test_cutoff_at_44() -> None:
+    sup = RFSupervisor(RFLimits())
+    assert "rf.overtemp" in codes(sup.check(0.0, reading(0.0, 44.0), DELIVERING))
+
+
+def test_healthy_ramp_with_sensor_noise_never_looks_like_runaway() -> None:
+    # 1.2 degC/s is the fastest healthy heating (50 W); a false trip here would stop
+    # good treatments, the Marlin failure mode PITFALLS.md warns about.
+    for seed in range(20):
+        rng = random.Random(seed)
+        sup = RFSupervisor(RFLimits())
+        for i in range(200):
+            t = i * 0.05
+            temp = 33.0 + 1.2 * t
+            alarms = sup.check(t, reading(t, noisy(rng, temp), noisy(rng, temp)), DELIVERING)
+            assert "rf.runaway" not in codes(alarms), (seed, t)
+
+
+def test_runaway_at_3_c_per_s_trips_within_a_second() -> None:
+    rng = random.Random(1)
+    sup = RFSupervisor(RFLimits())
+    tripped_at = None
+    for i in range(200):
+        t = i * 0.05
+        temp = 36.0 + (0.5 * t if t < 5.0 else 2.5 + 3.0 * (t - 5.0))
+        if "rf.runaway" in codes(sup.check(t, reading(t, noisy(rng, temp)), DELIVERING)):
+            tripped_at = t
+            break
+    assert tripped_at is not None
+    assert 5.0 < tripped_at <= 6.0
+
+
+def test_stuck_sensor_while_heating() -> None:
+    rng = random.Random(2)
+    sup = RFSupervisor(RFLimits())
+    found = None
+    for i in range(120):
+        t = i * 0.05
+        live = noisy(rng, 40.0)
+        alarms = sup.check(t, reading(t, live, 40.1), DELIVERING)  # sensor 2 frozen
+        if "rf.sensor_stuck" in codes(alarms):
+            found = t
+            break
+    assert found == pytest.approx(3.0)
+
+
+def test_live_sensors_at_steady_temperature_are_not_stuck() -> None:
+    rng = random.Random(3)
+    sup = RFSupervisor(RFLimits())
+    for i in range(20 * 300):  # five minutes at a steady 42 degC
+        t = i * 0.05
+        alarms = sup.check(t, reading(t, noisy(rng, 42.0), noisy(rng, 42.05)), DELIVERING)
+        assert "rf.sensor_stuck" not in codes(alarms), t
+        if "rf.time_at_target" in codes(alarms):
+            break
+
+
+def test_no_rise_under_real_power() -> None:
+    rng = random.Random(4)
+    sup = RFSupervisor(RFLimits())
+    tripped = None
+    for i in range(20 * 30):
+        t = i * 0.05
+        temp = noisy(rng, 34.0 + 0.02 * t)  # 15 W but only 0.4 degC in 20 s
+        if "rf.no_rise" in codes(sup.check(t, reading(t, temp), DELIVERING)):
+            tripped = t
+            break
+    assert tripped is not None and 19.9 <= tripped <= 21.0
+
+
+def test_dose_limit_per_zone() -> None:
+    sup = RFSupervisor(RFLimits())
+    sup.begin_zone()
+    tripped = None
+    for i in range(20 * 125):
+        t = i * 0.05
+        if "rf.dose" in codes(sup.check(t, reading(t, 43.0), DELIVERING)):
+            tripped = t
+            break
+    # 43 degC accrues 1 CEM43 per minute: 2.0 is crossed just after 120 s
+    assert tripped is not None and 120.0 < tripped <= 120.1
+    sup.begin_zone()
+    assert sup.dose.dose == 0.0
+
+
+def test_time_at_target_limit() -> None:
+    sup = RFSupervisor(RFLimits(time_at_target_max_s=10.0))
+    sup.begin_zone()
+    rng = random.Random(5)
+    tripped = None
+    for i in range(20 * 20):
+        t = i * 0.05
+        if "rf.time_at_target" in codes(sup.check(t, reading(t, noisy(rng, 42.0)), DELIVERING)):
+            tripped = t
+            break
+    assert tripped == pytest.approx(10.05, abs=0.06)
+
+
+def test_power_over_limit() -> None:
+    sup = RFSupervisor(RFLimits())
+    assert "rf.power" in codes(sup.check(0.0, reading(0.0, 36.0, power_w=50.1), DELIVERING))
+
+
+def test_output_dropped_while_delivering_with_contact() -> None:
+    sup = RFSupervisor(RFLimits())
+    assert "rf.output_dropped" in codes(sup.check(0.0, reading(0.0, 36.0, on=False), DELIVERING))
+
+
+def test_output_off_from_contact_loss_is_not_a_fault_here() -> None:
+    # the controller pauses the zone on contact loss; the supervisor does not fault it
+    sup = RFSupervisor(RFLimits())
+    r = reading(0.0, 36.0, on=False, status=RFStatus.NONE)
+    assert sup.check(0.0, r, DELIVERING) == []
+
+
+def test_output_on_when_not_delivering() -> None:
+    sup = RFSupervisor(RFLimits())
+    assert "rf.output_unexpected" in codes(sup.check(0.0, reading(0.0, 36.0, on=True), IDLE))
+
+
+@pytest.mark.parametrize(
+    "bit", [RFStatus.OVERTEMP_CUTOFF, RFStatus.WATCHDOG_TRIPPED, RFStatus.POWER_ON_RESET]
+)
+def test_device_reported_faults_latch(bit: RFStatus) -> None:
+    sup = RFSupervisor(RFLimits())
+    alarms = sup.check(0.0, reading(0.0, 36.0, on=False, status=OK | bit), IDLE)
+    assert alarms and all(a.latches for a in alarms)
