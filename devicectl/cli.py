@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from devicectl import plugins
@@ -70,10 +70,10 @@ def demo(
         console=console,
         transient=False,
     )
-    tasks: dict[int, int] = {}
+    tasks: dict[int, TaskID] = {}
 
     def show(rf: RFController, index: int) -> None:
-        from devicectl.demo import FACE_ZONES
+        from devicectl.control.limits import FACE_ZONES
 
         if index not in tasks:
             tasks[index] = progress.add_task(FACE_ZONES[index], total=hold_s, status="")

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -36,7 +37,7 @@ class _Tee:
         self._json = structlog.processors.JSONRenderer()
         self._pretty = structlog.dev.ConsoleRenderer(colors=console is not None and console.isatty())
 
-    def __call__(self, logger: Any, method: str, event_dict: dict[str, Any]) -> str:
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
         if self._console is not None:
             self._console.write(str(self._pretty(logger, method, dict(event_dict))) + "\n")
         self._file.write(str(self._json(logger, method, event_dict)) + "\n")

@@ -88,7 +88,7 @@ class Serial(serial.SerialBase):  # type: ignore[misc]
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"{url}: {exc}") from exc
         self.simulator = devices[url]
-        self.is_open = True
+        self.is_open: bool = True
 
     def close(self) -> None:
         """Close the port; the simulated device stays powered (see module doc)."""
