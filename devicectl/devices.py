@@ -40,6 +40,9 @@ class RFStatus(enum.IntFlag):
     ERROR_QUEUED = 1 << 6  # SYST:ERR? has something to say
 
 
+_CONTACT_OK = int(RFStatus.CONTACT_OK)
+
+
 @dataclass(frozen=True)
 class RFReading:
     """One coherent sample of an RF generator, taken in one round trip.
@@ -65,7 +68,7 @@ class RFReading:
 
     @property
     def contact_ok(self) -> bool:
-        return bool(self.status & RFStatus.CONTACT_OK)
+        return bool(int(self.status) & _CONTACT_OK)
 
 
 @runtime_checkable

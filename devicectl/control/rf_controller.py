@@ -39,9 +39,10 @@ from devicectl.control.regulator import PulseRegulator, RegulatorTuning
 from devicectl.control.safe_state import SafeStateResult, make_safe
 from devicectl.control.supervisor import RFSupervisor, SupervisorContext
 from devicectl.devices import RFGenerator, RFReading
-from devicectl.errors import ControlError, DeviceError, FaultLatched
+from devicectl.errors import ControlError, DeviceError, DeviceTimeout, FaultLatched
 
 HOLD_ENTRY_MARGIN_C = 0.3  # the hold clock starts when the skin is within this of target
+CONNECT_TIMEOUT_S = 3.0  # a device may take this long to boot before it answers
 
 
 class RFState(enum.Enum):
@@ -196,11 +197,21 @@ class RFController:
             self._pending_fault = self._host_fault("rf.connect", f"cannot open device: {exc}")
             return
         self.device = device
-        try:
-            device.clear_status()
-            ident = device.identify()
-        except DeviceError as exc:
-            self._pending_fault = self._host_fault("rf.connect", f"device does not answer: {exc}")
+        # A device that was just powered (or reset) takes a moment to boot.
+        deadline = self.clock.now() + CONNECT_TIMEOUT_S
+        while True:
+            try:
+                device.clear_status()
+                ident = device.identify()
+                break
+            except DeviceTimeout as exc:
+                if self.clock.now() < deadline:
+                    self.clock.sleep(0.05)
+                    continue
+                error: DeviceError = exc
+            except DeviceError as exc:
+                error = exc
+            self._pending_fault = self._host_fault("rf.connect", f"device does not answer: {error}")
             return
         self.log.info("device_connected", model=ident.model, serial=ident.serial)
         self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)

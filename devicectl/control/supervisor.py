@@ -27,6 +27,13 @@ _DEVICE_FAULT_BITS = (
     (RFStatus.SENSOR_FAULT, "rf.sensor_fault", "device reports a sensor fault"),
 )
 
+_DEVICE_FAULT_MASK = int(
+    RFStatus.OVERTEMP_CUTOFF
+    | RFStatus.WATCHDOG_TRIPPED
+    | RFStatus.POWER_ON_RESET
+    | RFStatus.SENSOR_FAULT
+)
+
 
 @dataclass(frozen=True)
 class SupervisorContext:
@@ -80,13 +87,25 @@ class RFSupervisor:
             doc=f"docs/safety.md#{code.replace('.', '-')}",
         )
 
-    def _edge(self, code: str, active: bool, alarm: Alarm, out: list[Alarm]) -> None:
-        """Raise a non-latching alarm once when its condition starts."""
-        if active and code not in self._active:
+    def _edge(
+        self,
+        code: str,
+        active: bool,
+        priority: AlarmPriority,
+        message: str,
+        value: float,
+        limit: float,
+        out: list[Alarm],
+    ) -> None:
+        """Raise a non-latching alarm once when its condition starts (message built then)."""
+        if not active:
+            if self._active:
+                self._active.discard(code)
+            return
+        if code not in self._active:
             self._active.add(code)
-            out.append(alarm)
-        elif not active:
-            self._active.discard(code)
+            text = f"{self.device}: {message.format(value=value, limit=limit)}"
+            out.append(Alarm(self.device, code, priority, text, False, value, limit))
 
     def check(self, now_s: float, reading: RFReading | None, ctx: SupervisorContext) -> list[Alarm]:
         """Every alarm this tick raises; latching ones mean: go to the safe state now."""
@@ -109,12 +128,15 @@ class RFSupervisor:
         self._missed_ticks = 0
         t1, t2 = reading.skin1_c, reading.skin2_c
         # Device-reported faults: the firmware already acted; the host must latch too.
-        for bit, code, text in _DEVICE_FAULT_BITS:
-            if reading.status & bit:
-                out.append(self._fault(code, text, None, None))
+        status = int(reading.status)
+        if status & _DEVICE_FAULT_MASK:
+            for bit, code, text in _DEVICE_FAULT_BITS:
+                if status & bit:
+                    out.append(self._fault(code, text, None, None))
         # Implausible: an open sensor (NaN) or a value no skin can have.
+        low, high = lim.plausible_min_c, lim.plausible_max_c
         for idx, temp in ((1, t1), (2, t2)):
-            if not (lim.plausible_min_c <= temp <= lim.plausible_max_c):  # NaN fails too
+            if not (low <= temp <= high):  # NaN fails too
                 out.append(
                     self._fault(
                         "rf.implausible",
@@ -148,15 +170,10 @@ class RFSupervisor:
         self._edge(
             "rf.alarm_temp",
             temp >= lim.alarm_c,
-            Alarm(
-                self.device,
-                "rf.alarm_temp",
-                AlarmPriority.HIGH,
-                f"{self.device}: skin {temp:.1f} degC at or above alarm {lim.alarm_c} degC",
-                latches=False,
-                value=temp,
-                limit=lim.alarm_c,
-            ),
+            AlarmPriority.HIGH,
+            "skin {value:.1f} degC at or above alarm {limit} degC",
+            temp,
+            lim.alarm_c,
             out,
         )
         # Runaway: rising faster than any healthy heating does.
@@ -258,15 +275,10 @@ class RFSupervisor:
         self._edge(
             "rf.dose_warn",
             dose >= lim.cem43_max * lim.cem43_warn_fraction,
-            Alarm(
-                self.device,
-                "rf.dose_warn",
-                AlarmPriority.MEDIUM,
-                f"{self.device}: zone dose {dose:.2f} CEM43 approaching {lim.cem43_max}",
-                latches=False,
-                value=dose,
-                limit=lim.cem43_max,
-            ),
+            AlarmPriority.MEDIUM,
+            "zone dose {value:.2f} CEM43 approaching {limit}",
+            dose,
+            lim.cem43_max,
             out,
         )
         if self.time_at_target_s > lim.time_at_target_max_s:

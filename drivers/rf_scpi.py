@@ -1,0 +1,312 @@
+"""Host-side driver for the RF generator's RFP/1 line protocol (docs/protocols/rf.md).
+
+:class:`RFScpiDriver` implements :class:`devicectl.devices.RFGenerator` over an
+already open pyserial port. It knows bytes and units only: no sessions, no
+limits, no state machine. What it guarantees:
+
+- One command, one reply: every call sends exactly one framed line per try,
+  after discarding whatever was waiting (a stale reply from an earlier
+  timeout), and accepts only a reply carrying that line's sequence number.
+- Energy-enabling commands (``set_power``, ``output_on``) are written exactly
+  once. A lost reply does not say whether the device acted, so the error goes
+  up and the caller decides (usually: fault, output off, read back).
+- Read-only queries and ``output_off`` (the safe, idempotent direction) are
+  retried up to ``read_retries`` extra times on a timeout or a bad frame, each
+  try with a fresh sequence number; the last error propagates.
+- Every failure is a :class:`devicectl.errors.DeviceError`: ``DeviceTimeout``
+  (no complete reply within the port's own timeout), ``ProtocolError`` and its
+  ``CRCError``/``SequenceError`` (bad bytes), ``DeviceRejected`` (an ``ERR``
+  reply, never retried) and ``PortError`` (pyserial or the OS failed, or the
+  driver was closed).
+
+Timing: the driver never sleeps and never reads a clock for timeouts; it relies
+on the port's ``timeout`` (one empty ``read`` means it expired), so it runs
+unchanged on a UART, ``socket://`` or a ``sim://`` port in virtual time. The
+``now`` callable only stamps readings. On real FTDI adapters set the latency
+timer low (see PITFALLS.md) or a round trip costs ~16 ms.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import ClassVar, TypeVar
+
+import serial
+
+from devicectl.devices import DeviceIdentity, RFReading, RFStatus
+from devicectl.errors import (
+    ConfigError,
+    DeviceRejected,
+    DeviceTimeout,
+    PortError,
+    ProtocolError,
+    SequenceError,
+)
+from drivers.rf_codec import (
+    MAX_LINE_BYTES,
+    MAX_SEQ,
+    STATUS_MASK,
+    encode_command,
+    expect_no_payload,
+    format_power_w,
+    frame_command,
+    parse_all,
+    parse_error_entry,
+    parse_identity,
+    parse_output_state,
+    parse_power_w,
+    split_reply,
+)
+
+__all__ = ["RFScpiDriver"]
+
+_T = TypeVar("_T")
+
+# Command bodies: validated once here by encode_command, framed per call by frame_command.
+_IDN = "*IDN?"
+_CLS = "*CLS"
+_HEART = "SYST:HEART"
+_SYST_ERR = "SYST:ERR?"
+_OUTP_ON = "OUTP ON"
+_OUTP_OFF = "OUTP OFF"
+_OUTP_Q = "OUTP?"
+_POW_Q = "SOUR:POW?"
+_MEAS_ALL = "MEAS:ALL?"
+_BODIES: dict[str, bytes] = {}
+for _body in (_IDN, _CLS, _HEART, _SYST_ERR, _OUTP_ON, _OUTP_OFF, _OUTP_Q, _POW_Q, _MEAS_ALL):
+    encode_command(MAX_SEQ, _body)  # raises at import if a constant could not be framed
+    _BODIES[_body] = _body.encode("ascii")
+del _body
+
+# RFStatus(bits) builds a flag each call; 128 prebuilt values make it a tuple index.
+_STATUS_BY_BITS: tuple[RFStatus, ...] = tuple(RFStatus(bits) for bits in range(STATUS_MASK + 1))
+
+_LF = b"\n"
+
+
+class RFScpiDriver:
+    """An RF generator speaking RFP/1 over an open pyserial port.
+
+    ``port`` is any open ``serial.SerialBase`` (or an object with the same
+    ``read``/``write``/``in_waiting``/``reset_input_buffer``/``timeout``/``close``)
+    whose ``timeout`` is a positive number of seconds: the driver relies on it
+    to call a reply lost (the spec advises 50 ms). ``now`` stamps
+    :attr:`RFReading.t_s` (pass the controller clock's ``now``).
+    ``read_retries`` is how many extra tries a read-only query or
+    ``output_off`` gets.
+    """
+
+    modality: ClassVar[str] = "rf"
+    default_simulator: ClassVar[str] = "rf"
+
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        read_retries: int = 2,
+    ) -> None:
+        if isinstance(read_retries, bool) or not isinstance(read_retries, int) or read_retries < 0:
+            raise ConfigError(f"read_retries must be a whole number >= 0, not {read_retries!r}")
+        timeout_s = getattr(port, "timeout", None)
+        if (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, int | float)
+            or not (0 < timeout_s < math.inf)
+        ):
+            # None would block a control loop forever on a silent device; 0 would
+            # call every reply lost before it could arrive.
+            raise ConfigError(
+                f"the RF port needs a finite positive read timeout in seconds, not {timeout_s!r}"
+            )
+        self._port = port
+        self._now = now
+        self._tries = read_retries + 1
+        self._seq = 0
+        self._closed = False
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next command will carry (0..65535)."""
+        return self._seq
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called; every command then raises ``PortError``."""
+        return self._closed
+
+    # ------------------------------------------------------- RFGenerator API
+
+    def identify(self) -> DeviceIdentity:
+        """``*IDN?``: who the device is. Retried; no change of state."""
+        return self._retrying(lambda: parse_identity(self._transact(_IDN)))
+
+    def read(self) -> RFReading:
+        """``MEAS:ALL?`` in one round trip, stamped with ``now()`` when the reply arrived.
+
+        Retried up to ``read_retries`` extra times on a timeout or bad frame.
+        """
+        tries = self._tries
+        while True:
+            try:
+                payload = self._transact(_MEAS_ALL)
+                t1_c, t2_c, impedance_ohm, power_w, output_on, bits = parse_all(payload)
+            except (DeviceTimeout, ProtocolError) as exc:
+                tries -= 1
+                if tries:
+                    continue
+                _note_tries(exc, self._tries)
+                raise
+            return RFReading(
+                self._now(),
+                t1_c,
+                t2_c,
+                impedance_ohm,
+                power_w,
+                output_on,
+                _STATUS_BY_BITS[bits],
+            )
+
+    def set_power(self, power_w: float) -> None:
+        """``SOUR:POW <w>`` with one decimal place. Sent once, never retried.
+
+        Raises ``ValidationError`` (nothing sent) for NaN/inf; the range is the
+        device's (``ERR -222`` -> ``DeviceRejected``) and the supervisor's.
+        """
+        body = f"SOUR:POW {format_power_w(power_w)}"
+        seq = self._take_seq()
+        expect_no_payload(self._exchange(seq, encode_command(seq, body), body), body)
+
+    def output_on(self) -> None:
+        """``OUTP ON``. Sent once, never retried: a lost reply leaves the state unknown."""
+        expect_no_payload(self._transact(_OUTP_ON), _OUTP_ON)
+
+    def output_off(self) -> None:
+        """``OUTP OFF``: the safe direction, idempotent, so retried like a read."""
+        self._retrying(lambda: expect_no_payload(self._transact(_OUTP_OFF), _OUTP_OFF))
+
+    def output_is_on(self) -> bool:
+        """``OUTP?``: the output state as the firmware holds it. Retried."""
+        return self._retrying(lambda: parse_output_state(self._transact(_OUTP_Q)))
+
+    def clear_status(self) -> None:
+        """``*CLS``: clear latched flags and the error queue. Sent once.
+
+        Not retried: it clears safety latches, so whether it acted is the
+        caller's question (answer it with ``read().status``).
+        """
+        expect_no_payload(self._transact(_CLS), _CLS)
+
+    def heartbeat(self) -> None:
+        """``SYST:HEART``: feed the device watchdog, nothing else. Sent once.
+
+        A missed heartbeat is news for the control loop, not something to hide
+        by retrying (any other valid frame feeds the watchdog as well).
+        """
+        expect_no_payload(self._transact(_HEART), _HEART)
+
+    def next_error(self) -> tuple[int, str]:
+        """``SYST:ERR?``: pop the oldest queued device error; ``(0, "No error")`` if none.
+
+        Sent once: it changes the queue, so a retry after a lost reply would
+        silently drop an entry.
+        """
+        return parse_error_entry(self._transact(_SYST_ERR))
+
+    def power_setpoint_w(self) -> float:
+        """``SOUR:POW?``: the setpoint as the device holds it. Retried."""
+        return self._retrying(lambda: parse_power_w(self._transact(_POW_Q)))
+
+    def close(self) -> None:
+        """Close the port (idempotent). The device watchdog turns output off by itself."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._port.close()
+        except (serial.SerialException, OSError) as exc:
+            raise PortError(f"RF port failed while closing: {exc}") from exc
+
+    def __enter__(self) -> RFScpiDriver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- internals
+
+    def _retrying(self, attempt: Callable[[], _T]) -> _T:
+        """Run ``attempt`` up to ``read_retries + 1`` times while it times out or
+        gets a bad frame; every other error (rejection, port failure) goes up at once."""
+        tries = self._tries
+        while True:
+            try:
+                return attempt()
+            except (DeviceTimeout, ProtocolError) as exc:
+                tries -= 1
+                if not tries:
+                    _note_tries(exc, self._tries)
+                    raise
+
+    def _take_seq(self) -> int:
+        seq = self._seq
+        self._seq = 0 if seq == MAX_SEQ else seq + 1
+        return seq
+
+    def _transact(self, body: str) -> str:
+        """One try of a constant command: fresh seq, frame, exchange; the OK payload."""
+        seq = self._take_seq()
+        return self._exchange(seq, frame_command(seq, _BODIES[body]), body)
+
+    def _exchange(self, seq: int, frame: bytes, body: str) -> str:
+        """Send ``frame``; return the payload of its matching ``OK`` reply or raise."""
+        if self._closed:
+            raise PortError(f"RF driver is closed; cannot send {body!r}")
+        port = self._port
+        try:
+            port.reset_input_buffer()  # drop stale replies of earlier timed-out commands
+            written = port.write(frame)
+            if written is not None and written != len(frame):
+                raise PortError(f"RF port wrote {written} of {len(frame)} bytes of {body!r}")
+            buf = bytearray()
+            while True:
+                chunk = port.read(port.in_waiting or 1)
+                if not chunk:
+                    raise DeviceTimeout(_timeout_message(body, seq, port, buf))
+                buf += chunk
+                end = buf.find(_LF)
+                if end >= 0:
+                    # Anything after the LF is not ours (one reply per command);
+                    # the next command's reset_input_buffer-equivalent drops it.
+                    line = bytes(buf[: end + 1])
+                    break
+                if len(buf) >= MAX_LINE_BYTES:
+                    raise ProtocolError(
+                        f"reply to {body!r} (seq {seq}) ran past {MAX_LINE_BYTES} bytes "
+                        f"without an LF: {bytes(buf[:60])!r}..."
+                    )
+        except (serial.SerialException, OSError) as exc:
+            raise PortError(f"RF port failed during {body!r}: {exc}") from exc
+        reply_seq, ok, payload, code, text = split_reply(line)
+        if reply_seq != seq:
+            raise SequenceError(
+                f"reply to {body!r} carries seq {reply_seq}, expected {seq} "
+                "(a stale reply, or the device rebooted)"
+            )
+        if not ok:
+            raise DeviceRejected(code or 0, text or "", body)
+        return payload
+
+
+def _timeout_message(body: str, seq: int, port: serial.SerialBase, partial: bytearray) -> str:
+    got = f"; got only {bytes(partial)!r}" if partial else ""
+    return f"no reply to {body!r} (seq {seq}) within {port.timeout} s{got}"
+
+
+def _note_tries(exc: BaseException, tries: int) -> None:
+    if tries > 1:
+        exc.add_note(f"gave up after {tries} tries, each with a fresh sequence number")
