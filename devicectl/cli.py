@@ -40,7 +40,8 @@ def main_options(
         Path | None,
         typer.Option(
             "--log-file",
-            help="JSON-lines log file (default $DEVICECTL_LOG or ./devicectl-logs/devicectl.jsonl).",
+            help="JSON-lines log file "
+            "(default $DEVICECTL_LOG or ./devicectl-logs/devicectl.jsonl).",
         ),
     ] = None,
 ) -> None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
@@ -35,7 +35,9 @@ class _Tee:
         self._file = file
         self._console = console
         self._json = structlog.processors.JSONRenderer()
-        self._pretty = structlog.dev.ConsoleRenderer(colors=console is not None and console.isatty())
+        self._pretty = structlog.dev.ConsoleRenderer(
+            colors=console is not None and console.isatty()
+        )
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
         if self._console is not None:

@@ -48,6 +48,8 @@ def load_plugin(group: str, name: str) -> Any:
             try:
                 return ep.load()
             except ImportError as exc:
-                raise ConfigError(f"{group} plugin {name!r} is installed but fails to load: {exc}")
+                raise ConfigError(
+                    f"{group} plugin {name!r} is installed but fails to load: {exc}"
+                ) from exc
     installed = ", ".join(ep.name for ep in _entry_points(group)) or "none"
     raise ConfigError(f"no {group} plugin named {name!r} (installed: {installed})")

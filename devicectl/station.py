@@ -46,7 +46,11 @@ class Station:
         return cls(SimClock(), period_s)
 
     def add_rf(
-        self, url: str, *, name: str = "rf", driver: str = DEFAULT_RF_DRIVER,
+        self,
+        url: str,
+        *,
+        name: str = "rf",
+        driver: str = DEFAULT_RF_DRIVER,
         limits: RFLimits | None = None,
     ) -> RFController:
         controller = RFController(

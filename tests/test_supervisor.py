@@ -22,7 +22,12 @@ IDLE = SupervisorContext(
 
 
 def reading(
-    t: float, t1: float, t2: float | None = None, *, power_w: float = 15.0, on: bool = True,
+    t: float,
+    t1: float,
+    t2: float | None = None,
+    *,
+    power_w: float = 15.0,
+    on: bool = True,
     status: RFStatus = OK,
 ) -> RFReading:
     status = status | (RFStatus.OUTPUT_ON if on else RFStatus.NONE)

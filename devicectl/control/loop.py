@@ -90,7 +90,7 @@ class ControlLoop:
         for subscriber in list(self._subscribers):
             try:
                 subscriber(event)
-            except Exception as exc:  # a broken display must not stop a safety action
+            except Exception as exc:  # noqa: BLE001 - a broken display must not stop a safety action
                 self._subscribers.remove(subscriber)
                 self.log.error("subscriber_dropped", subscriber=repr(subscriber), error=repr(exc))
 
@@ -152,7 +152,7 @@ class ControlLoop:
         for c in self.controllers.values():
             try:
                 c.emergency_stop(None)
-            except Exception as exc:  # keep stopping the others; each failure is logged
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others; each is logged
                 self.log.critical("emergency_stop_failed", device=c.name, error=repr(exc))
 
     # -- running -----------------------------------------------------------------------

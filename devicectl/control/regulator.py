@@ -59,7 +59,9 @@ class PulseRegulator:
         if self._last_pulse_s is not None and abs(error) <= tune.integral_band_c:
             self._integral_w += tune.ki_w_per_c_s * error * (now_s - self._last_pulse_s)
             self._integral_w = min(max(self._integral_w, -tune.feedforward_w), tune.integral_max_w)
-        power = tune.feedforward_w + self._integral_w + tune.kp_w_per_c * (self.target_c - predicted)
+        power = (
+            tune.feedforward_w + self._integral_w + tune.kp_w_per_c * (self.target_c - predicted)
+        )
         power = min(max(power, 0.0), tune.max_power_w)
         self._last_pulse_s = now_s
         self._next_pulse_s = now_s + tune.pulse_s

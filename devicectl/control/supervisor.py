@@ -163,9 +163,7 @@ class RFSupervisor:
         # Over-temperature: software cut-off below the firmware's own.
         if temp >= lim.cutoff_c:
             out.append(
-                self._fault(
-                    "rf.overtemp", f"skin {temp:.1f} degC at cut-off", temp, lim.cutoff_c
-                )
+                self._fault("rf.overtemp", f"skin {temp:.1f} degC at cut-off", temp, lim.cutoff_c)
             )
         self._edge(
             "rf.alarm_temp",
@@ -269,9 +267,7 @@ class RFSupervisor:
             self.time_at_target_s += now_s - self._last_t_s
         # Thermal dose: cumulative damage, whatever the temperature path.
         if dose > lim.cem43_max:
-            out.append(
-                self._fault("rf.dose", f"zone dose {dose:.2f} CEM43", dose, lim.cem43_max)
-            )
+            out.append(self._fault("rf.dose", f"zone dose {dose:.2f} CEM43", dose, lim.cem43_max))
         self._edge(
             "rf.dose_warn",
             dose >= lim.cem43_max * lim.cem43_warn_fraction,
@@ -290,4 +286,3 @@ class RFSupervisor:
                     lim.time_at_target_max_s,
                 )
             )
-

@@ -34,9 +34,7 @@ from devicectl.transport import SimulatedDevice
 
 _POLL_S = 0.005  # how finely a blocking read re-checks the simulator
 
-_DEVICES: weakref.WeakKeyDictionary[Clock, dict[str, SimulatedDevice]] = (
-    weakref.WeakKeyDictionary()
-)
+_DEVICES: weakref.WeakKeyDictionary[Clock, dict[str, SimulatedDevice]] = weakref.WeakKeyDictionary()
 
 
 def simulator_for(url: str, clock: Clock) -> SimulatedDevice:
