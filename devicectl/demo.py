@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from devicectl.control.limits import FACE_ZONES, RFZone
 from devicectl.control.rf_controller import RFController, RFState, ZoneResult
 from devicectl.station import Station
+from devicectl.urlhandlers.protocol_sim import simulator_for
 
 DEFAULT_HOLD_S = 180.0
 MAX_ZONE_S = 600.0  # a zone that has not finished by then is a bug, not a slow patient
+MOVE_S = 5.0  # the technician moves the handpiece to the next zone
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ def run_rf_demo(
     loop = station.loop
     station.loop.run(max_duration_s=0.2)  # a few ticks: fresh readings before arming
     for index, name in enumerate(FACE_ZONES):
+        if index:
+            # The simulated technician's hand: a fresh site under the electrode.
+            simulator_for(url, station.clock).reposition()  # type: ignore[attr-defined]
+            loop.run(max_duration_s=MOVE_S)
         zone = RFZone(name=name, target_c=target_c, hold_s=hold_s)
         station.command("rf", "load", operator_id, zone=zone)
         station.command("rf", "arm", operator_id)

@@ -294,6 +294,18 @@ class RFFirmware:
         self.advance()
         return self._output_log
 
+    def reposition(self) -> None:
+        """The technician lifts the handpiece and sets it on a fresh site (a new zone).
+
+        Not on the wire: it is what a hand does. The skin under the electrode is
+        at rest again; if output was on, the lift breaks contact and the
+        firmware turns output off, as it would for any contact loss.
+        """
+        self.advance()
+        if self._output_on:
+            self._set_output(False, "contact", self._t)
+        self._skin.reset_to_rest()
+
     @property
     def skin(self) -> SkinModel:
         """The skin model (read it, do not step it)."""

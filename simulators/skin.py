@@ -207,6 +207,13 @@ class SkinModel:
             [0.0, 0.0, 0.0, 0.0, 0.0],
         ]
 
+    def reset_to_rest(self) -> None:
+        """A fresh patch of skin under the electrode: every node at its rest temperature."""
+        p = self.params
+        self.dermis_c = p.dermis_rest_c
+        self.surface_c = p.skin0_c
+        self.lag_c = p.skin0_c
+
     def _compute(self, dt_s: float) -> tuple[float, ...]:
         """The 13 entries of exp(M dt) that are not structural zeros (see :meth:`step`)."""
         if not (dt_s >= 0 and math.isfinite(dt_s)):
