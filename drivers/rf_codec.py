@@ -389,6 +389,43 @@ def parse_all(payload: str) -> tuple[float, float, float, float, bool, int]:
     )
 
 
+# A whole good MEAS:ALL? reply line in one C-level match. Anything else (an ERR
+# reply, a damaged or malformed line) returns None and takes the full path of
+# split_reply + parse_all, which names the problem. The CRC is still checked.
+_ALL_LINE = re.compile(
+    rb"(0|[1-9][0-9]{0,4}) OK "
+    rb"(-?[0-9]+\.[0-9]|NAN),(-?[0-9]+\.[0-9]|NAN),([0-9]+|OPEN),(-?[0-9]+\.[0-9]),(ON|OFF),"
+    rb"([0-9]+)\*([0-9A-F]{4})\n"
+).fullmatch
+
+
+def fast_all_reply(line: bytes, seq: int) -> tuple[float, float, float, float, bool, int] | None:
+    """The fields of a good ``MEAS:ALL?`` reply to ``seq``, or None to take the full path.
+
+    Accepts exactly what ``split_reply`` + ``parse_all`` accept for a well-formed
+    reply with the right seq and CRC; everything else is None, never a guess.
+    """
+    match = _ALL_LINE(line)
+    if match is None:
+        return None
+    seq_text, t1, t2, ohm, watts, out, bits_text, crc_text = match.groups()
+    bits = int(bits_text)
+    if (
+        int(seq_text) != seq
+        or bits > STATUS_MASK
+        or int(crc_text, 16) != binascii.crc_hqx(line[: match.start(8) - 1], 0xFFFF)
+    ):
+        return None
+    return (
+        float(t1),
+        float(t2),
+        math.inf if ohm == b"OPEN" else float(ohm),
+        float(watts),
+        out == b"ON",
+        bits,
+    )
+
+
 def _parse_all_fields(payload: str) -> tuple[float, float, float, float, bool, int]:
     """Field-by-field ``MEAS:ALL?`` parse: the reference for, and diagnosis of, the fast path."""
     t1, t2, ohm, watts, out, bits = _fields(payload, 6, "MEAS:ALL?")

@@ -50,6 +50,7 @@ from drivers.rf_codec import (
     STATUS_MASK,
     encode_command,
     expect_no_payload,
+    fast_all_reply,
     format_power_w,
     frame_command,
     parse_all,
@@ -74,6 +75,7 @@ _OUTP_OFF = "OUTP OFF"
 _OUTP_Q = "OUTP?"
 _POW_Q = "SOUR:POW?"
 _MEAS_ALL = "MEAS:ALL?"
+_MEAS_ALL_BYTES = _MEAS_ALL.encode("ascii")
 _BODIES: dict[str, bytes] = {}
 for _body in (_IDN, _CLS, _HEART, _SYST_ERR, _OUTP_ON, _OUTP_OFF, _OUTP_Q, _POW_Q, _MEAS_ALL):
     encode_command(MAX_SEQ, _body)  # raises at import if a constant could not be framed
@@ -153,8 +155,12 @@ class RFScpiDriver:
         tries = self._tries
         while True:
             try:
-                payload = self._transact(_MEAS_ALL)
-                t1_c, t2_c, impedance_ohm, power_w, output_on, bits = parse_all(payload)
+                seq = self._take_seq()
+                line = self._roundtrip(seq, frame_command(seq, _MEAS_ALL_BYTES), _MEAS_ALL)
+                fields = fast_all_reply(line, seq)
+                if fields is None:  # not the plain good case: full checks name the problem
+                    fields = parse_all(self._check_reply(line, seq, _MEAS_ALL))
+                t1_c, t2_c, impedance_ohm, power_w, output_on, bits = fields
             except (DeviceTimeout, ProtocolError) as exc:
                 tries -= 1
                 if tries:
@@ -264,6 +270,22 @@ class RFScpiDriver:
 
     def _exchange(self, seq: int, frame: bytes, body: str) -> str:
         """Send ``frame``; return the payload of its matching ``OK`` reply or raise."""
+        return self._check_reply(self._roundtrip(seq, frame, body), seq, body)
+
+    @staticmethod
+    def _check_reply(line: bytes, seq: int, body: str) -> str:
+        reply_seq, ok, payload, code, text = split_reply(line)
+        if reply_seq != seq:
+            raise SequenceError(
+                f"reply to {body!r} carries seq {reply_seq}, expected {seq} "
+                "(a stale reply, or the device rebooted)"
+            )
+        if not ok:
+            raise DeviceRejected(code or 0, text or "", body)
+        return payload
+
+    def _roundtrip(self, seq: int, frame: bytes, body: str) -> bytes:
+        """Send ``frame``; return the first whole reply line (LF included), unchecked."""
         if self._closed:
             raise PortError(f"RF driver is closed; cannot send {body!r}")
         port = self._port
@@ -281,9 +303,8 @@ class RFScpiDriver:
                 end = buf.find(_LF)
                 if end >= 0:
                     # Anything after the LF is not ours (one reply per command);
-                    # the next command's reset_input_buffer-equivalent drops it.
-                    line = bytes(buf[: end + 1])
-                    break
+                    # the next command's input reset drops it.
+                    return bytes(buf[: end + 1])
                 if len(buf) >= MAX_LINE_BYTES:
                     raise ProtocolError(
                         f"reply to {body!r} (seq {seq}) ran past {MAX_LINE_BYTES} bytes "
@@ -291,15 +312,6 @@ class RFScpiDriver:
                     )
         except (serial.SerialException, OSError) as exc:
             raise PortError(f"RF port failed during {body!r}: {exc}") from exc
-        reply_seq, ok, payload, code, text = split_reply(line)
-        if reply_seq != seq:
-            raise SequenceError(
-                f"reply to {body!r} carries seq {reply_seq}, expected {seq} "
-                "(a stale reply, or the device rebooted)"
-            )
-        if not ok:
-            raise DeviceRejected(code or 0, text or "", body)
-        return payload
 
 
 def _timeout_message(body: str, seq: int, port: serial.SerialBase, partial: bytearray) -> str:

@@ -256,6 +256,34 @@ def test_parse_all_fast_path_agrees_with_field_by_field_reference(payload: str) 
     assert repr(fast) == repr(slow)  # repr: nan == nan
 
 
+@given(
+    seq=st.integers(0, 65535),
+    asked=st.integers(0, 65535),
+    payload=st.text(alphabet="0123456789.-,NAOPEF", max_size=40),
+    corrupt=st.one_of(st.none(), st.integers(0, 200)),
+)
+@example(seq=3, asked=3, payload="41.8,42.1,123,25.0,ON,19", corrupt=None)
+@example(seq=3, asked=3, payload="NAN,42.1,OPEN,0.0,OFF,127", corrupt=None)
+@example(seq=3, asked=4, payload="41.8,42.1,123,25.0,ON,19", corrupt=None)
+def test_fast_meas_all_line_agrees_with_the_full_checks(
+    seq: int, asked: int, payload: str, corrupt: int | None
+) -> None:
+    """``fast_all_reply`` accepts only what the full path accepts, with the same values."""
+    line = bytearray(ref_line(seq, "OK " + payload if payload else "OK"))
+    if corrupt is not None:
+        line[corrupt % len(line)] ^= 0x01
+    fast = rf_codec.fast_all_reply(bytes(line), asked)
+    try:
+        got_seq, ok, body, _, _ = rf_codec.split_reply(bytes(line))
+        full = parse_all(body) if ok and got_seq == asked else None
+    except ProtocolError:
+        full = None
+    if fast is not None:
+        assert repr(fast) == repr(full)
+    elif corrupt is None and seq == asked and full is not None:
+        pytest.fail(f"fast path refused a good line {bytes(line)!r}")
+
+
 @given(payload=st.text(max_size=60))
 def test_payload_parsers_raise_only_protocol_errors(payload: str) -> None:
     for parse in (

@@ -121,6 +121,8 @@ class ControlLoop:
             self.emit(Event(now, "tick", "loop", {"tick": self.tick_count}))
 
     def _run_commands(self) -> None:
+        if self._commands.empty():
+            return
         while True:
             try:
                 command, future = self._commands.get_nowait()

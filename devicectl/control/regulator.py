@@ -13,9 +13,8 @@ The regulator owns no safety: the supervisor checks every tick, independently.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
-
-from devicectl.control.slope import SlopeEstimator
 
 
 @dataclass(frozen=True)
@@ -30,11 +29,31 @@ class RegulatorTuning:
     integral_max_w: float = 15.0
 
 
+RATE_WINDOW_S = 1.0
+
+
+def _least_squares_slope(samples: deque[tuple[float, float]]) -> float:
+    """Rate of rise over the window (0.0 until there are 5 samples); computed per pulse only."""
+    n = len(samples)
+    if n < 5:
+        return 0.0
+    t0 = samples[0][0]
+    st = sy = stt = sty = 0.0
+    for t, y in samples:
+        x = t - t0
+        st += x
+        sy += y
+        stt += x * x
+        sty += x * y
+    denom = n * stt - st * st
+    return (n * sty - st * sy) / denom if denom > 1e-12 else 0.0
+
+
 class PulseRegulator:
     def __init__(self, target_c: float, tuning: RegulatorTuning | None = None) -> None:
         self.target_c = target_c
         self.tuning = tuning or RegulatorTuning()
-        self._slope = SlopeEstimator(window_s=1.0, min_samples=5)
+        self._history: deque[tuple[float, float]] = deque()
         self._integral_w = 0.0
         self._next_pulse_s: float | None = None
         self._last_pulse_s: float | None = None
@@ -42,18 +61,22 @@ class PulseRegulator:
 
     def reset(self) -> None:
         """Forget history: after a pause the tissue has cooled by an unknown amount."""
-        self._slope.clear()
+        self._history.clear()
         self._next_pulse_s = None
         self._last_pulse_s = None
         self.power_w = 0.0
 
     def update(self, now_s: float, skin_c: float) -> float | None:
         """Feed this tick's reading; return a new power when a pulse starts, else None."""
-        self._slope.add(now_s, skin_c)
+        history = self._history
+        history.append((now_s, skin_c))
         if self._next_pulse_s is not None and now_s < self._next_pulse_s - 1e-9:
             return None
+        horizon = now_s - RATE_WINDOW_S
+        while history[0][0] < horizon:
+            history.popleft()
         tune = self.tuning
-        rate = self._slope.slope() or 0.0
+        rate = _least_squares_slope(history)
         predicted = skin_c + max(rate, 0.0) * tune.lookahead_s
         error = self.target_c - skin_c
         if self._last_pulse_s is not None and abs(error) <= tune.integral_band_c:

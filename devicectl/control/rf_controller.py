@@ -169,6 +169,8 @@ class RFController:
         self.results: list[ZoneResult] = []
         self._pending_fault: Alarm | None = None
         self._zone_open = False
+        self._ctx_key: tuple[object, ...] | None = None
+        self._ctx = SupervisorContext(False, 0.0, False, self.limits.target_max_c)
         self._zone_started_s: float | None = None
         self._delivering_s = 0.0
         self._time_to_target_s: float | None = None
@@ -243,20 +245,24 @@ class RFController:
 
     def supervise(self, now_s: float) -> None:
         """Run the supervisor on this tick's reading; latch the first fault it finds."""
-        delivering = self.state is S.DELIVERING
-        zone_active = self.state in (S.DELIVERING, S.PAUSED)
-        target = self.zone.target_c if self.zone is not None else self.limits.target_max_c
-        ctx = SupervisorContext(
-            output_expected=delivering,
-            commanded_power_w=self.commanded_power_w if delivering else 0.0,
-            zone_active=zone_active,
-            target_c=target,
-        )
-        reading = self.reading
-        if self.state in (S.FAULT, S.ESTOP):
+        state = self.state
+        if state is S.FAULT or state is S.ESTOP:
             return
-        alarms = self.supervisor.check(now_s, reading, ctx)
-        if reading is not None and zone_active:
+        delivering = state is S.DELIVERING
+        power = self.commanded_power_w if delivering else 0.0
+        zone = self.zone
+        key = (state, power, zone)
+        if key != self._ctx_key:  # the context changes a few times per zone, not per tick
+            self._ctx_key = key
+            self._ctx = SupervisorContext(
+                output_expected=delivering,
+                commanded_power_w=power,
+                zone_active=delivering or state is S.PAUSED,
+                target_c=zone.target_c if zone is not None else self.limits.target_max_c,
+            )
+        reading = self.reading
+        alarms = self.supervisor.check(now_s, reading, self._ctx)
+        if reading is not None and self._ctx.zone_active:
             skin = reading.skin_max_c
             if skin > self._peak_c:
                 self._peak_c = skin

@@ -97,9 +97,10 @@ class Serial(serial.SerialBase):  # type: ignore[misc]
         """Baud rate and framing mean nothing to an in-process simulator."""
 
     def _sim(self) -> SimulatedDevice:
-        if not self.is_open or self.simulator is None:
+        sim = self.simulator  # None whenever the port is closed
+        if sim is None:
             raise serial.PortNotOpenError()
-        return self.simulator
+        return sim
 
     @property
     def in_waiting(self) -> int:
@@ -119,13 +120,11 @@ class Serial(serial.SerialBase):  # type: ignore[misc]
                 return data
 
     def write(self, data: bytes) -> int:
-        self._sim().feed(bytes(data))
+        self._sim().feed(data if type(data) is bytes else bytes(data))
         return len(data)
 
     def reset_input_buffer(self) -> None:
-        sim = self._sim()
-        while sim.pending():
-            sim.take(-1)
+        self._sim().take(-1)
 
     def reset_output_buffer(self) -> None:
         """Writes reach the simulator at once; nothing is ever buffered."""
