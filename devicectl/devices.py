@@ -112,3 +112,140 @@ class RFGenerator(Protocol):
     def close(self) -> None:
         """Release the port. The device's watchdog turns output off on its own."""
         ...
+
+
+# --------------------------------------------------------------------------- IPL
+
+IPL_FILTERS_NM = (515, 560, 590, 640, 695)
+
+
+class IPLStatus(enum.IntFlag):
+    """Status bits reported by an IPL source (see docs/protocols/ipl.md)."""
+
+    NONE = 0
+    CHARGED = 1 << 0
+    CHARGING = 1 << 1
+    ARMED = 1 << 2
+    FILTER_OK = 1 << 3  # a recognised cut-off filter is inserted
+    CONTACT_OK = 1 << 4  # crystal in contact with skin
+    BLOCK_OVERTEMP = 1 << 5  # lamp block over 45 degC: firing stopped (latched)
+    WATCHDOG_TRIPPED = 1 << 6  # host went silent: disarmed and dumped (latched)
+    POWER_ON_RESET = 1 << 7  # rebooted since the last clear
+    SENSOR_FAULT = 1 << 8  # crystal or block thermistor open
+
+
+@dataclass(frozen=True)
+class IPLParams:
+    """What one trigger of the handpiece delivers: a train of ``pulse_count`` pulses."""
+
+    filter_nm: int
+    fluence_j_cm2: float
+    pulse_width_ms: float
+    pulse_count: int = 1
+    pulse_delay_ms: float = 0.0  # between pulses of a train; 0 for a single pulse
+
+
+@dataclass(frozen=True)
+class IPLReading:
+    """One status sample of an IPL source; ``last_fluence_j_cm2`` is the photodiode's
+    measure of the most recent flash (0.0 before the first)."""
+
+    t_s: float
+    status: IPLStatus
+    charge_pct: float
+    crystal_temp_c: float  # NaN when the thermistor reads open
+    block_temp_c: float
+    shot_count: int
+    last_fluence_j_cm2: float
+    filter_nm: int  # 0 when no recognised filter is inserted
+
+    def has(self, flag: IPLStatus) -> bool:
+        return bool(int(self.status) & int(flag))
+
+
+@runtime_checkable
+class IPLSource(Protocol):
+    """An intense-pulsed-light flash-lamp handpiece.
+
+    ``set_params``, ``charge``, ``arm`` and ``fire`` are sent once (never
+    retried blindly). ``disarm`` dumps the capacitor and disarms: the safe
+    state, callable in any state, may be retried.
+    """
+
+    def identify(self) -> DeviceIdentity: ...
+
+    def read(self) -> IPLReading: ...
+
+    def set_params(self, params: IPLParams) -> None: ...
+
+    def charge(self) -> None: ...
+
+    def arm(self) -> None: ...
+
+    def fire(self) -> None: ...
+
+    def disarm(self) -> None:
+        """Disarm and dump the capacitor: no flash is possible until charged and armed again."""
+        ...
+
+    def clear_status(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- LED
+
+LED_WAVELENGTHS_NM = (633, 830)
+
+
+class LEDFault(enum.IntFlag):
+    """Fault bits of an LED canopy (input register 5, see docs/protocols/led.md)."""
+
+    NONE = 0
+    WATCHDOG_TRIPPED = 1 << 0
+    PANEL_OVERTEMP = 1 << 1
+    SKIN_OVERTEMP = 1 << 2
+    INTERLOCK_OPEN = 1 << 3
+    STRING_FAIL = 1 << 4
+    POWER_ON_RESET = 1 << 5
+
+
+@dataclass(frozen=True)
+class LEDReading:
+    t_s: float
+    wavelength_nm: int
+    setpoint_mw_cm2: float
+    irradiance_mw_cm2: float  # measured
+    output_on: bool
+    panel_temp_c: float
+    skin_temp_c: float
+    interlock_closed: bool  # canopy at treatment distance
+    elapsed_s: float  # output-on time since the last enable
+    faults: LEDFault
+
+
+@runtime_checkable
+class LEDPanel(Protocol):
+    """A red / near-infrared LED canopy.
+
+    ``output_off`` is the safe state, callable in any state, may be retried;
+    ``set_output(True)`` is sent once.
+    """
+
+    def identify(self) -> DeviceIdentity: ...
+
+    def read(self) -> LEDReading: ...
+
+    def set_wavelength(self, wavelength_nm: int) -> None: ...
+
+    def set_irradiance(self, irradiance_mw_cm2: float) -> None: ...
+
+    def output_on(self) -> None: ...
+
+    def output_off(self) -> None: ...
+
+    def output_is_on(self) -> bool: ...
+
+    def clear_status(self) -> None: ...
+
+    def close(self) -> None: ...
