@@ -60,8 +60,48 @@ KINDS: dict[str, dict[str, ParamRule]] = {
     "garble": {"rate": ParamRule(0.3, lambda v: 0.0 <= v <= 1.0, "a probability, 0 to 1")},
     "contact_loss": {},
     "reset": {},
+    # IPL: the photodiode reads far from the set fluence (lamp or capacitor fault).
+    "misfire": {"factor": ParamRule(0.5, lambda v: v >= 0, "a factor of the set fluence, >= 0")},
+    # LED: a string of LEDs fails open; irradiance collapses to a fraction of the setpoint.
+    "led_string_fail": {
+        "factor": ParamRule(0.2, lambda v: 0.0 <= v <= 1.0, "a fraction of the setpoint, 0 to 1")
+    },
 }
 """Every fault kind and its parameters, in canonical order, with defaults."""
+
+DEVICE_KINDS: dict[str, tuple[str, ...]] = {
+    "rf": (
+        "sensor_open",
+        "sensor_stuck",
+        "sensor_drift",
+        "runaway",
+        "no_reply",
+        "garble",
+        "contact_loss",
+        "reset",
+    ),
+    "ipl": (
+        "sensor_open",
+        "sensor_stuck",
+        "no_reply",
+        "garble",
+        "contact_loss",
+        "reset",
+        "misfire",
+    ),
+    "led": (
+        "sensor_open",
+        "sensor_stuck",
+        "sensor_drift",
+        "no_reply",
+        "garble",
+        "contact_loss",
+        "reset",
+        "led_string_fail",
+    ),
+}
+"""The kinds each simulator implements; for the LED canopy ``contact_loss`` is the
+distance interlock opening, for the IPL handpiece the crystal leaving the skin."""
 
 
 @dataclass(frozen=True)
@@ -109,13 +149,19 @@ def _parse_time_s(text: str, part: str, what: str) -> float:
     return value_s
 
 
-def parse_fault(text: str) -> FaultSpec:
-    """Parse ``KIND@START[+DURATION][:KEY=VALUE,...]``; ValueError saying what is wrong."""
+def parse_fault(text: str, device: str | None = None) -> FaultSpec:
+    """Parse ``KIND@START[+DURATION][:KEY=VALUE,...]``; ValueError saying what is wrong.
+
+    With ``device`` ("rf", "ipl", "led"), only the kinds that simulator
+    implements are accepted.
+    """
     kind, at, rest = text.partition("@")
     if not at:
         raise _bad(text, "expected KIND@START[+DURATION][:KEY=VALUE,...] (no '@')")
-    if kind not in KINDS:
-        raise _bad(text, f"unknown kind {kind!r} (known kinds: {', '.join(KINDS)})")
+    known = DEVICE_KINDS[device] if device is not None else tuple(KINDS)
+    if kind not in known:
+        where = f" for the {device} simulator" if device is not None else ""
+        raise _bad(text, f"unknown kind {kind!r}{where} (known kinds: {', '.join(known)})")
     timing, colon, params_text = rest.partition(":")
     start_text, plus, duration_text = timing.replace(" ", "+", 1).partition("+")
     start_s = _parse_time_s(text, start_text, "start")
@@ -159,6 +205,6 @@ def format_fault(spec: FaultSpec) -> str:
     return text
 
 
-def parse_faults(texts: list[str] | tuple[str, ...]) -> list[FaultSpec]:
+def parse_faults(texts: list[str] | tuple[str, ...], device: str | None = None) -> list[FaultSpec]:
     """Parse several ``fault=`` values, in order (the first bad one raises)."""
-    return [parse_fault(text) for text in texts]
+    return [parse_fault(text, device) for text in texts]

@@ -121,7 +121,7 @@ class RFFirmware:
             except ValueError:
                 raise ValueError(f"option skin0={options['skin0']!r} is not a number") from None
             params = SkinParams(skin0_c=skin0_c)
-        specs = [parse_fault(text) for text in faults]
+        specs = [parse_fault(text, "rf") for text in faults]
 
         self._clock = clock
         self._seed = seed
