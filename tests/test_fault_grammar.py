@@ -103,6 +103,7 @@ _PARAM_VALUES = {
     "sensor": st.sampled_from([1.0, 2.0]),
     "rate": st.floats(min_value=0.0, max_value=1.0),  # valid for garble and drift alike
     "gain": st.floats(min_value=1e-3, max_value=1e3),
+    "factor": st.floats(min_value=0.0, max_value=1.0),  # valid for misfire and led_string_fail
     "floor_w": st.floats(min_value=0.0, max_value=1e3),
 }
 
@@ -180,3 +181,12 @@ def test_junk_in_the_kind_or_times_is_rejected(
     broken = text[:position] + junk + text[position:]
     with pytest.raises(ValueError):
         parse_fault(broken)
+
+
+def test_each_device_accepts_only_the_kinds_its_simulator_implements() -> None:
+    assert parse_fault("misfire@1s", "ipl").param("factor") == 0.5
+    assert parse_fault("led_string_fail@1s", "led").param("factor") == 0.2
+    with pytest.raises(ValueError, match="unknown kind 'misfire' for the rf simulator"):
+        parse_fault("misfire@1s", "rf")
+    with pytest.raises(ValueError, match="for the ipl simulator"):
+        parse_fault("runaway@1s", "ipl")
