@@ -148,6 +148,11 @@ class ControlLoop:
                     )
                 )
                 future.set_exception(exc)
+            except BaseException as exc:
+                # A bug on the loop thread: the caller must not wait forever; the
+                # tick re-raises it after putting every device in its safe state.
+                future.set_exception(exc)
+                raise
 
     def _emergency_all(self, reason: str) -> None:
         self.log.critical("loop_emergency", reason=reason)

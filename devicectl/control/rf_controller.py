@@ -29,20 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from transitions import Machine
 
 from devicectl.clock import Clock
+from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFLimits, RFZone
 from devicectl.control.regulator import PulseRegulator, RegulatorTuning
-from devicectl.control.safe_state import SafeStateResult, make_safe
 from devicectl.control.supervisor import RFSupervisor, SupervisorContext
 from devicectl.devices import RFGenerator, RFReading
-from devicectl.errors import ControlError, DeviceError, DeviceTimeout, FaultLatched
+from devicectl.errors import ControlError, DeviceError
 
 HOLD_ENTRY_MARGIN_C = 0.3  # the hold clock starts when the skin is within this of target
-CONNECT_TIMEOUT_S = 3.0  # a device may take this long to boot before it answers
 
 
 class RFState(enum.Enum):
@@ -97,8 +95,6 @@ TRANSITIONS: list[dict[str, Any]] = [
     },
 ]
 
-OPERATOR_ACTIONS = ("load", "arm", "start", "pause", "resume", "abort", "estop", "acknowledge")
-
 
 def build_machine(model: object, *, graph: bool = False) -> Machine:
     """The RF machine from the one table; ``graph=True`` gives a mermaid-capable GraphMachine."""
@@ -132,10 +128,11 @@ class ZoneResult:
     cem43: float
 
 
-class RFController:
+class RFController(ControllerCore[RFGenerator, RFReading]):
     """One RF generator's lifecycle, regulation and supervision."""
 
     modality = "rf"
+    OPERATOR_ACTIONS = ("load", "arm", "start", "pause", "resume", "abort", "estop", "acknowledge")
 
     def __init__(
         self,
@@ -147,27 +144,16 @@ class RFController:
         tuning: RegulatorTuning | None = None,
         emit: Callable[[Event], None] | None = None,
     ) -> None:
-        self.name = name
-        self.clock = clock
         self.limits = limits or RFLimits()
         self.tuning = tuning or RegulatorTuning()
-        self._opener = opener
-        self._emit_cb = emit
-        self.log = structlog.get_logger("devicectl.rf").bind(device=name)
-        self.device: RFGenerator | None = None
         self.supervisor = RFSupervisor(self.limits, device=name)
-        self.reading: RFReading | None = None
-        self.reading_error: str | None = None
         self.zone: RFZone | None = None
         self.regulator: PulseRegulator | None = None
         self.commanded_power_w = 0.0
         self.phase = "ramp"  # within delivering: "ramp" then "hold"
-        self.fault_alarm: Alarm | None = None
         self.pause_reason: str | None = None
         self.paused_at_s: float | None = None
-        self.last_safe_state: SafeStateResult | None = None
         self.results: list[ZoneResult] = []
-        self._pending_fault: Alarm | None = None
         self._zone_open = False
         self._ctx_key: tuple[object, ...] | None = None
         self._ctx = SupervisorContext(False, 0.0, False, self.limits.target_max_c)
@@ -177,71 +163,11 @@ class RFController:
         self._held_s = 0.0
         self._peak_c = -math.inf
         self._last_step_s: float | None = None
-        self.state: RFState = S.IDLE
-        self.machine = build_machine(self)
-        self._connect()
-
-    # -- plumbing -----------------------------------------------------------
-
-    def _emit(self, kind: str, **data: Any) -> None:
-        if self._emit_cb is not None:
-            self._emit_cb(Event(self.clock.now(), kind, self.name, data))
-
-    def _fire(self, trigger: str, **kwargs: Any) -> bool:
-        """Run a trigger of the machine; False if its conditions refused it."""
-        return bool(self.machine.events[trigger].trigger(self, **kwargs))
-
-    def _connect(self) -> None:
-        """Open the device, clear its power-on flags, and say who it is."""
-        try:
-            device = self._opener()
-        except DeviceError as exc:
-            self._pending_fault = self._host_fault("rf.connect", f"cannot open device: {exc}")
-            return
-        self.device = device
-        # A device that was just powered (or reset) takes a moment to boot.
-        deadline = self.clock.now() + CONNECT_TIMEOUT_S
-        while True:
-            try:
-                device.clear_status()
-                ident = device.identify()
-                break
-            except DeviceTimeout as exc:
-                if self.clock.now() < deadline:
-                    self.clock.sleep(0.05)
-                    continue
-                error: DeviceError = exc
-            except DeviceError as exc:
-                error = exc
-            self._pending_fault = self._host_fault("rf.connect", f"device does not answer: {error}")
-            return
-        self.log.info("device_connected", model=ident.model, serial=ident.serial)
-        self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
-
-    def _host_fault(self, code: str, message: str) -> Alarm:
-        return Alarm(
-            self.name,
-            code,
-            AlarmPriority.HIGH,
-            f"{self.name}: {message}",
-            latches=True,
-            doc=f"docs/safety.md#{code.replace('.', '-')}",
+        super().__init__(
+            opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
         )
 
-    # -- the three phases of a tick, called by the ControlLoop --------------
-
-    def sample(self, now_s: float) -> None:
-        """Take this tick's reading (None, with the error kept, if it failed)."""
-        if self.device is None:
-            self.reading = None
-            self.reading_error = "port closed"
-            return
-        try:
-            self.reading = self.device.read()
-            self.reading_error = None
-        except DeviceError as exc:
-            self.reading = None
-            self.reading_error = f"{type(exc).__name__}: {exc}"
+    # -- the tick phases, called by the ControlLoop ---------------------------------
 
     def supervise(self, now_s: float) -> None:
         """Run the supervisor on this tick's reading; latch the first fault it finds."""
@@ -328,7 +254,7 @@ class RFController:
         if now_s - self.paused_at_s > self.limits.contact_timeout_s:
             self._trip(
                 self._host_fault(
-                    "rf.contact_timeout",
+                    "contact_timeout",
                     f"contact not restored within {self.limits.contact_timeout_s:.0f} s",
                 )
             )
@@ -338,45 +264,26 @@ class RFController:
         try:
             self.device.set_power(power_w)
         except DeviceError as exc:
-            self._trip(self._host_fault("rf.command_failed", f"set power {power_w} W: {exc}"))
+            self._trip(self._host_fault("command_failed", f"set power {power_w} W: {exc}"))
             return
         self.commanded_power_w = power_w
         self.log.debug("set_power", power_w=power_w)
 
     # -- operator commands -----------------------------------------------------
 
-    def handle(self, command: Command) -> Any:
-        """Carry out an operator or runner command; ControlError if not allowed now."""
-        action = command.action
-        if action not in OPERATOR_ACTIONS:
-            raise ControlError(f"{self.name}: unknown action {action!r}")
-        self.log.info("command", action=action, operator_id=command.operator_id, **command.args)
-        self._emit("command", action=action, operator_id=command.operator_id, args=command.args)
-        if action == "load":
-            zone = command.args["zone"]
-            if not isinstance(zone, RFZone):
-                raise ControlError(f"{self.name}: load needs an RFZone, got {type(zone).__name__}")
-            return self.load_zone(zone)
-        if action == "acknowledge":
-            return self.acknowledge(command.operator_id or "")
-        if action == "estop":
-            return self.emergency_stop(command.operator_id)
-        if self.state in (S.FAULT, S.ESTOP):
-            raise FaultLatched(
-                f"{self.name}: {action} refused: fault latched"
-                + (f" ({self.fault_alarm.message})" if self.fault_alarm else "")
-                + "; acknowledge it first"
-            )
-        if action == "pause":
-            return self._pause("operator")
-        if action not in self.machine.get_triggers(self.state):
-            raise ControlError(f"{self.name}: cannot {action} while {self.state.value}")
-        if action == "abort":
+    def _do_load(self, command: Command) -> bool:
+        zone = command.args.get("zone")
+        if not isinstance(zone, RFZone):
+            raise ControlError(f"{self.name}: load needs an RFZone, got {type(zone).__name__}")
+        return self.load_zone(zone)
+
+    def _do_pause(self, command: Command) -> bool:
+        return self._pause("operator")
+
+    def _do_abort(self, command: Command) -> bool:
+        if "abort" in self.machine.get_triggers(self.state):
             self._close_zone("aborted")
-        ok = self._fire(action)
-        if not ok:
-            raise ControlError(f"{self.name}: {action} refused: {self._refusal_reason()}")
-        return ok
+        return self._trigger_checked("abort")
 
     def load_zone(self, zone: RFZone) -> bool:
         zone.validate(self.limits)
@@ -394,37 +301,11 @@ class RFController:
         self._zone_open = True
         return self._fire("load")
 
-    def acknowledge(self, operator_id: str) -> bool:
-        if not operator_id.strip():
-            raise ControlError(f"{self.name}: acknowledging a fault needs an operator id")
-        if self.state not in (S.FAULT, S.ESTOP):
-            raise ControlError(f"{self.name}: nothing to acknowledge while {self.state.value}")
-        if self.device is None:
-            self._connect()
-        elif self.device is not None:
-            try:
-                self.device.clear_status()
-            except DeviceError as exc:
-                self.log.warning("clear_status_failed", error=str(exc))
-        self._pending_fault = None
-        ok = self._fire("acknowledge", operator_id=operator_id)
-        if ok:
-            self.log.info(
-                "fault_acknowledged",
-                operator_id=operator_id,
-                fault=self.fault_alarm.code if self.fault_alarm else None,
-            )
-            self._emit("acknowledged", operator_id=operator_id)
-            self.fault_alarm = None
-            self.supervisor.reset()
-        return ok
+    def _on_acknowledged(self) -> None:
+        self.supervisor.reset()
 
-    def emergency_stop(self, operator_id: str | None = None) -> bool:
-        self.log.warning("emergency_stop", operator_id=operator_id)
-        if self.state is S.ESTOP:
-            return True
-        self._close_zone("estop")
-        return self._fire("estop")
+    def _on_trip(self, alarm: Alarm) -> None:
+        self._close_zone("estop" if alarm.code.endswith(".estop") else "fault")
 
     # -- guards ----------------------------------------------------------------
 
@@ -445,8 +326,16 @@ class RFController:
             return f"skin {reading.skin_max_c} degC is not below the alarm limit"
         return ""
 
-    def _ack_allowed(self, event: Any) -> bool:
-        return self.device is not None
+    # -- device specifics of the safe state ----------------------------------------
+
+    def _turn_off(self, device: RFGenerator) -> None:
+        device.output_off()
+
+    def _confirm_off(self, device: RFGenerator) -> bool:
+        return not device.output_is_on()
+
+    def _came_from_energy_state(self, event: Any) -> bool:
+        return bool(event.transition.source == S.DELIVERING.name)
 
     # -- state callbacks ---------------------------------------------------------
 
@@ -465,7 +354,7 @@ class RFController:
         except DeviceError as exc:
             # The state is already `delivering`; the fault (and its safe state)
             # follows in this same tick, before any other command.
-            self._pending_fault = self._host_fault("rf.command_failed", f"output on: {exc}")
+            self._pending_fault = self._host_fault("command_failed", f"output on: {exc}")
             return
         self.pause_reason = None
         self.paused_at_s = None
@@ -475,34 +364,8 @@ class RFController:
         self.last_safe_state = self._safe_state()
         self.supervisor.dose.pause()
 
-    def _enter_safe_state(self, event: Any) -> None:
-        came_from_delivering = event.transition.source == S.DELIVERING.name
-        if not came_from_delivering or self.last_safe_state is None:
-            self.last_safe_state = self._safe_state()
-
-    def _safe_state(self) -> SafeStateResult:
-        if self.device is None:
-            return SafeStateResult(confirmed=False, port_closed=True, error="port already closed")
-        result = make_safe(self.device)
-        if result.port_closed:
-            self.device = None
-            alarm = self._host_fault(
-                "rf.safe_state_unconfirmed",
-                f"output off not confirmed ({result.error}); port closed, "
-                "device watchdog cuts output",
-            )
-            self.log.error("safe_state_unconfirmed", error=result.error)
-            self._raise(alarm)
-            if self.state not in (S.FAULT, S.ESTOP):
-                self._pending_fault = alarm
-        else:
-            self.log.info("safe_state_confirmed")
-        return result
-
     def _after_state_change(self, event: Any) -> None:
-        src = event.transition.source
-        self.log.info("state", state=self.state.value, source=src, trigger=event.event.name)
-        self._emit("state", state=self.state.value, source=src, trigger=event.event.name)
+        super()._after_state_change(event)
         if self.state is S.COMPLETE:
             self._close_zone("complete")
 
@@ -516,29 +379,6 @@ class RFController:
         if self.regulator is not None:
             self.regulator.reset()
         return self._fire("pause")
-
-    def _trip(self, alarm: Alarm) -> None:
-        self._pending_fault = None
-        if self.state in (S.FAULT, S.ESTOP):
-            return
-        self.fault_alarm = alarm
-        self._raise(alarm)
-        self._close_zone("fault")
-        self.last_safe_state = None
-        self._fire("fault")
-
-    def _raise(self, alarm: Alarm) -> None:
-        level = "error" if alarm.priority is AlarmPriority.HIGH else "warning"
-        getattr(self.log, level)(
-            "alarm",
-            code=alarm.code,
-            priority=alarm.priority.name,
-            message=alarm.message,
-            value=alarm.value,
-            limit=alarm.limit,
-            latches=alarm.latches,
-        )
-        self._emit("alarm", alarm=alarm)
 
     def _close_zone(self, outcome: str) -> None:
         zone = self.zone

@@ -1,0 +1,296 @@
+"""What every modality controller (RF, IPL, LED) shares.
+
+A controller owns one device through an *opener* (so it can reconnect after an
+acknowledged fault closed the port), one `transitions` machine built from its
+own table, and the fault latch. This base holds the parts whose logic is the
+same for every modality: connecting with a boot wait, sampling, raising and
+latching alarms, the safe-state routine, acknowledgement and emergency stop.
+
+Subclasses provide the table (``STATES``/``TRANSITIONS`` with ``fault`` and
+``estop`` triggers, ``FAULT``/``ESTOP`` states whose ``on_enter`` is
+``_enter_safe_state``), ``_turn_off``/``_confirm_off`` for their device, and
+``supervise``/``step``/``handle``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+from transitions import Machine
+
+from devicectl.clock import Clock
+from devicectl.control.events import Alarm, AlarmPriority, Command, Event
+from devicectl.control.safe_state import SafeStateResult, make_safe
+from devicectl.devices import DeviceIdentity
+from devicectl.errors import ControlError, DeviceError, DeviceTimeout, FaultLatched
+
+CONNECT_TIMEOUT_S = 3.0  # a device may take this long to boot before it answers
+
+
+class Device(Protocol):
+    def identify(self) -> DeviceIdentity: ...
+
+    def read(self) -> Any: ...
+
+    def clear_status(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+D = TypeVar("D", bound=Device)
+R = TypeVar("R")
+
+
+class ControllerCore(Generic[D, R]):
+    """Shared machinery; ``state`` is an Enum with ``FAULT`` and ``ESTOP`` members."""
+
+    modality = "device"
+    SAFE_STATE_NAMES = ("FAULT", "ESTOP")
+    OPERATOR_ACTIONS: tuple[str, ...] = ("abort", "estop", "acknowledge")
+
+    def __init__(
+        self,
+        opener: Callable[[], D],
+        clock: Clock,
+        *,
+        name: str,
+        emit: Callable[[Event], None] | None,
+        machine_factory: Callable[[object], Machine],
+        initial: enum.Enum,
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self._opener = opener
+        self._emit_cb = emit
+        self.log = structlog.get_logger(f"devicectl.{self.modality}").bind(device=name)
+        self.device: D | None = None
+        self.reading: R | None = None
+        self.reading_error: str | None = None
+        self.fault_alarm: Alarm | None = None
+        self.last_safe_state: SafeStateResult | None = None
+        self._pending_fault: Alarm | None = None
+        self.state: Any = initial
+        self.machine = machine_factory(self)
+        self._connect()
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self._emit_cb is not None:
+            self._emit_cb(Event(self.clock.now(), kind, self.name, data))
+
+    def _fire(self, trigger: str, **kwargs: Any) -> bool:
+        """Run a trigger of the machine; False if its conditions refused it."""
+        return bool(self.machine.events[trigger].trigger(self, **kwargs))
+
+    @property
+    def latched(self) -> bool:
+        return self.state.name in self.SAFE_STATE_NAMES
+
+    def _connect(self) -> None:
+        """Open the device, clear its power-on flags, and say who it is."""
+        try:
+            device = self._opener()
+        except DeviceError as exc:
+            self._pending_fault = self._host_fault("connect", f"cannot open device: {exc}")
+            return
+        self.device = device
+        # A device that was just powered (or reset) takes a moment to boot.
+        deadline = self.clock.now() + CONNECT_TIMEOUT_S
+        while True:
+            try:
+                device.clear_status()
+                ident = device.identify()
+                break
+            except DeviceTimeout as exc:
+                if self.clock.now() < deadline:
+                    self.clock.sleep(0.05)
+                    continue
+                error: DeviceError = exc
+            except DeviceError as exc:
+                error = exc
+            self._pending_fault = self._host_fault("connect", f"device does not answer: {error}")
+            return
+        self.log.info("device_connected", model=ident.model, serial=ident.serial)
+        self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
+
+    def _host_fault(self, condition: str, message: str) -> Alarm:
+        code = f"{self.modality}.{condition}"
+        return Alarm(
+            self.name,
+            code,
+            AlarmPriority.HIGH,
+            f"{self.name}: {message}",
+            latches=True,
+            doc=f"docs/safety.md#{code.replace('.', '-')}",
+        )
+
+    # -- tick phases ------------------------------------------------------------
+
+    def sample(self, now_s: float) -> None:
+        """Take this tick's reading (None, with the error kept, if it failed)."""
+        if self.device is None:
+            self.reading = None
+            self.reading_error = "port closed"
+            return
+        try:
+            self.reading = self.device.read()
+            self.reading_error = None
+        except DeviceError as exc:
+            self.reading = None
+            self.reading_error = f"{type(exc).__name__}: {exc}"
+
+    # -- faults -------------------------------------------------------------------
+
+    def _raise(self, alarm: Alarm) -> None:
+        level = "error" if alarm.priority is AlarmPriority.HIGH else "warning"
+        getattr(self.log, level)(
+            "alarm",
+            code=alarm.code,
+            priority=alarm.priority.name,
+            message=alarm.message,
+            value=alarm.value,
+            limit=alarm.limit,
+            latches=alarm.latches,
+        )
+        self._emit("alarm", alarm=alarm)
+
+    def _trip(self, alarm: Alarm) -> None:
+        """Latch ``alarm`` as this controller's fault and go to the safe state."""
+        self._pending_fault = None
+        if self.latched:
+            return
+        self.fault_alarm = alarm
+        self._raise(alarm)
+        self._on_trip(alarm)
+        self.last_safe_state = None
+        self._fire("fault")
+
+    def _on_trip(self, alarm: Alarm) -> None:
+        """Hook: close the step's result before the safe state (default: nothing)."""
+
+    def _turn_off(self, device: D) -> None:
+        raise NotImplementedError
+
+    def _confirm_off(self, device: D) -> bool:
+        raise NotImplementedError
+
+    def _safe_state(self) -> SafeStateResult:
+        device = self.device
+        if device is None:
+            return SafeStateResult(confirmed=False, port_closed=True, error="port already closed")
+        result = make_safe(
+            lambda: self._turn_off(device), lambda: self._confirm_off(device), device.close
+        )
+        if result.port_closed:
+            self.device = None
+            alarm = self._host_fault(
+                "safe_state_unconfirmed",
+                f"output off not confirmed ({result.error}); port closed, "
+                "device watchdog cuts output",
+            )
+            self.log.error("safe_state_unconfirmed", error=result.error)
+            self._raise(alarm)
+            if not self.latched:
+                self._pending_fault = alarm
+        else:
+            self.log.info("safe_state_confirmed")
+        return result
+
+    def _enter_safe_state(self, event: Any) -> None:
+        """FAULT/ESTOP entry: make safe unless the exit from delivering just did."""
+        if self.last_safe_state is None or not self._came_from_energy_state(event):
+            self.last_safe_state = self._safe_state()
+
+    def _came_from_energy_state(self, event: Any) -> bool:
+        return False
+
+    def acknowledge(self, operator_id: str) -> bool:
+        """Leave a latched fault: needs an operator id; reconnects a closed port."""
+        if not operator_id.strip():
+            raise ControlError(f"{self.name}: acknowledging a fault needs an operator id")
+        if not self.latched:
+            raise ControlError(f"{self.name}: nothing to acknowledge while {self.state.value}")
+        if self.device is None:
+            self._connect()
+        else:
+            try:
+                self.device.clear_status()
+            except DeviceError as exc:
+                self.log.warning("clear_status_failed", error=str(exc))
+        self._pending_fault = None
+        ok = self._fire("acknowledge", operator_id=operator_id)
+        if ok:
+            self.log.info(
+                "fault_acknowledged",
+                operator_id=operator_id,
+                fault=self.fault_alarm.code if self.fault_alarm else None,
+            )
+            self._emit("acknowledged", operator_id=operator_id)
+            self.fault_alarm = None
+            self._on_acknowledged()
+        return ok
+
+    def _on_acknowledged(self) -> None:
+        """Hook: reset supervision after an acknowledgement."""
+
+    def _ack_allowed(self, event: Any) -> bool:
+        return self.device is not None
+
+    def emergency_stop(self, operator_id: str | None = None) -> bool:
+        self.log.warning("emergency_stop", operator_id=operator_id)
+        if self.state.name == "ESTOP":
+            return True
+        self._on_trip(self._host_fault("estop", "emergency stop"))
+        return self._fire("estop")
+
+    # -- commands --------------------------------------------------------------------
+
+    def handle(self, command: Command) -> Any:
+        """Carry out an operator or runner command; ControlError if not allowed now.
+
+        ``acknowledge`` and ``estop`` work in every state; everything else is
+        refused while a fault is latched. An action with a ``_do_<action>``
+        method runs it; any other is the machine trigger of that name.
+        """
+        action = command.action
+        if action not in self.OPERATOR_ACTIONS:
+            raise ControlError(
+                f"{self.name}: unknown action {action!r} "
+                f"(known: {', '.join(self.OPERATOR_ACTIONS)})"
+            )
+        self.log.info("command", action=action, operator_id=command.operator_id, **command.args)
+        self._emit("command", action=action, operator_id=command.operator_id, args=command.args)
+        if action == "acknowledge":
+            return self.acknowledge(command.operator_id or "")
+        if action == "estop":
+            return self.emergency_stop(command.operator_id)
+        if self.latched:
+            raise FaultLatched(
+                f"{self.name}: {action} refused: fault latched"
+                + (f" ({self.fault_alarm.message})" if self.fault_alarm else "")
+                + "; acknowledge it first"
+            )
+        custom = getattr(self, f"_do_{action}", None)
+        if custom is not None:
+            return custom(command)
+        return self._trigger_checked(action)
+
+    def _trigger_checked(self, action: str) -> bool:
+        if action not in self.machine.get_triggers(self.state):
+            raise ControlError(f"{self.name}: cannot {action} while {self.state.value}")
+        ok = self._fire(action)
+        if not ok:
+            raise ControlError(f"{self.name}: {action} refused: {self._refusal_reason()}")
+        return ok
+
+    def _refusal_reason(self) -> str:
+        return "conditions not met"
+
+    def _after_state_change(self, event: Any) -> None:
+        src = event.transition.source
+        self.log.info("state", state=self.state.value, source=src, trigger=event.event.name)
+        self._emit("state", state=self.state.value, source=src, trigger=event.event.name)
