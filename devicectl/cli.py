@@ -128,7 +128,7 @@ def devices() -> None:
 
 @app.command()
 def diagram(
-    modality: Annotated[str, typer.Argument(help="Which controller: rf.")],
+    modality: Annotated[str, typer.Argument(help="Which controller: rf, ipl or led.")],
     fmt: Annotated[str, typer.Option("--format", help="mermaid or dot.")] = "mermaid",
 ) -> None:
     """Print a controller's state machine, generated from the live transition table."""

@@ -6,10 +6,14 @@ built from the same ``STATES``/``TRANSITIONS`` the live controller uses.
 
 from __future__ import annotations
 
-from devicectl.control import rf_controller
+from devicectl.control import ipl_controller, led_controller, rf_controller
 from devicectl.errors import ConfigError
 
-_MACHINES = {"rf": rf_controller.build_machine}
+_MACHINES = {
+    "rf": rf_controller.build_machine,
+    "ipl": ipl_controller.build_machine,
+    "led": led_controller.build_machine,
+}
 
 
 class _Model:
@@ -31,7 +35,7 @@ def diagram(modality: str, fmt: str = "mermaid") -> str:
 
 def _mermaid_to_dot(mermaid: str) -> str:
     """Mermaid stateDiagram edges (``A --> B: label``) as Graphviz DOT, no graphviz needed."""
-    lines = ["digraph rf {", "  rankdir=LR;"]
+    lines = ["digraph controller {", "  rankdir=LR;"]
     for raw in mermaid.splitlines():
         line = raw.strip()
         if "-->" not in line:

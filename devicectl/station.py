@@ -13,26 +13,29 @@ from typing import Any
 
 from devicectl.clock import Clock, SimClock
 from devicectl.control.events import Command
-from devicectl.control.limits import RFLimits
+from devicectl.control.ipl_controller import IPLController
+from devicectl.control.led_controller import LEDController
+from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.control.loop import DEFAULT_PERIOD_S, ControlLoop
 from devicectl.control.rf_controller import RFController
-from devicectl.devices import RFGenerator
 from devicectl.plugins import DRIVER_GROUP, load_plugin
 from devicectl.transport import open_port
 
-DEFAULT_RF_DRIVER = "rf_scpi"
+DEFAULT_DRIVERS = {"rf": "rf_scpi", "ipl": "ipl_cobs", "led": "led_modbus"}
 
 
-def rf_opener(url: str, clock: Clock, driver: str = DEFAULT_RF_DRIVER) -> Callable[[], RFGenerator]:
-    """A function that opens ``url`` and wraps it in the named RF driver."""
+def device_opener(url: str, clock: Clock, driver: str) -> Callable[[], Any]:
+    """A function that opens ``url`` and wraps the port in the named driver."""
     driver_cls = load_plugin(DRIVER_GROUP, driver)
 
-    def open_rf() -> RFGenerator:
-        port = open_port(url, clock=clock)
-        device: RFGenerator = driver_cls(port, now=clock.now)
-        return device
+    def open_device() -> Any:
+        return driver_cls(open_port(url, clock=clock), now=clock.now)
 
-    return open_rf
+    return open_device
+
+
+def rf_opener(url: str, clock: Clock, driver: str = DEFAULT_DRIVERS["rf"]) -> Callable[[], Any]:
+    return device_opener(url, clock, driver)
 
 
 class Station:
@@ -50,11 +53,47 @@ class Station:
         url: str,
         *,
         name: str = "rf",
-        driver: str = DEFAULT_RF_DRIVER,
+        driver: str = DEFAULT_DRIVERS["rf"],
         limits: RFLimits | None = None,
     ) -> RFController:
         controller = RFController(
-            rf_opener(url, self.clock, driver),
+            device_opener(url, self.clock, driver),
+            self.clock,
+            name=name,
+            limits=limits,
+            emit=self.loop.emit,
+        )
+        self.loop.add(controller)
+        return controller
+
+    def add_ipl(
+        self,
+        url: str,
+        *,
+        name: str = "ipl",
+        driver: str = DEFAULT_DRIVERS["ipl"],
+        limits: IPLLimits | None = None,
+    ) -> IPLController:
+        controller = IPLController(
+            device_opener(url, self.clock, driver),
+            self.clock,
+            name=name,
+            limits=limits,
+            emit=self.loop.emit,
+        )
+        self.loop.add(controller)
+        return controller
+
+    def add_led(
+        self,
+        url: str,
+        *,
+        name: str = "led",
+        driver: str = DEFAULT_DRIVERS["led"],
+        limits: LEDLimits | None = None,
+    ) -> LEDController:
+        controller = LEDController(
+            device_opener(url, self.clock, driver),
             self.clock,
             name=name,
             limits=limits,

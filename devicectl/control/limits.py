@@ -73,3 +73,146 @@ class RFZone:
 
 
 FACE_ZONES = ("forehead", "left cheek", "right cheek", "nose", "chin")
+
+
+# --------------------------------------------------------------------------- IPL
+
+
+@dataclass(frozen=True)
+class IPLLimits:
+    """IPL hard limits (DESIGN.md): fluence, pulse width, interval, temperatures, energy check."""
+
+    fluence_min_j_cm2: float = 5.0
+    fluence_max_j_cm2: float = 25.0
+    pulse_width_min_ms: float = 1.0
+    pulse_width_max_ms: float = 100.0
+    pulse_count_max: int = 5
+    pulse_delay_min_ms: float = 5.0
+    pulse_delay_max_ms: float = 500.0
+    min_interval_s: float = 1.0
+    crystal_arm_max_c: float = 10.0
+    block_stop_c: float = 45.0
+    block_warn_c: float = 40.0
+    energy_tolerance: float = 0.20  # delivered vs set fluence
+    flash_confirm_s: float = 0.5  # a fired train must show in the shot counter by then
+    flashes_max: int = 500
+    stale_ticks: int = 2
+    plausible_min_c: float = -20.0
+    plausible_max_c: float = 80.0
+    contact_timeout_s: float = 30.0
+    filters_nm: tuple[int, ...] = (515, 560, 590, 640, 695)
+
+
+@dataclass(frozen=True)
+class IPLPass:
+    """One IPL pass: ``flashes`` triggers of the handpiece with the same parameters."""
+
+    filter_nm: int
+    fluence_j_cm2: float
+    pulse_width_ms: float
+    flashes: int = 1
+    pulse_count: int = 1
+    pulse_delay_ms: float = 0.0
+
+    def problems(self, limits: IPLLimits) -> list[str]:
+        lim = limits
+        found: list[str] = []
+        if self.filter_nm not in lim.filters_nm:
+            known = ", ".join(str(f) for f in lim.filters_nm)
+            found.append(f"filter_nm {self.filter_nm} is not a known filter ({known})")
+        found += _range(
+            "fluence_j_cm2", self.fluence_j_cm2, lim.fluence_min_j_cm2, lim.fluence_max_j_cm2
+        )
+        found += _range(
+            "pulse_width_ms", self.pulse_width_ms, lim.pulse_width_min_ms, lim.pulse_width_max_ms
+        )
+        found += _range("flashes", self.flashes, 1, lim.flashes_max, whole=True)
+        found += _range("pulse_count", self.pulse_count, 1, lim.pulse_count_max, whole=True)
+        if self.pulse_count == 1:
+            if self.pulse_delay_ms != 0:
+                found.append(f"pulse_delay_ms {self.pulse_delay_ms} must be 0 for a single pulse")
+        else:
+            found += _range(
+                "pulse_delay_ms",
+                self.pulse_delay_ms,
+                lim.pulse_delay_min_ms,
+                lim.pulse_delay_max_ms,
+            )
+        return found
+
+    def validate(self, limits: IPLLimits) -> None:
+        found = self.problems(limits)
+        if found:
+            raise ValidationError([f"ipl pass: {p}" for p in found])
+
+
+# --------------------------------------------------------------------------- LED
+
+
+@dataclass(frozen=True)
+class LEDLimits:
+    """LED hard limits (DESIGN.md): irradiance, duration, dose, skin temperature."""
+
+    irradiance_max_mw_cm2: float = 110.0
+    duration_max_s: float = 1200.0
+    dose_max_j_cm2: float = 130.0
+    skin_max_c: float = 41.0
+    skin_warn_c: float = 40.0
+    wavelengths_nm: tuple[int, ...] = (633, 830)
+    over_irradiance_fraction: float = 0.2  # measured above setpoint by more than this: fault
+    collapse_fraction: float = 0.5  # measured below this fraction of setpoint ...
+    collapse_s: float = 1.0  # ... for this long (after settling) is a fault
+    settle_s: float = 1.0
+    stale_ticks: int = 2
+    plausible_min_c: float = 15.0
+    plausible_max_c: float = 60.0
+    stuck_s: float = 10.0
+    interlock_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class LEDStep:
+    """One LED exposure: a wavelength at an irradiance for a duration."""
+
+    wavelength_nm: int
+    irradiance_mw_cm2: float
+    duration_s: float
+
+    @property
+    def dose_j_cm2(self) -> float:
+        """The dose the step delivers if it runs to the end at its setpoint."""
+        return self.irradiance_mw_cm2 * self.duration_s / 1000.0
+
+    def problems(self, limits: LEDLimits) -> list[str]:
+        found: list[str] = []
+        if self.wavelength_nm not in limits.wavelengths_nm:
+            known = ", ".join(str(w) for w in limits.wavelengths_nm)
+            found.append(f"wavelength_nm {self.wavelength_nm} is not available ({known})")
+        found += _range(
+            "irradiance_mw_cm2", self.irradiance_mw_cm2, 0.1, limits.irradiance_max_mw_cm2
+        )
+        found += _range("duration_s", self.duration_s, 1.0, limits.duration_max_s)
+        if not found and self.dose_j_cm2 > limits.dose_max_j_cm2:
+            found.append(
+                f"dose {self.dose_j_cm2:.1f} J/cm2 (irradiance x duration) is above the limit "
+                f"{limits.dose_max_j_cm2}"
+            )
+        return found
+
+    def validate(self, limits: LEDLimits) -> None:
+        found = self.problems(limits)
+        if found:
+            raise ValidationError([f"led step: {p}" for p in found])
+
+
+def _range(field: str, value: float, low: float, high: float, *, whole: bool = False) -> list[str]:
+    """One problem line if ``value`` is not a number in [low, high] (or not whole)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return [f"{field} {value!r} is not a number"]
+    if whole and value != int(value):
+        return [f"{field} {value} must be a whole number"]
+    if value > high:
+        return [f"{field} {value} is above the limit {high}"]
+    if value < low:
+        return [f"{field} {value} is below the limit {low}"]
+    return []

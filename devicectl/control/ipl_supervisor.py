@@ -1,0 +1,175 @@
+"""The IPL supervisor: independent limits on every status reading of the flash lamp.
+
+It checks what the controller cannot be trusted to check about itself: that
+a flash happened only when one was commanded, that every flash delivered the
+fluence it was set to (photodiode within +-20 %), that the lamp block and the
+crystal are where they must be, and that the device is not armed when the
+controller believes it is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devicectl.control.events import Alarm, AlarmPriority
+from devicectl.control.limits import IPLLimits
+from devicectl.devices import IPLReading, IPLStatus
+
+_DEVICE_FAULTS = (
+    (IPLStatus.BLOCK_OVERTEMP, "ipl.block_overtemp", "device stopped: lamp block over temperature"),
+    (IPLStatus.WATCHDOG_TRIPPED, "ipl.firmware_watchdog", "device watchdog disarmed the lamp"),
+    (IPLStatus.POWER_ON_RESET, "ipl.device_reset", "device rebooted"),
+    (IPLStatus.SENSOR_FAULT, "ipl.sensor_fault", "device reports a thermistor fault"),
+)
+_DEVICE_FAULT_MASK = int(
+    IPLStatus.BLOCK_OVERTEMP
+    | IPLStatus.WATCHDOG_TRIPPED
+    | IPLStatus.POWER_ON_RESET
+    | IPLStatus.SENSOR_FAULT
+)
+_ENERGY_BITS = int(IPLStatus.ARMED | IPLStatus.CHARGED | IPLStatus.CHARGING)
+
+
+@dataclass(frozen=True)
+class IPLContext:
+    energy_expected: bool  # charging, armed or firing
+    set_fluence_j_cm2: float | None  # of the loaded pass
+    pulses_commanded: int  # pulses of every train fired since the last reset
+
+
+class IPLSupervisor:
+    def __init__(self, limits: IPLLimits, device: str = "ipl") -> None:
+        self.limits = limits
+        self.device = device
+        self._missed_ticks = 0
+        self._shots_base: int | None = None  # shot counter when counting started
+        self._active: set[str] = set()
+
+    def reset(self) -> None:
+        """After an acknowledgement or a reconnect: count shots afresh."""
+        self._missed_ticks = 0
+        self._shots_base = None
+        self._active.clear()
+
+    def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
+        return Alarm(
+            self.device,
+            code,
+            AlarmPriority.HIGH,
+            f"{self.device}: {message}",
+            latches=True,
+            value=value,
+            limit=limit,
+            doc=f"docs/safety.md#{code.replace('.', '-')}",
+        )
+
+    def _warn(self, code: str, active: bool, message: str, value: float, out: list[Alarm]) -> None:
+        if not active:
+            self._active.discard(code)
+        elif code not in self._active:
+            self._active.add(code)
+            out.append(
+                Alarm(
+                    self.device,
+                    code,
+                    AlarmPriority.MEDIUM,
+                    f"{self.device}: {message}",
+                    False,
+                    value,
+                )
+            )
+
+    def check(self, reading: IPLReading | None, ctx: IPLContext) -> list[Alarm]:
+        lim = self.limits
+        out: list[Alarm] = []
+        # Stale: comms loss is a fault, never "last value".
+        if reading is None:
+            self._missed_ticks += 1
+            if self._missed_ticks >= lim.stale_ticks:
+                out.append(
+                    self._fault(
+                        "ipl.stale",
+                        f"no valid status for {self._missed_ticks} ticks",
+                        self._missed_ticks,
+                        lim.stale_ticks,
+                    )
+                )
+            return out
+        self._missed_ticks = 0
+        status = int(reading.status)
+        if status & _DEVICE_FAULT_MASK:
+            for bit, code, text in _DEVICE_FAULTS:
+                if status & bit:
+                    out.append(self._fault(code, text, None, None))
+        # Implausible temperatures: an open thermistor is NaN and fails the range.
+        for what, temp in (
+            ("crystal", reading.crystal_temp_c),
+            ("lamp block", reading.block_temp_c),
+        ):
+            if not (lim.plausible_min_c <= temp <= lim.plausible_max_c):
+                out.append(
+                    self._fault("ipl.implausible", f"{what} temperature reads {temp}", temp, None)
+                )
+        if reading.block_temp_c >= lim.block_stop_c:
+            out.append(
+                self._fault(
+                    "ipl.block_overtemp",
+                    f"lamp block {reading.block_temp_c:.1f} degC",
+                    reading.block_temp_c,
+                    lim.block_stop_c,
+                )
+            )
+        # Energy stored or armed while the controller believes the lamp is safe.
+        if status & _ENERGY_BITS and not ctx.energy_expected:
+            out.append(
+                self._fault(
+                    "ipl.energy_unexpected",
+                    "charged or armed while not treating",
+                    status & _ENERGY_BITS,
+                    0,
+                )
+            )
+        # Every flash must have been commanded, and must have delivered its fluence.
+        if self._shots_base is None:
+            self._shots_base = reading.shot_count - ctx.pulses_commanded
+        fired = reading.shot_count - self._shots_base
+        allowed = ctx.pulses_commanded
+        if fired > allowed:
+            out.append(
+                self._fault(
+                    "ipl.unexpected_flash",
+                    f"{fired - allowed} flash(es) that were never commanded",
+                    fired - allowed,
+                    0,
+                )
+            )
+        self._warn(
+            "ipl.block_warm",
+            reading.block_temp_c >= lim.block_warn_c,
+            f"lamp block {reading.block_temp_c:.1f} degC approaching {lim.block_stop_c} degC",
+            reading.block_temp_c,
+            out,
+        )
+        self._warn(
+            "ipl.crystal_warm",
+            reading.crystal_temp_c > lim.crystal_arm_max_c,
+            f"crystal {reading.crystal_temp_c:.1f} degC above {lim.crystal_arm_max_c} "
+            "degC: waiting for it to cool",
+            reading.crystal_temp_c,
+            out,
+        )
+        return out
+
+    def check_flash(self, reading: IPLReading, set_fluence_j_cm2: float) -> Alarm | None:
+        """After a confirmed flash: the photodiode's fluence against the set one."""
+        delivered = reading.last_fluence_j_cm2
+        error = abs(delivered - set_fluence_j_cm2) / set_fluence_j_cm2
+        if error > self.limits.energy_tolerance:
+            return self._fault(
+                "ipl.energy_mismatch",
+                f"flash delivered {delivered:.2f} J/cm2 against {set_fluence_j_cm2:.2f} set "
+                f"({error:.0%} off)",
+                delivered,
+                set_fluence_j_cm2,
+            )
+        return None
