@@ -208,3 +208,25 @@ def test_device_reported_faults_latch(bit: RFStatus) -> None:
     sup = RFSupervisor(RFLimits())
     alarms = sup.check(0.0, reading(0.0, 36.0, on=False, status=OK | bit), IDLE)
     assert alarms and all(a.latches for a in alarms)
+
+
+def test_dose_is_not_lost_when_every_other_reading_fails() -> None:
+    # One missing reading is tolerated (stale needs two); the gap must still count.
+    sup = RFSupervisor(RFLimits())
+    sup.begin_zone()
+    for i in range(20 * 60 + 1):
+        t = i * 0.05
+        sup.check(t, reading(t, 43.0) if i % 2 == 0 else None, DELIVERING)
+    assert sup.dose.dose == pytest.approx(1.0, abs=0.01)
+
+
+def test_alarm_temp_has_hysteresis() -> None:
+    sup = RFSupervisor(RFLimits())
+    raised = []
+    for i, temp in enumerate([43.0, 42.9, 43.0, 42.8, 43.1, 42.6, 43.0]):
+        t = i * 0.05
+        raised += [
+            a for a in sup.check(t, reading(t, temp), DELIVERING) if a.code == "rf.alarm_temp"
+        ]
+    # raised at 43.0, not again until the skin fell below 42.7 (at 42.6), then again at 43.0
+    assert [a.value for a in raised] == [43.0, 43.0]

@@ -113,6 +113,11 @@ class ControllerCore(Generic[D, R]):
             except DeviceError as exc:
                 error = exc
             self._pending_fault = self._host_fault("connect", f"device does not answer: {error}")
+            self.device = None  # an unanswering device is not connected
+            try:
+                device.close()
+            except DeviceError as exc:
+                self.log.warning("close_failed", error=str(exc))
             return
         self.log.info("device_connected", model=ident.model, serial=ident.serial)
         self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
@@ -157,6 +162,17 @@ class ControllerCore(Generic[D, R]):
             latches=alarm.latches,
         )
         self._emit("alarm", alarm=alarm)
+
+    def _apply_alarms(self, alarms: list[Alarm]) -> None:
+        """Raise every alarm of this tick; latch the first latching one (all are recorded)."""
+        first = None
+        for alarm in alarms:
+            if alarm.latches and first is None:
+                first = alarm
+            else:
+                self._raise(alarm)
+        if first is not None:
+            self._trip(first)
 
     def _trip(self, alarm: Alarm) -> None:
         """Latch ``alarm`` as this controller's fault and go to the safe state."""
@@ -216,6 +232,13 @@ class ControllerCore(Generic[D, R]):
             raise ControlError(f"{self.name}: nothing to acknowledge while {self.state.value}")
         if self.device is None:
             self._connect()
+            failure = self._pending_fault
+            if self.device is None and failure is not None:
+                # Still unreachable: the fault stays latched, now with this reason.
+                self._pending_fault = None
+                self.fault_alarm = failure
+                self._raise(failure)
+                raise ControlError(f"{self.name}: cannot acknowledge: {failure.message}")
         else:
             try:
                 self.device.clear_status()

@@ -3,8 +3,9 @@
 CEM43 = sum over time of dt_min * R ** (43 - T), with R = 0.5 at or above
 43 degC and 0.25 below. One minute held at 41/42/43/44/45 degC gives
 0.0625/0.25/1/2/4 CEM43. The accumulator integrates each interval at the
-temperature of its end sample (the hotter sensor), the conservative choice for
-a rising temperature.
+hotter of its two end samples (the hotter sensor each), the conservative choice
+whichever way the temperature moves; a gap with no reading is integrated the
+same way once a reading comes back, never dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class CEM43Accumulator:
     def __init__(self) -> None:
         self.dose: float = 0.0
         self._last_t_s: float | None = None
+        self._last_c = 0.0
 
     def reset(self) -> None:
         self.dose = 0.0
@@ -30,8 +32,10 @@ class CEM43Accumulator:
     def add(self, t_s: float, temp_c: float) -> float:
         """Account the interval since the previous sample; return the dose so far."""
         if self._last_t_s is not None and t_s > self._last_t_s:
-            self.dose += (t_s - self._last_t_s) / 60.0 * cem43_rate_per_min(temp_c)
+            hotter = temp_c if temp_c >= self._last_c else self._last_c
+            self.dose += (t_s - self._last_t_s) / 60.0 * cem43_rate_per_min(hotter)
         self._last_t_s = t_s
+        self._last_c = temp_c
         return self.dose
 
     def pause(self) -> None:

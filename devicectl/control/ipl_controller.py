@@ -165,11 +165,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             set_fluence_j_cm2=p.fluence_j_cm2 if p else None,
             pulses_commanded=self._pulses_commanded,
         )
-        for alarm in self.supervisor.check(self.reading, ctx):
-            if alarm.latches:
-                self._trip(alarm)
-                return
-            self._raise(alarm)
+        self._apply_alarms(self.supervisor.check(self.reading, ctx))
         if self._pending_fault is not None:
             self._trip(self._pending_fault)
 

@@ -141,11 +141,7 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             setpoint_mw_cm2=plan.irradiance_mw_cm2 if plan and delivering else 0.0,
             step_active=self.state in (S.DELIVERING, S.PAUSED),
         )
-        for alarm in self.supervisor.check(now_s, self.reading, ctx):
-            if alarm.latches:
-                self._trip(alarm)
-                return
-            self._raise(alarm)
+        self._apply_alarms(self.supervisor.check(now_s, self.reading, ctx))
         if self._pending_fault is not None:
             self._trip(self._pending_fault)
 

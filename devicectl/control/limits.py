@@ -20,6 +20,7 @@ class RFLimits:
     target_min_c: float = 38.0
     target_max_c: float = 42.0
     alarm_c: float = 43.0
+    alarm_clear_c: float = 42.7  # hysteresis: the alarm re-arms only below this
     cutoff_c: float = 44.0
     firmware_cutoff_c: float = 45.0
     cem43_max: float = 2.0
@@ -37,7 +38,9 @@ class RFLimits:
     no_rise_power_w: float = 10.0
     no_rise_min_c: float = 1.0
     contact_timeout_s: float = 10.0
-    hold_max_s: float = 300.0
+    # A zone's hold ends before the supervisor's 300 s at target: ramp and overshoot
+    # time within 0.5 degC of target counts toward that limit too.
+    hold_max_s: float = 280.0
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,7 @@ class ControlLoop:
         if self._thread is not None:
             raise RuntimeError("loop already started")
         self._stop.clear()
+        self._next_deadline_s = None  # a restarted loop starts its schedule afresh
         self._thread = threading.Thread(target=self.run, name="devicectl-control-loop", daemon=True)
         self._thread.start()
 

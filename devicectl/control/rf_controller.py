@@ -192,11 +192,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             skin = reading.skin_max_c
             if skin > self._peak_c:
                 self._peak_c = skin
-        for alarm in alarms:
-            if alarm.latches:
-                self._trip(alarm)
-                return
-            self._raise(alarm)
+        self._apply_alarms(alarms)
         if self._pending_fault is not None:
             self._trip(self._pending_fault)
 
@@ -362,7 +358,6 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
     def _exit_delivering(self, event: Any) -> None:
         self.commanded_power_w = 0.0
         self.last_safe_state = self._safe_state()
-        self.supervisor.dose.pause()
 
     def _after_state_change(self, event: Any) -> None:
         super()._after_state_change(event)

@@ -113,8 +113,7 @@ class RFSupervisor:
         out: list[Alarm] = []
         # Stale: no valid reading for stale_ticks ticks is comms loss, never "last value".
         if reading is None:
-            self._missed_ticks += 1
-            self.dose.pause()
+            self._missed_ticks += 1  # the dose gap is integrated when readings return
             if self._missed_ticks >= lim.stale_ticks:
                 out.append(
                     self._fault(
@@ -167,7 +166,7 @@ class RFSupervisor:
             )
         self._edge(
             "rf.alarm_temp",
-            temp >= lim.alarm_c,
+            temp >= lim.alarm_c or ("rf.alarm_temp" in self._active and temp > lim.alarm_clear_c),
             AlarmPriority.HIGH,
             "skin {value:.1f} degC at or above alarm {limit} degC",
             temp,
