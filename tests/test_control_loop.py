@@ -153,6 +153,26 @@ def test_commands_from_other_threads_run_on_the_loop_thread() -> None:
     assert loop.tick_count == ticks
 
 
+def test_restarting_a_stopped_loop_is_not_an_overrun() -> None:
+    """Time spent stopped is not a late tick: the schedule starts afresh on start().
+    (Real time is the point here; the period is long enough that a busy machine does
+    not overrun for real.)"""
+    loop = ControlLoop(RealClock(), period_s=0.05)
+    loop.add(FakeController("rf", []))
+    loop.start()
+    threading.Event().wait(0.07)
+    loop.stop()
+    first_ticks = loop.tick_count
+    assert first_ticks >= 1
+    assert loop.overruns == 0
+    threading.Event().wait(0.25)  # stopped for five periods
+    loop.start()
+    threading.Event().wait(0.07)
+    loop.stop()
+    assert loop.tick_count > first_ticks
+    assert loop.overruns == 0
+
+
 def test_command_for_an_unknown_device_is_rejected() -> None:
     loop, calls, _clock = make_loop("rf")
     events: list[Event] = []
@@ -279,7 +299,7 @@ def test_a_devicectl_error_outside_a_command_is_not_treated_as_a_refusal() -> No
 
 
 def test_sim_clock_ticks_on_an_exact_grid() -> None:
-    loop, calls, clock = make_loop("rf", busy_s=0.013)  # each tick spends 13 ms in I/O
+    loop, calls, _clock = make_loop("rf", busy_s=0.013)  # each tick spends 13 ms in I/O
     assert loop.run(max_duration_s=1.0) is False
     times = [c[2] for c in calls if c[0] == "sample"]
     assert len(times) >= 20
@@ -296,7 +316,7 @@ def test_sim_clock_ticks_on_an_exact_grid() -> None:
 
 
 def test_run_until_stops_as_soon_as_the_condition_holds() -> None:
-    loop, calls, clock = make_loop("rf")
+    loop, _calls, clock = make_loop("rf")
     assert loop.run(until=lambda: loop.tick_count >= 7, max_duration_s=10.0) is True
     assert loop.tick_count == 7
     assert clock.now() == pytest.approx(0.30)

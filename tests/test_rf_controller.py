@@ -539,6 +539,27 @@ def test_device_that_stops_answering_ends_with_the_port_closed_and_watchdog_off(
     assert_output_only_while_delivering(rig, rec)
 
 
+def test_acknowledging_while_the_device_still_does_not_answer_keeps_the_fault() -> None:
+    """The port was closed; acknowledge reconnects, and the reconnection fails (the
+    device is still silent). That failure must not be lost: either the acknowledgement
+    is refused, or the controller is back in FAULT on the very next tick with the
+    connection failure as its fault."""
+    rig, _rec = make_rig("no_reply@8s")
+    rig.start_zone(hold_s=60.0)
+    assert rig.run_until((RFState.FAULT,), max_s=20.0)
+    assert rig.rf.device is None
+    refused = False
+    try:
+        rig.station.command("rf", "acknowledge", OPERATOR)
+    except ControlError:
+        refused = True
+    rig.station.loop.tick()
+    assert rig.rf.state is RFState.FAULT, (refused, rig.rf.status())
+    assert rig.rf.fault_alarm is not None
+    assert refused or rig.rf.fault_alarm.code == "rf.connect", rig.rf.fault_alarm
+    assert not rig.sim.output_on
+
+
 # -- the diagram is the live table ---------------------------------------------------------
 
 

@@ -28,6 +28,9 @@ from devicectl.devices import DeviceIdentity
 from devicectl.errors import ControlError, DeviceError, DeviceTimeout, FaultLatched
 
 CONNECT_TIMEOUT_S = 3.0  # a device may take this long to boot before it answers
+# On the loop thread a reconnect may try a few frames (the first after line noise
+# can be lost) but must stay well inside the other devices' 250 ms watchdogs.
+RECONNECT_WAIT_S = 0.1
 
 
 class Device(Protocol):
@@ -90,8 +93,13 @@ class ControllerCore(Generic[D, R]):
     def latched(self) -> bool:
         return self.state.name in self.SAFE_STATE_NAMES
 
-    def _connect(self) -> None:
-        """Open the device, clear its power-on flags, and say who it is."""
+    def _connect(self, boot_wait_s: float = CONNECT_TIMEOUT_S) -> None:
+        """Open the device, clear its power-on flags, and say who it is.
+
+        At start-up it waits up to ``boot_wait_s`` for a device that is still
+        booting. On the loop thread (reconnecting on an acknowledgement) it is
+        called with a short wait only, so the other devices' ticks are barely held up.
+        """
         try:
             device = self._opener()
         except DeviceError as exc:
@@ -99,7 +107,7 @@ class ControllerCore(Generic[D, R]):
             return
         self.device = device
         # A device that was just powered (or reset) takes a moment to boot.
-        deadline = self.clock.now() + CONNECT_TIMEOUT_S
+        deadline = self.clock.now() + boot_wait_s
         while True:
             try:
                 device.clear_status()
@@ -231,7 +239,7 @@ class ControllerCore(Generic[D, R]):
         if not self.latched:
             raise ControlError(f"{self.name}: nothing to acknowledge while {self.state.value}")
         if self.device is None:
-            self._connect()
+            self._connect(boot_wait_s=RECONNECT_WAIT_S)
             failure = self._pending_fault
             if self.device is None and failure is not None:
                 # Still unreachable: the fault stays latched, now with this reason.
