@@ -1,0 +1,570 @@
+"""Host-side driver for the LED canopy's Modbus RTU register map (docs/protocols/led.md).
+
+:class:`LEDModbusDriver` implements :class:`devicectl.devices.LEDPanel` on top of
+pymodbus's sync :class:`~pymodbus.client.ModbusSerialClient` (RTU framer) over an
+already open pyserial port. It knows registers and units only: no sessions, no
+limits beyond the register ranges, no state machine. What it guarantees:
+
+- One call, one request per try (at most two for :meth:`~LEDModbusDriver.read`,
+  see below), after discarding whatever was waiting (a late reply to an earlier
+  timed-out request). A reply must be the right function for the right unit, the
+  right register count, and a write's echo must match what was written;
+  anything else is a :class:`~devicectl.errors.ProtocolError`.
+- Writes that change the treatment (``set_wavelength``, ``set_irradiance``,
+  ``output_on``, ``clear_status``, ``heartbeat``) are sent exactly once: a lost
+  reply does not say whether the device acted, so the error goes up and the
+  caller decides (usually: fault, output off, read back).
+- Reads and ``output_off`` (writing 0: the safe, idempotent direction) are
+  retried up to ``retries`` extra times (0 or 1) on a timeout or a bad frame.
+- Every failure is a :class:`devicectl.errors.DeviceError`, never a pymodbus
+  exception: ``DeviceTimeout`` (no byte arrived within ``timeout_s``),
+  ``CRCError``/``ProtocolError`` (bytes arrived but no valid reply frame),
+  ``DeviceRejected`` (a Modbus exception response; ``code`` is the Modbus
+  exception code, e.g. 4 for ``output_on`` refused by the interlock, a latched
+  fault or a zero setpoint; never retried) and ``PortError`` (pyserial or the
+  OS failed, or the driver was closed). Range violations are
+  ``ValidationError`` and nothing is sent.
+
+Per-tick cost. :meth:`read` sends ``0x04`` input registers 0-7 (21-byte reply),
+which is all the measured state. The wavelength and the irradiance setpoint of
+:class:`LEDReading` are holding registers 0-1; the driver caches what the
+device confirmed (the echo of its own writes) and reads holding 0-1 as a second
+request only when the cache may be wrong: before the first reading, after a
+write whose outcome is unknown (timeout, bad frame, port error), after
+``clear_status``, and on every reading that shows ``POWER_ON_RESET`` (a reboot
+resets the setpoint to 0 and the wavelength to 633; the bit stays latched until
+``clear_status``, so a reboot is always seen). So a tick is one request in the
+steady state and never more than two (each retried at most ``retries`` times).
+A rejected write (Modbus exception) leaves the cache alone: the device did not
+change.
+
+pymodbus 3.16.1 internals this relies on (read in its source, pinned in uv.lock):
+
+- Port injection. ``ModbusSerialClient`` keeps its pyserial object in
+  ``self.socket``; ``connect()`` returns at once when ``socket`` is set and
+  otherwise calls ``serial_for_url(host, exclusive=True, ...)``;
+  ``is_socket_open()`` and ``connected`` just look at it. We set ``socket`` to
+  the caller's port and override ``connect()`` so that it can never open a port
+  of its own (after a close it would otherwise reopen the port *by name*, which
+  for ``sim://`` means a new simulator on a real clock): it only reports whether
+  the injected port is open, and ``execute`` then raises ``ConnectionException``
+  (mapped to ``PortError``).
+- Wall-clock waiting. The stock sync ``recv(None)`` calls ``_wait_for_data``,
+  which polls ``in_waiting`` with ``time.sleep(max(4 char times, 1 ms))`` on
+  ``time.time()`` until the count stops growing or ``timeout`` passes. Against
+  an in-process port that costs at least one 1 ms wall sleep per reply (measured:
+  ~1.4 ms per read) and, when the device is silent, a full ``timeout`` of *wall*
+  time during which a :class:`~devicectl.clock.SimClock` does not move, so a
+  simulated device could never time out in simulated time. We override ``recv``
+  to ``port.read(port.in_waiting or 1)``: it blocks only in the port's own
+  ``read``, i.e. for the port ``timeout`` (set to ``timeout_s`` here), which a
+  ``sim://`` port spends in clock time and a UART in real time. ``send`` is
+  overridden too: ``reset_input_buffer()`` then ``write()``; the stock one calls
+  ``self.close()`` (our caller's port) on any ``OSError``. Both raise our
+  ``PortError`` directly (pymodbus catches only ``asyncio.TimeoutError`` in
+  between, so it passes through untouched).
+- RTU framing does not use inter-character timing on receive: ``FramerRTU``
+  finds the frame end from the function code (fixed size, or the byte count)
+  and checks the CRC. It skips leading bytes whose "function code" is unknown,
+  but a candidate frame with a bad CRC makes it drop the *whole* buffer
+  silently (a good frame behind garbage can be lost with it), and the client
+  keeps reading until the port times out; the retry then asks again.
+  ``inter_byte_timeout`` is only set by the stock ``connect()`` and only at
+  <= 19200 baud; we never set it. The 3.5-character gap between frames is not
+  enforced on send either, which is harmless with one request in flight.
+- The reply loop (``TransactionManager.sync_get_response``) also checks a
+  ``time.monotonic()`` deadline of ``timeout`` after any bytes arrived that are
+  not yet a frame; with a silent port it ends on the first empty read. So a
+  request takes at most about one ``timeout`` of silence, plus one more if a
+  reply stalls halfway.
+- Retries are done here (the client has ``retries=0``) so that ``output_on``
+  can never be resent and bad frames are retried like timeouts; pymodbus only
+  resends on its internal timeout. Its "no response" error is a
+  ``ModbusIOException`` whatever went wrong, so the driver records every byte its
+  ``recv`` returned during the request: none means ``DeviceTimeout``; bytes
+  with a bad CRC mean ``CRCError``; other bytes mean ``ProtocolError``.
+- The request keyword is ``device_id=`` in 3.16 (it was ``slave=`` before 3.10).
+  RTU transaction ids are always 0; pymodbus does not check that a reply's
+  function code or register count matches the request, so we do.
+- pymodbus logs ``Log.error("No response received ...")`` on every timeout. With
+  no logging configured that reaches stderr through ``logging.lastResort``; we
+  attach a ``NullHandler`` to the ``pymodbus`` logger (records still propagate
+  to the application's handlers) because the same news reaches the caller as a
+  typed error.
+
+Timing: the driver never sleeps and reads no clock for timeouts; the ``now``
+callable only stamps readings (pass the control clock's ``now``). At 115200
+baud a read is 8 bytes out and 21 back, about 2.5 ms on the wire; on FTDI
+adapters set the latency timer low (see PITFALLS.md) or a round trip costs
+~16 ms.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+import serial
+from pymodbus.client import ModbusSerialClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerRTU, FramerType
+from pymodbus.pdu import ModbusPDU
+
+from devicectl.devices import LED_WAVELENGTHS_NM, DeviceIdentity, LEDFault, LEDReading
+from devicectl.errors import (
+    ConfigError,
+    CRCError,
+    DeviceError,
+    DeviceRejected,
+    DeviceTimeout,
+    PortError,
+    ProtocolError,
+    ValidationError,
+)
+
+__all__ = ["LEDModbusDriver"]
+
+_T = TypeVar("_T")
+
+logging.getLogger("pymodbus").addHandler(logging.NullHandler())
+
+# ----------------------------------------------------------------- register map
+
+_FC_READ_HOLDING = 0x03
+_FC_READ_INPUT = 0x04
+_FC_WRITE_SINGLE = 0x06
+
+# holding registers
+_H_WAVELENGTH = 0
+_H_SETPOINT = 1
+_H_OUTPUT_ENABLE = 2
+_H_HEARTBEAT = 3
+_H_CLEAR_FAULTS = 4
+
+# input registers (read 0-7 in one request)
+_I_COUNT = 8
+_I_STATUS = 6
+_I_FIRMWARE = 7
+
+_SETPOINT_MAX_RAW = 1100  # 0.1 mW/cm2
+_SETPOINT_MAX_MW_CM2 = _SETPOINT_MAX_RAW / 10
+_SKIN_OPEN = 0x7FFF
+_STATUS_OUTPUT_ON = 0x0001
+_POWER_ON_RESET = int(LEDFault.POWER_ON_RESET)
+_HEARTBEAT_VALUE = 1
+
+_MAX_UNIT = 247  # Modbus serial line: unicast addresses 1-247
+
+_EXCEPTION_TEXT = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+# LEDFault(bits) builds a flag each call; the 64 defined combinations are prebuilt.
+_FAULTS_BY_BITS: tuple[LEDFault, ...] = tuple(LEDFault(bits) for bits in range(64))
+
+
+def _signed16(raw: int) -> int:
+    return raw - 0x10000 if raw & 0x8000 else raw
+
+
+def _faults(bits: int) -> LEDFault:
+    return _FAULTS_BY_BITS[bits] if bits < 64 else LEDFault(bits)  # keep unknown bits
+
+
+# ------------------------------------------------------------- pymodbus client
+
+
+class _InjectedPortClient(ModbusSerialClient):
+    """A ``ModbusSerialClient`` (RTU) bound to a port it did not open and never opens.
+
+    See the module docstring for why ``connect``, ``send`` and ``recv`` are
+    replaced. ``received`` collects every byte ``recv`` returned since the
+    driver last cleared it (one request), to tell silence from garbage.
+    """
+
+    def __init__(self, port: Any, *, timeout_s: float, baudrate: int) -> None:
+        name = str(getattr(port, "portstr", None) or getattr(port, "port", None) or "led")
+        super().__init__(
+            name,
+            framer=FramerType.RTU,
+            baudrate=baudrate,
+            timeout=timeout_s,
+            retries=0,
+            name="led",
+        )
+        self.socket = port
+        self.received = bytearray()
+
+    def connect(self) -> bool:
+        """True while the injected port is open; never opens anything."""
+        port = self.socket
+        return port is not None and bool(getattr(port, "is_open", True))
+
+    def close(self) -> None:
+        """Detach and close the injected port (PortError if closing fails)."""
+        port, self.socket = self.socket, None
+        if port is not None:
+            try:
+                port.close()
+            except (serial.SerialException, OSError) as exc:
+                raise PortError(f"LED port failed while closing: {exc}") from exc
+
+    def send(self, request: bytes, addr: tuple[Any, ...] | None = None) -> int:
+        port = self._port()
+        try:
+            port.reset_input_buffer()  # drop a late reply to an earlier timed-out request
+            written = port.write(request)
+        except (serial.SerialException, OSError) as exc:
+            raise PortError(f"LED port failed while sending {request.hex(' ')}: {exc}") from exc
+        if written is not None and written != len(request):
+            raise PortError(f"LED port wrote {written} of {len(request)} bytes")
+        return len(request)
+
+    def recv(self, size: int | None) -> bytes:
+        port = self._port()
+        try:
+            data: bytes = port.read(port.in_waiting or 1) if size is None else port.read(size)
+        except (serial.SerialException, OSError) as exc:
+            raise PortError(f"LED port failed while receiving: {exc}") from exc
+        self.received += data
+        return data
+
+    def _port(self) -> Any:
+        port = self.socket
+        if port is None:
+            raise PortError("LED port is closed")
+        return port
+
+
+# ----------------------------------------------------------------------- driver
+
+
+class LEDModbusDriver:
+    """An LED canopy speaking Modbus RTU over an open pyserial port.
+
+    ``port`` is any open ``serial.SerialBase`` (or an object with the same
+    ``read``/``write``/``in_waiting``/``reset_input_buffer``/``timeout``/
+    ``is_open``/``close``); under a ``SimClock`` it must be the port that
+    ``open_port(url, clock=clock)`` returned. The driver sets ``port.timeout``
+    to ``timeout_s``: one read that waits that long and gets nothing means the
+    reply is lost. ``unit`` is the Modbus server address (1-247). ``retries``
+    (0 or 1, see PITFALLS.md) is how many extra tries a read or ``output_off``
+    gets. ``now`` stamps :attr:`LEDReading.t_s`. Use a driver from one thread
+    only (its pymodbus client is not shared across threads; PITFALLS.md).
+    """
+
+    modality: ClassVar[str] = "led"
+    default_simulator: ClassVar[str] = "led"
+
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        unit: int = 1,
+        timeout_s: float = 0.05,
+        retries: int = 1,
+    ) -> None:
+        if isinstance(unit, bool) or not isinstance(unit, int) or not 1 <= unit <= _MAX_UNIT:
+            raise ConfigError(f"Modbus unit must be a whole number 1-{_MAX_UNIT}, not {unit!r}")
+        if (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, int | float)
+            or not 0 < timeout_s < math.inf
+        ):
+            raise ConfigError(
+                f"the LED driver needs a finite positive timeout in seconds, not {timeout_s!r}"
+            )
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 1:
+            raise ConfigError(f"retries must be 0 or 1 (pymodbus pitfall), not {retries!r}")
+        timeout_s = float(timeout_s)
+        try:
+            port.timeout = timeout_s
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortError(f"cannot set the LED port timeout to {timeout_s} s: {exc}") from exc
+        baudrate = getattr(port, "baudrate", None)
+        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
+            baudrate = 115200  # only used by pymodbus for its (unused) poll interval
+        self._port = port
+        self._client = _InjectedPortClient(port, timeout_s=timeout_s, baudrate=baudrate)
+        self._now = now
+        self._unit = unit
+        self._timeout_s = timeout_s
+        self._tries = retries + 1
+        self._closed = False
+        # What holding 0 and 1 hold at the device, as far as we know.
+        self._wavelength_nm: int | None = None
+        self._setpoint_raw: int | None = None
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called; every command then raises ``PortError``."""
+        return self._closed
+
+    @property
+    def unit(self) -> int:
+        return self._unit
+
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
+
+    # --------------------------------------------------------- LEDPanel API
+
+    def identify(self) -> DeviceIdentity:
+        """Input register 7 (firmware ``major * 256 + minor``). Retried; no change of state.
+
+        The register map reports no vendor, model or serial number.
+        """
+        (raw,) = self._retrying(
+            lambda: self._read(_FC_READ_INPUT, _I_FIRMWARE, 1, "read firmware_version (input 7)")
+        )
+        return DeviceIdentity(
+            vendor="unknown",
+            model="LED canopy (Modbus RTU)",
+            serial="unknown",
+            firmware=f"{raw >> 8}.{raw & 0xFF}",
+        )
+
+    def read(self) -> LEDReading:
+        """Input registers 0-7 in one request (+ holding 0-1 when the cache is stale).
+
+        Stamped with ``now()`` when the input registers arrived. Each request is
+        retried up to ``retries`` extra times on a timeout or bad frame.
+        """
+        regs = self._retrying(
+            lambda: self._read(_FC_READ_INPUT, 0, _I_COUNT, "read input registers 0-7")
+        )
+        t_s = self._now()
+        irradiance, panel, skin, interlock, elapsed, fault_bits, status, _fw = regs
+        if fault_bits & _POWER_ON_RESET:  # rebooted: holding registers back to defaults
+            self._forget_settings()
+        wavelength_nm, setpoint_raw = self._wavelength_nm, self._setpoint_raw
+        if wavelength_nm is None or setpoint_raw is None:
+            wavelength_nm, setpoint_raw = self._refresh_settings()
+        return LEDReading(
+            t_s=t_s,
+            wavelength_nm=wavelength_nm,
+            setpoint_mw_cm2=setpoint_raw / 10,
+            irradiance_mw_cm2=irradiance / 10,
+            output_on=bool(status & _STATUS_OUTPUT_ON),
+            panel_temp_c=_signed16(panel) / 10,
+            skin_temp_c=math.nan if skin == _SKIN_OPEN else _signed16(skin) / 10,
+            interlock_closed=interlock == 1,
+            elapsed_s=elapsed / 10,
+            faults=_faults(fault_bits),
+        )
+
+    def set_wavelength(self, wavelength_nm: int) -> None:
+        """Holding 0. Sent once. 633 or 830 nm, else ``ValidationError`` and nothing is sent.
+
+        The firmware turns output off when the wavelength changes while output is on.
+        """
+        value = _check_wavelength(wavelength_nm)
+        self._write_setting(_H_WAVELENGTH, value, f"write wavelength (holding 0) = {value}")
+        self._wavelength_nm = value
+
+    def set_irradiance(self, irradiance_mw_cm2: float) -> None:
+        """Holding 1 in 0.1 mW/cm2. Sent once. 0.0-110.0 mW/cm2, else ``ValidationError``."""
+        raw = _check_irradiance(irradiance_mw_cm2)
+        self._write_setting(
+            _H_SETPOINT, raw, f"write irradiance_setpoint (holding 1) = {raw} (x0.1 mW/cm2)"
+        )
+        self._setpoint_raw = raw
+
+    def output_on(self) -> None:
+        """Holding 2 = 1. Sent once, never retried: a lost reply leaves the state unknown.
+
+        Refused with ``DeviceRejected`` code 4 when the interlock is open, a fault
+        is latched or the setpoint is 0.
+        """
+        self._write(_H_OUTPUT_ENABLE, 1, "write output_enable (holding 2) = 1")
+
+    def output_off(self) -> None:
+        """Holding 2 = 0: the safe direction, idempotent, so retried like a read."""
+        self._retrying(
+            lambda: self._write(_H_OUTPUT_ENABLE, 0, "write output_enable (holding 2) = 0")
+        )
+
+    def output_is_on(self) -> bool:
+        """Input register 6 bit 0: the output state as the firmware holds it. Retried."""
+        (status,) = self._retrying(
+            lambda: self._read(_FC_READ_INPUT, _I_STATUS, 1, "read status_bits (input 6)")
+        )
+        return bool(status & _STATUS_OUTPUT_ON)
+
+    def clear_status(self) -> None:
+        """Holding 4 = 1: clear latched fault bits whose cause is gone. Sent once.
+
+        Not retried: it clears safety latches, so whether it acted is the
+        caller's question (answer it with ``read().faults``). The next
+        :meth:`read` re-reads holding 0-1 (a reboot's ``POWER_ON_RESET`` may be
+        what was cleared).
+        """
+        self._forget_settings()
+        self._write(_H_CLEAR_FAULTS, 1, "write clear_faults (holding 4) = 1")
+
+    def heartbeat(self) -> None:
+        """Holding 3 = 1: feed the device watchdog, nothing else. Sent once.
+
+        A missed heartbeat is news for the control loop, not something to hide by
+        retrying (every valid frame, a read included, feeds the watchdog too).
+        """
+        self._write(_H_HEARTBEAT, _HEARTBEAT_VALUE, "write heartbeat (holding 3)")
+
+    def close(self) -> None:
+        """Close the port (idempotent). The device watchdog turns output off by itself."""
+        if self._closed:
+            return
+        self._closed = True
+        self._client.close()
+
+    def __enter__(self) -> LEDModbusDriver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------- internals
+
+    def _retrying(self, attempt: Callable[[], _T]) -> _T:
+        """Run ``attempt`` up to ``retries + 1`` times while it times out or gets a
+        bad frame; a rejection or a port failure goes up at once."""
+        tries = self._tries
+        while True:
+            try:
+                return attempt()
+            except (DeviceTimeout, ProtocolError) as exc:
+                tries -= 1
+                if not tries:
+                    if self._tries > 1:
+                        exc.add_note(f"gave up after {self._tries} tries")
+                    raise
+
+    def _forget_settings(self) -> None:
+        self._wavelength_nm = None
+        self._setpoint_raw = None
+
+    def _refresh_settings(self) -> tuple[int, int]:
+        wavelength_nm, setpoint_raw = self._retrying(
+            lambda: self._read(_FC_READ_HOLDING, _H_WAVELENGTH, 2, "read holding registers 0-1")
+        )
+        self._wavelength_nm, self._setpoint_raw = wavelength_nm, setpoint_raw
+        return wavelength_nm, setpoint_raw
+
+    def _write_setting(self, address: int, value: int, what: str) -> None:
+        """A write of a cached holding register: sent once; an unknown outcome
+        (anything but success or a rejection) invalidates the cache."""
+        try:
+            self._write(address, value, what)
+        except DeviceRejected:
+            raise  # the device refused: it still holds what we cached
+        except DeviceError:
+            self._forget_settings()
+            raise
+
+    def _read(self, function: int, address: int, count: int, what: str) -> list[int]:
+        """One try of a register read; the register values, checked for count."""
+        client = self._client
+        call = (
+            client.read_input_registers
+            if function == _FC_READ_INPUT
+            else client.read_holding_registers
+        )
+        unit = self._unit
+        response = self._execute(lambda: call(address, count=count, device_id=unit), function, what)
+        registers = list(response.registers)
+        if len(registers) != count:
+            raise ProtocolError(f"reply to {what} carries {len(registers)} registers, not {count}")
+        return registers
+
+    def _write(self, address: int, value: int, what: str) -> None:
+        """One try of a single-register write; the echo must match."""
+        client = self._client
+        unit = self._unit
+        response = self._execute(
+            lambda: client.write_register(address, value, device_id=unit), _FC_WRITE_SINGLE, what
+        )
+        echo = (response.address, list(response.registers))
+        if echo != (address, [value]):
+            raise ProtocolError(
+                f"reply to {what} echoes register {echo[0]} = {echo[1]}, not {address} = {value}"
+            )
+
+    def _execute(self, request: Callable[[], ModbusPDU], function: int, what: str) -> ModbusPDU:
+        """Send one request through pymodbus; the reply PDU of ``function`` or a typed error."""
+        if self._closed:
+            raise PortError(f"LED driver is closed; cannot {what}")
+        client = self._client
+        client.received.clear()
+        try:
+            response = request()
+        except ModbusIOException as exc:
+            raise self._no_valid_reply(what) from exc
+        except ConnectionException as exc:
+            raise PortError(f"LED port is not open; cannot {what}") from exc
+        except ModbusException as exc:
+            raise ProtocolError(f"pymodbus failed to {what}: {exc}") from exc
+        if response.function_code == function:
+            return response
+        if response.function_code == function | 0x80:
+            code = response.exception_code
+            raise DeviceRejected(code, self._exception_text(code, function), what)
+        raise ProtocolError(
+            f"reply to {what} is function 0x{response.function_code:02X}, "
+            f"not 0x{function:02X} (a stale reply?)"
+        )
+
+    def _no_valid_reply(self, what: str) -> ProtocolError | DeviceTimeout:
+        data = bytes(self._client.received)
+        if not data:
+            return DeviceTimeout(f"no reply to {what} within {self._timeout_s} s")
+        shown = data[:32].hex(" ") + (" ..." if len(data) > 32 else "")
+        if len(data) >= 4 and not FramerRTU.check_CRC(data[:-2], int.from_bytes(data[-2:], "big")):
+            return CRCError(f"reply to {what} has a bad CRC: {shown}")
+        return ProtocolError(
+            f"no valid reply frame for unit {self._unit} to {what} in {len(data)} bytes: {shown}"
+        )
+
+    @staticmethod
+    def _exception_text(code: int, function: int) -> str:
+        text = _EXCEPTION_TEXT.get(code, "unknown exception code")
+        if code == 4 and function == _FC_WRITE_SINGLE:
+            text += " (interlock open, fault latched or setpoint 0)"
+        return text
+
+
+def _check_wavelength(wavelength_nm: object) -> int:
+    value: object = wavelength_nm
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in LED_WAVELENGTHS_NM:
+        allowed = " or ".join(str(w) for w in LED_WAVELENGTHS_NM)
+        raise ValidationError([f"wavelength must be {allowed} nm, not {wavelength_nm!r}"])
+    return value
+
+
+def _check_irradiance(irradiance_mw_cm2: object) -> int:
+    value = irradiance_mw_cm2
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= _SETPOINT_MAX_MW_CM2
+    ):
+        raise ValidationError(
+            [f"irradiance must be 0.0-{_SETPOINT_MAX_MW_CM2:.1f} mW/cm2, not {irradiance_mw_cm2!r}"]
+        )
+    return min(int(value * 10 + 0.5), _SETPOINT_MAX_RAW)  # 0.1 mW/cm2, half up
