@@ -26,7 +26,7 @@ from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.led_supervisor import LEDContext, LEDSupervisor
 from devicectl.control.limits import LEDLimits, LEDStep
-from devicectl.devices import LEDPanel, LEDReading
+from devicectl.devices import LEDFault, LEDPanel, LEDReading
 from devicectl.errors import ControlError, DeviceError
 
 
@@ -242,7 +242,13 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
         plan = self.step_plan
         assert plan is not None and self.device is not None
         self._last_step_s = self.clock.now()
+        reading = self.reading
         try:
+            if reading is not None and reading.faults & LEDFault.INTERLOCK_OPEN:
+                # The opening already paused the step; the firmware latches it
+                # too and refuses output until it is cleared. Any other latched
+                # bit would have faulted this controller, so only that one is here.
+                self.device.clear_status()
             self.device.set_wavelength(plan.wavelength_nm)
             self.device.set_irradiance(plan.irradiance_mw_cm2)
             self.device.output_on()

@@ -159,8 +159,11 @@ class LEDSupervisor:
     ) -> None:
         lim = self.limits
         measured = reading.irradiance_mw_cm2
+        # Above the setpoint only counts while on: after an off command the light
+        # decays over a few tenths of a second.
         if measured > lim.irradiance_max_mw_cm2 or (
-            measured > ctx.setpoint_mw_cm2 * (1 + lim.over_irradiance_fraction) + 2.0
+            ctx.output_expected
+            and measured > ctx.setpoint_mw_cm2 * (1 + lim.over_irradiance_fraction) + 2.0
         ):
             out.append(
                 self._fault(
