@@ -5,7 +5,8 @@ Lifecycle::
     idle -> ready (pass loaded, validated, parameters sent)
     ready -> charging (arm: recognised filter, crystal <= 10 degC, contact, and the
              operator's confirmation that eye protection is on, recorded with their id)
-    charging -> armed (capacitor charged; crystal cool) -> firing (trigger, >= 1 s apart)
+    charging -> armed (capacitor charged; crystal cool) -> firing (fire: the handpiece
+             trigger or footswitch, >= 1 s apart)
     firing -> charging (flash confirmed, more to go) | complete (last flash)
     charging/armed -> paused (operator, or contact lost) -> charging (resume)
     any -> fault | estop ; fault/estop -> idle (acknowledge with operator id)
@@ -33,6 +34,10 @@ from devicectl.control.ipl_supervisor import IPLContext, IPLSupervisor
 from devicectl.control.limits import IPLLimits, IPLPass
 from devicectl.devices import IPLParams, IPLReading, IPLSource, IPLStatus
 from devicectl.errors import ControlError, DeviceError
+
+# A status read at least this long after CHARGE that shows neither charging nor
+# charged means the device dumped its charge; earlier ones may predate the command.
+RECHARGE_AFTER_S = 0.2
 
 
 class IPLState(enum.Enum):
@@ -69,7 +74,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "load", "source": [S.IDLE, S.READY, S.COMPLETE], "dest": S.READY},
     {"trigger": "arm", "source": S.READY, "dest": S.CHARGING, "conditions": ["_may_arm"]},
     {"trigger": "charged", "source": S.CHARGING, "dest": S.ARMED},
-    {"trigger": "trigger", "source": S.ARMED, "dest": S.FIRING, "conditions": ["_may_fire"]},
+    {"trigger": "fire", "source": S.ARMED, "dest": S.FIRING, "conditions": ["_may_fire"]},
     {"trigger": "recharge", "source": S.FIRING, "dest": S.CHARGING},
     {"trigger": "pass_done", "source": S.FIRING, "dest": S.COMPLETE},
     {"trigger": "pause", "source": [S.CHARGING, S.ARMED], "dest": S.PAUSED},
@@ -122,7 +127,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     OPERATOR_ACTIONS = (
         "load",
         "arm",
-        "trigger",
+        "fire",
         "pause",
         "resume",
         "abort",
@@ -149,6 +154,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         self._pulses_commanded = 0
         self._fired_at_s: float | None = None
         self._shots_before_fire = 0
+        self._crystal_before_fire_c = float("nan")
         self._charge_requested_s: float | None = None
         super().__init__(
             opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
@@ -202,8 +208,14 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             if reading.crystal_temp_c <= self.limits.crystal_arm_max_c:
                 self._fire("charged")
             return
-        if not reading.has(IPLStatus.CHARGING):
+        requested = self._charge_requested_s
+        if (
+            not reading.has(IPLStatus.CHARGING)
+            and requested is not None
+            and reading.t_s > requested + RECHARGE_AFTER_S
+        ):
             # The device dumped an unused charge (it holds one for 30 s): charge again.
+            self._charge_requested_s = now_s
             self._device_call("charge", lambda d: d.charge())
 
     def _step_firing(self, now_s: float, reading: IPLReading) -> None:
@@ -221,7 +233,9 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
                 set_j_cm2=record.set_fluence_j_cm2,
                 shots=record.shot_count,
             )
-            alarm = self.supervisor.check_flash(reading, p.fluence_j_cm2)
+            alarm = self.supervisor.check_flash(
+                reading, p.fluence_j_cm2, self._crystal_before_fire_c
+            )
             if alarm is not None:
                 self._trip(alarm)
                 return
@@ -357,6 +371,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     def _enter_firing(self, event: Any) -> None:
         r = self.reading
         self._shots_before_fire = r.shot_count if r is not None else 0
+        self._crystal_before_fire_c = r.crystal_temp_c if r is not None else float("nan")
         self._fired_at_s = self.clock.now()
         # Counted before sending: a lost ACK may still have fired.
         self._pulses_commanded += self.ipl_pass.pulse_count if self.ipl_pass else 1

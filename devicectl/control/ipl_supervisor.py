@@ -28,6 +28,7 @@ _DEVICE_FAULT_MASK = int(
     | IPLStatus.SENSOR_FAULT
 )
 _ENERGY_BITS = int(IPLStatus.ARMED | IPLStatus.CHARGED | IPLStatus.CHARGING)
+STUCK_FLASHES = 3
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,14 @@ class IPLSupervisor:
         self.device = device
         self._missed_ticks = 0
         self._shots_base: int | None = None  # shot counter when counting started
+        self._flashes_without_rise = 0
         self._active: set[str] = set()
 
     def reset(self) -> None:
         """After an acknowledgement or a reconnect: count shots afresh."""
         self._missed_ticks = 0
         self._shots_base = None
+        self._flashes_without_rise = 0
         self._active.clear()
 
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
@@ -160,8 +163,24 @@ class IPLSupervisor:
         )
         return out
 
-    def check_flash(self, reading: IPLReading, set_fluence_j_cm2: float) -> Alarm | None:
-        """After a confirmed flash: the photodiode's fluence against the set one."""
+    def check_flash(
+        self, reading: IPLReading, set_fluence_j_cm2: float, crystal_before_c: float
+    ) -> Alarm | None:
+        """After a confirmed flash: the photodiode's fluence against the set one, and a
+        crystal thermistor that did not rise over STUCK_FLASHES flashes in a row (every
+        flash warms the crystal: a frozen reading would let a warm crystal arm)."""
+        if reading.crystal_temp_c > crystal_before_c:
+            self._flashes_without_rise = 0
+        else:
+            self._flashes_without_rise += 1
+            if self._flashes_without_rise >= STUCK_FLASHES:
+                return self._fault(
+                    "ipl.crystal_stuck",
+                    f"crystal thermistor did not rise over {STUCK_FLASHES} flashes "
+                    f"(reads {reading.crystal_temp_c:.1f} degC)",
+                    reading.crystal_temp_c,
+                    None,
+                )
         delivered = reading.last_fluence_j_cm2
         error = abs(delivered - set_fluence_j_cm2) / set_fluence_j_cm2
         if error > self.limits.energy_tolerance:
