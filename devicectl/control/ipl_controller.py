@@ -221,7 +221,11 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     def _step_firing(self, now_s: float, reading: IPLReading) -> None:
         p = self.ipl_pass
         assert p is not None and self._fired_at_s is not None
-        if reading.shot_count >= self._shots_before_fire + p.pulse_count:
+        # The train is over when every pulse is counted and the device has disarmed:
+        # only then does the photodiode's figure cover this whole train.
+        if reading.shot_count >= self._shots_before_fire + p.pulse_count and not reading.has(
+            IPLStatus.ARMED
+        ):
             record = FlashRecord(
                 now_s, p.fluence_j_cm2, reading.last_fluence_j_cm2, reading.shot_count
             )

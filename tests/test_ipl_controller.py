@@ -1,0 +1,214 @@
+"""The IPL controller against the in-process IPL simulator (COBS frames over sim://)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from structlog.testing import capture_logs
+
+from devicectl.control.events import AlarmPriority
+from devicectl.control.ipl_controller import IPLState
+from devicectl.control.limits import IPLPass
+from devicectl.errors import ControlError, FaultLatched, ValidationError
+from tests.ipl_scenario import OPERATOR, IPLRig
+
+
+def test_a_pass_fires_one_checked_flash_per_trigger_and_ends_disarmed() -> None:
+    rig = IPLRig.create()
+    rig.load(flashes=3, fluence=15.0)
+    rig.arm()
+    for _ in range(3):
+        rig.flash()
+        rig.run_until((IPLState.CHARGING, IPLState.COMPLETE, IPLState.FAULT), 3.0)
+    assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
+    assert len(rig.ipl.flashes) == 3 == len(rig.sim.flashes)
+    for record in rig.ipl.flashes:
+        assert abs(record.delivered_j_cm2 - 15.0) / 15.0 <= 0.2
+    # flashes at least 1 s apart at the device
+    times = [t for t, _, _ in rig.sim.flashes]
+    assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
+    rig.run_for(0.5)
+    assert not rig.sim.armed and not rig.sim.charged
+
+
+def test_no_flash_without_a_trigger() -> None:
+    rig = IPLRig.create()
+    rig.load(flashes=2)
+    rig.arm()
+    assert rig.wait_armed()
+    rig.run_for(10.0)  # armed and waiting: the lamp never fires by itself
+    assert rig.sim.flashes == []
+
+
+def test_arming_needs_eye_protection_confirmed_with_an_operator_id() -> None:
+    rig = IPLRig.create()
+    rig.load()
+    with pytest.raises(ControlError, match="eye protection"):
+        rig.station.command("ipl", "arm", OPERATOR)
+    with pytest.raises(ControlError, match="eye protection"):
+        rig.station.command("ipl", "arm", "", eye_protection=True)
+    assert rig.ipl.state is IPLState.READY
+    with capture_logs() as logs:
+        rig.arm()
+    assert any(
+        e["event"] == "eye_protection_confirmed" and e["operator_id"] == OPERATOR for e in logs
+    )
+
+
+def test_arming_refused_when_the_inserted_filter_is_not_the_planned_one() -> None:
+    rig = IPLRig.create(options="filter=640")
+    with pytest.raises(ControlError, match="filter"):
+        rig.load(filter_nm=560)  # the device refuses parameters for another filter
+    assert rig.ipl.state is IPLState.IDLE
+    assert not rig.sim.armed and not rig.sim.charged
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"fluence_j_cm2": 26.0}, "fluence_j_cm2"),
+        ({"fluence_j_cm2": 4.9}, "fluence_j_cm2"),
+        ({"pulse_width_ms": 0.5}, "pulse_width_ms"),
+        ({"filter_nm": 600}, "filter_nm"),
+        ({"pulse_count": 6}, "pulse_count"),
+        ({"pulse_count": 2, "pulse_delay_ms": 1.0}, "pulse_delay_ms"),
+    ],
+)
+def test_bad_parameters_are_rejected_before_anything_is_sent(kwargs: dict, field: str) -> None:
+    rig = IPLRig.create()
+    base = {"filter_nm": 560, "fluence_j_cm2": 15.0, "pulse_width_ms": 10.0}
+    with pytest.raises(ValidationError, match=field):
+        rig.station.command("ipl", "load", OPERATOR, ipl_pass=IPLPass(**{**base, **kwargs}))
+    assert rig.ipl.state is IPLState.IDLE
+
+
+def test_a_second_trigger_within_one_second_is_refused() -> None:
+    rig = IPLRig.create()
+    rig.load(flashes=3)
+    rig.arm()
+    rig.flash()
+    rig.run_until((IPLState.ARMED,), 3.0)
+    if rig.station.clock.now() - rig.ipl.flashes[-1].t_s < 0.99:
+        with pytest.raises(ControlError, match=r"1\.0 s"):
+            rig.station.command("ipl", "fire", OPERATOR)
+    assert len(rig.sim.flashes) == 1
+
+
+def test_emergency_stop_while_armed_disarms_and_dumps() -> None:
+    rig = IPLRig.create()
+    rig.load(flashes=3)
+    rig.arm()
+    assert rig.wait_armed() and rig.sim.armed
+    rig.station.command("ipl", "estop", OPERATOR)
+    assert rig.ipl.state is IPLState.ESTOP
+    assert not rig.sim.armed and not rig.sim.charged
+    assert rig.ipl.last_safe_state is not None and rig.ipl.last_safe_state.confirmed
+    with pytest.raises(FaultLatched):
+        rig.station.command("ipl", "fire", OPERATOR)
+
+
+def test_a_frozen_crystal_thermistor_is_caught_within_three_flashes() -> None:
+    rig = IPLRig.create(faults=("sensor_stuck@0s:sensor=1",))
+    rig.load(flashes=10)
+    rig.arm()
+    for _ in range(3):
+        if rig.ipl.state is IPLState.FAULT:
+            break
+        rig.flash()
+        rig.run_until((IPLState.CHARGING, IPLState.FAULT), 3.0)
+    assert rig.ipl.state is IPLState.FAULT
+    assert rig.ipl.fault_alarm is not None and rig.ipl.fault_alarm.code == "ipl.crystal_stuck"
+    assert len(rig.sim.flashes) == 3
+    assert not rig.sim.armed and not rig.sim.charged
+
+
+def test_misfire_is_a_fault_with_the_delivered_energy_named() -> None:
+    rig = IPLRig.create(faults=("misfire@0s",))
+    rig.load(flashes=3)
+    rig.arm()
+    rig.flash()
+    assert rig.run_until((IPLState.FAULT,), 3.0)
+    alarm = rig.ipl.fault_alarm
+    assert alarm is not None and alarm.code == "ipl.energy_mismatch"
+    assert alarm.priority is AlarmPriority.HIGH and "J/cm2" in alarm.message
+    assert not rig.sim.armed and not rig.sim.charged
+    assert len(rig.sim.flashes) == 1
+
+
+IPL_FAULTS = {
+    "no_reply": ("+3s", {"ipl.stale"}),
+    "garble": ("+3s", {"ipl.stale"}),
+    "reset": ("", {"ipl.device_reset", "ipl.stale", "ipl.energy_unexpected"}),
+    "sensor_open": ("+5s", {"ipl.implausible", "ipl.sensor_fault"}),
+    "contact_loss": ("+40s", {"ipl.contact_timeout"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IPL_FAULTS))
+def test_ipl_fault_ends_disarmed_and_recovers(kind: str) -> None:
+    duration, codes = IPL_FAULTS[kind]
+    rig = IPLRig.create(faults=(f"{kind}@8s{duration.replace('+', '%2B')}",))
+    rig.load(flashes=50)
+    rig.arm()
+    rig.flash()
+    assert rig.run_until((IPLState.FAULT,), max_s=60.0), rig.ipl.status()
+    alarm = rig.ipl.fault_alarm
+    assert alarm is not None and alarm.code in codes, alarm
+    rig.sim.advance()
+    assert not rig.sim.armed and not rig.sim.charged
+    rig.run_for(45.0)
+    assert rig.station.command("ipl", "acknowledge", OPERATOR)
+    rig.run_for(1.0)
+    assert rig.ipl.state is IPLState.IDLE, rig.ipl.fault_alarm
+    rig.load(flashes=1)
+    rig.arm()
+    rig.flash()
+    assert rig.run_until((IPLState.COMPLETE, IPLState.FAULT), 5.0)
+    assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
+
+
+def run_pass(rig: IPLRig, flashes: int) -> None:
+    for _ in range(flashes):
+        if rig.ipl.state in (IPLState.FAULT, IPLState.COMPLETE):
+            return
+        rig.flash()
+        rig.run_until((IPLState.CHARGING, IPLState.COMPLETE, IPLState.FAULT), 3.0)
+
+
+def test_a_long_healthy_pass_has_no_false_trip() -> None:
+    rig = IPLRig.create()
+    rig.load(flashes=40, fluence=20.0)
+    rig.arm()
+    run_pass(rig, 40)
+    assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
+    assert len(rig.ipl.flashes) == 40
+
+
+def test_lamp_block_heating_warns_then_stops_the_pass() -> None:
+    rig = IPLRig.create()
+    alarms = []
+    rig.station.loop.subscribe(
+        lambda e: alarms.append(e.data["alarm"]) if e.kind == "alarm" else None
+    )
+    rig.load(flashes=200, fluence=25.0)
+    rig.arm()
+    run_pass(rig, 200)
+    codes = [a.code for a in alarms]
+    assert "ipl.block_warm" in codes
+    assert rig.ipl.state is IPLState.FAULT
+    assert rig.ipl.fault_alarm is not None
+    assert rig.ipl.fault_alarm.code == "ipl.block_overtemp"
+    assert codes.index("ipl.block_warm") < codes.index("ipl.block_overtemp")
+    assert not rig.sim.armed and not rig.sim.charged
+    assert rig.sim.block_temp_c < 46.0
+
+
+def test_a_pulse_train_is_checked_once_the_whole_train_is_delivered() -> None:
+    rig = IPLRig.create()
+    rig.load(flashes=2, fluence=12.0, pulse_count=3, pulse_delay_ms=100.0)
+    rig.arm()
+    run_pass(rig, 2)
+    assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
+    assert [r.shot_count for r in rig.ipl.flashes] == [3, 6]
+    assert all(abs(r.delivered_j_cm2 - 12.0) <= 2.4 for r in rig.ipl.flashes)
