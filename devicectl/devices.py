@@ -158,6 +158,7 @@ class IPLReading:
     shot_count: int
     last_fluence_j_cm2: float
     filter_nm: int  # 0 when no recognised filter is inserted
+    lamp_life_pct: float = 100.0  # lamp life remaining
 
     def has(self, flag: IPLStatus) -> bool:
         return bool(int(self.status) & int(flag))

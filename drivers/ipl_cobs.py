@@ -201,7 +201,7 @@ class IPLCobsDriver:
             self._last_fields = fields
             # Units as codec.status_reply converts them (a test holds the two equal),
             # inline to spare building a StatusReply per tick.
-            bits, charge, crystal, block, shots, fluence, filter_nm, _, _ = fields
+            bits, charge, crystal, block, shots, fluence, filter_nm, lamp_life, _ = fields
             return IPLReading(
                 self._now(),
                 _STATUS_BY_BITS[bits],
@@ -211,6 +211,7 @@ class IPLCobsDriver:
                 shots,
                 fluence / 100,
                 filter_nm,
+                float(lamp_life),
             )
 
     def set_params(self, params: IPLParams) -> None:

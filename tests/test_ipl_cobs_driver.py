@@ -268,6 +268,7 @@ def test_read_sends_status_and_returns_a_stamped_reading() -> None:
         shot_count=12345,
         last_fluence_j_cm2=14.87,
         filter_nm=560,
+        lamp_life_pct=88.0,
     )
     assert type(reading.status) is IPLStatus
     assert driver.last_status is not None

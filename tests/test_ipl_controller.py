@@ -30,6 +30,13 @@ def test_a_pass_fires_one_checked_flash_per_trigger_and_ends_disarmed() -> None:
     assert all(b - a >= 1.0 for a, b in itertools.pairwise(times))
     rig.run_for(0.5)
     assert not rig.sim.armed and not rig.sim.charged
+    status = rig.ipl.status()
+    assert status["shots"] == 3 and status["lamp_life_pct"] == 99.0  # rounded down
+
+
+def test_lamp_life_is_reported_from_the_device() -> None:
+    rig = IPLRig.create(options="filter=560&shots=60000")
+    assert rig.ipl.status()["lamp_life_pct"] == 40.0
 
 
 def test_no_flash_without_a_trigger() -> None:

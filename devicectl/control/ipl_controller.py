@@ -418,6 +418,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             "crystal_c": r.crystal_temp_c if r else None,
             "block_c": r.block_temp_c if r else None,
             "shots": r.shot_count if r else None,
+            "lamp_life_pct": r.lamp_life_pct if r else None,
             "last_fluence_j_cm2": r.last_fluence_j_cm2 if r else None,
             "fault": self.fault_alarm.message if self.fault_alarm else None,
         }
