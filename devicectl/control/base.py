@@ -75,6 +75,7 @@ class ControllerCore(Generic[D, R]):
         self.fault_alarm: Alarm | None = None
         self.last_safe_state: SafeStateResult | None = None
         self._pending_fault: Alarm | None = None
+        self._clear_on_first_tick = False
         self.state: Any = initial
         self.machine = machine_factory(self)
         self._connect()
@@ -127,6 +128,9 @@ class ControllerCore(Generic[D, R]):
             except DeviceError as exc:
                 self.log.warning("close_failed", error=str(exc))
             return
+        # Flags latched while the host was not yet ticking (another device's boot
+        # wait, a reconnect) are cleared once more on the first tick.
+        self._clear_on_first_tick = True
         self.log.info("device_connected", model=ident.model, serial=ident.serial)
         self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
 
@@ -150,6 +154,9 @@ class ControllerCore(Generic[D, R]):
             self.reading_error = "port closed"
             return
         try:
+            if self._clear_on_first_tick:
+                self._clear_on_first_tick = False
+                self.device.clear_status()
             self.reading = self.device.read()
             self.reading_error = None
         except DeviceError as exc:

@@ -1,0 +1,450 @@
+"""The session runner: walks a protocol's steps on the control loop.
+
+Each step is a *plan*: a generator that yields conditions ("wait until the RF
+zone is complete") and is advanced by one tick's ``step`` at a time, on the
+loop thread, after every device controller has sampled, been supervised and
+regulated (the runner is added to the loop last). This is bluesky's shape:
+pause, resume and abort fall out of it, and nothing blocks the loop.
+
+Guarantees:
+- Manual steps wait for a confirmation with an operator id; with
+  ``auto_confirm`` (``--yes``) they are confirmed by the runner and the record
+  says so (operator ``auto``, ``unattended`` in the session row).
+- A device fault stops the session at that step (state ``faulted``). After the
+  operator acknowledges the device, ``resume`` carries on with what is left of
+  that step (remaining zones, flashes or exposure time); ``end`` closes the
+  session as faulted.
+- ``abort`` puts every device in its safe state (abort on the devices that are
+  in a treatment state, emergency stop on any that refuse) and ends the session.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import structlog
+
+from devicectl.control.events import Command, Event
+from devicectl.control.ipl_controller import IPLController, IPLState
+from devicectl.control.led_controller import LEDController, LEDState
+from devicectl.control.limits import IPLPass, LEDStep
+from devicectl.control.rf_controller import RFController, RFState
+from devicectl.errors import ControlError, DevicectlError
+from devicectl.station import Station
+
+AUTO_OPERATOR = "auto"
+Wait = Callable[[], bool]
+Plan = Generator[Wait, None, None]
+
+
+class SessionState(enum.Enum):
+    RUNNING = "running"
+    WAITING_CONFIRM = "waiting_confirm"
+    PAUSED = "paused"
+    FAULTED = "faulted"
+    COMPLETE = "complete"
+    ABORTED = "aborted"
+    ENDED = "ended"  # closed by the operator after a fault
+
+
+FINISHED = (SessionState.COMPLETE, SessionState.ABORTED, SessionState.ENDED)
+
+
+@dataclass
+class StepProgress:
+    index: int
+    kind: str
+    title: str
+    outcome: str = "pending"  # pending, running, complete, fault, aborted
+    started_s: float | None = None
+    ended_s: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Technician(Protocol):
+    """What the runner asks of the hands at the chair when nobody is there (--yes, demo)."""
+
+    def move_to_next_zone(self, device: str) -> None: ...
+
+
+class SessionRunner:
+    """Runs one protocol on a station; add it to the station's loop after the devices."""
+
+    name = "session"
+
+    def __init__(
+        self,
+        station: Station,
+        protocol: Any,
+        *,
+        operator_id: str,
+        auto_confirm: bool = False,
+        technician: Technician | None = None,
+        move_s: float = 5.0,
+    ) -> None:
+        if not operator_id.strip():
+            raise ControlError("a session needs an operator id")
+        self.station = station
+        self.protocol = protocol
+        self.operator_id = operator_id
+        self.auto_confirm = auto_confirm
+        self.technician = technician
+        self.move_s = move_s
+        self.state = SessionState.RUNNING
+        self.steps = [
+            StepProgress(i + 1, step_kind(step), getattr(step, "title", step_kind(step)))
+            for i, step in enumerate(protocol.steps)
+        ]
+        self.current = 0  # index into steps
+        self.fault_message: str | None = None
+        self.log = structlog.get_logger("devicectl.session").bind(device="session")
+        self._plan: Plan | None = None
+        self._wait: Wait | None = None
+        self._confirmed_by: str | None = None
+        self._paused_device: str | None = None
+        self._emit = station.loop.emit
+        station.loop.add(self)
+
+    # -- what the loop calls -----------------------------------------------------------
+
+    def sample(self, now_s: float) -> None:
+        """The runner reads no device."""
+
+    def supervise(self, now_s: float) -> None:
+        """Device supervision belongs to the device controllers."""
+
+    def step(self, now_s: float) -> None:
+        if self.state in FINISHED or self.state in (SessionState.PAUSED, SessionState.FAULTED):
+            return
+        faulted = self._faulted_device()
+        if faulted is not None:
+            self._fault(faulted)
+            return
+        if self.current >= len(self.steps):
+            self._finish(SessionState.COMPLETE)
+            return
+        if self._plan is None:
+            self._start_step(now_s)
+        self._advance(now_s)
+
+    def handle(self, command: Command) -> Any:
+        action = command.action
+        operator = command.operator_id or ""
+        self.log.info("command", action=action, operator_id=operator)
+        self._emit(
+            Event(
+                self.station.clock.now(),
+                "command",
+                self.name,
+                {"action": action, "operator_id": operator},
+            )
+        )
+        if action == "confirm":
+            if not operator.strip():
+                raise ControlError("confirming a manual step needs an operator id")
+            if self.state is not SessionState.WAITING_CONFIRM:
+                raise ControlError(f"nothing to confirm while {self.state.value}")
+            self._confirmed_by = operator
+            return True
+        if action == "pause":
+            return self._pause()
+        if action == "resume":
+            return self._resume()
+        if action == "abort":
+            self.abort(operator)
+            return True
+        if action == "end":
+            if self.state is not SessionState.FAULTED:
+                raise ControlError(
+                    f"end closes a faulted session; the session is {self.state.value}"
+                )
+            self._finish(SessionState.ENDED)
+            return True
+        raise ControlError(f"session: unknown action {action!r}")
+
+    def emergency_stop(self, operator_id: str | None = None) -> bool:
+        self.abort(operator_id or "")
+        return True
+
+    # -- control -------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINISHED
+
+    def abort(self, operator_id: str) -> None:
+        """Every device to its safe state, then the session ends as aborted."""
+        for controller in self._devices().values():
+            try:
+                controller.handle(Command(controller.name, "abort", {}, operator_id or None))
+            except DevicectlError:
+                controller.emergency_stop(operator_id or None)
+        step = self._current_progress()
+        if step is not None and step.outcome == "running":
+            self._end_step(step, "aborted")
+        self._finish(SessionState.ABORTED)
+
+    def _pause(self) -> bool:
+        if self.state not in (SessionState.RUNNING, SessionState.WAITING_CONFIRM):
+            raise ControlError(f"cannot pause a session that is {self.state.value}")
+        for name, controller in self._devices().items():
+            if "pause" in controller.machine.get_triggers(controller.state):
+                controller.handle(Command(name, "pause", {}, self.operator_id))
+                self._paused_device = name
+        self._set_state(SessionState.PAUSED)
+        return True
+
+    def _resume(self) -> bool:
+        if self.state is SessionState.PAUSED:
+            name = self._paused_device
+            self._paused_device = None
+            if name is not None:
+                controller = self._devices()[name]
+                if "resume" in controller.machine.get_triggers(controller.state):
+                    controller.handle(Command(name, "resume", {}, self.operator_id))
+            self._set_state(SessionState.RUNNING)
+            return True
+        if self.state is SessionState.FAULTED:
+            still = self._faulted_device()
+            if still is not None:
+                raise ControlError(f"{still}: acknowledge the device fault first")
+            self._plan = None  # the step starts again with what is left of it
+            self.fault_message = None
+            self._set_state(SessionState.RUNNING)
+            return True
+        raise ControlError(f"nothing to resume while {self.state.value}")
+
+    # -- plans ---------------------------------------------------------------------------
+
+    def _start_step(self, now_s: float) -> None:
+        progress = self.steps[self.current]
+        step = self.protocol.steps[self.current]
+        if progress.outcome == "pending":
+            progress.outcome = "running"
+            progress.started_s = now_s
+            self.log.info(
+                "step_started", step=progress.index, kind=progress.kind, title=progress.title
+            )
+            self._emit(
+                Event(
+                    now_s,
+                    "step_started",
+                    self.name,
+                    {"step": progress.index, "kind": progress.kind, "title": progress.title},
+                )
+            )
+        plans = {
+            "manual": self._manual_plan,
+            "rf": self._rf_plan,
+            "ipl": self._ipl_plan,
+            "led": self._led_plan,
+        }
+        self._plan = plans[progress.kind](step, progress)
+        self._wait = None
+
+    def _advance(self, now_s: float) -> None:
+        assert self._plan is not None
+        try:
+            while self._wait is None or self._wait():
+                self._wait = next(self._plan)
+        except StopIteration:
+            progress = self.steps[self.current]
+            self._end_step(progress, "complete")
+            self._plan = None
+            self.current += 1
+        except ControlError as exc:
+            self._fault(str(exc))
+
+    def _devices(self) -> dict[str, Any]:
+        return {
+            name: c
+            for name, c in self.station.loop.controllers.items()
+            if isinstance(c, RFController | IPLController | LEDController)
+        }
+
+    def _device(self, name: str) -> Any:
+        device = self._devices().get(name)
+        if device is None:
+            raise ControlError(f"this protocol needs a {name} device, and the station has none")
+        return device
+
+    def _do(self, device: str, action: str, **args: Any) -> Any:
+        controller = self._device(device)
+        return controller.handle(Command(device, action, args, self.operator_id))
+
+    def _manual_plan(self, step: Any, progress: StepProgress) -> Plan:
+        if not getattr(step, "confirm", True):
+            return
+        if self.auto_confirm:
+            self._record_confirmation(progress, AUTO_OPERATOR)
+            return
+        self._confirmed_by = None
+        self._set_state(SessionState.WAITING_CONFIRM)
+        yield lambda: self._confirmed_by is not None
+        self._record_confirmation(progress, self._confirmed_by or "")
+        self._set_state(SessionState.RUNNING)
+
+    def _record_confirmation(self, progress: StepProgress, operator: str) -> None:
+        progress.detail["confirmed_by"] = operator
+        self.log.info(
+            "manual_step_confirmed",
+            step=progress.index,
+            operator_id=operator,
+            unattended=operator == AUTO_OPERATOR,
+        )
+        self._emit(
+            Event(
+                self.station.clock.now(),
+                "operator_confirmed",
+                self.name,
+                {
+                    "step": progress.index,
+                    "operator_id": operator,
+                    "unattended": operator == AUTO_OPERATOR,
+                },
+            )
+        )
+
+    def _rf_plan(self, step: Any, progress: StepProgress) -> Plan:
+        rf: RFController = self._device("rf")
+        done: list[str] = progress.detail.setdefault("zones_done", [])
+        for zone in step.zones:
+            if zone.name in done:
+                continue
+            if done or progress.detail.get("moved"):
+                yield from self._move_to_next_zone("rf")
+            progress.detail["moved"] = True
+            self._do("rf", "load", zone=zone)
+            yield lambda: rf.reading is not None
+            self._do("rf", "arm")
+            self._do("rf", "start")
+            yield lambda: rf.state in (RFState.COMPLETE, RFState.FAULT, RFState.ESTOP)
+            if rf.state is not RFState.COMPLETE:
+                raise ControlError(f"rf: zone {zone.name!r} did not complete")
+            done.append(zone.name)
+            result = rf.results[-1]
+            progress.detail.setdefault("zones", []).append(result.__dict__)
+
+    def _move_to_next_zone(self, device: str) -> Iterator[Wait]:
+        if self.technician is not None:
+            self.technician.move_to_next_zone(device)
+        clock = self.station.clock
+        until = clock.now() + self.move_s
+        yield lambda: clock.now() >= until
+
+    def _ipl_plan(self, step: Any, progress: StepProgress) -> Plan:
+        ipl: IPLController = self._device("ipl")
+        planned: IPLPass = step.ipl_pass
+        fired = progress.detail.get("flashes_done", 0)
+        remaining = planned.flashes - fired
+        if remaining <= 0:
+            return
+        self._do("ipl", "load", ipl_pass=replace(planned, flashes=remaining))
+        yield lambda: ipl.reading is not None
+        self._do("ipl", "arm", eye_protection=True)
+        for _ in range(remaining):
+            # The technician's trigger: pulled by the runner only in unattended runs;
+            # otherwise the operator fires from the console.
+            if self.auto_confirm:
+                yield lambda: ipl.state is IPLState.ARMED and ipl._may_fire()
+                self._do("ipl", "fire")
+            start = len(ipl.flashes)
+            yield lambda start=start: len(ipl.flashes) > start or ipl.latched  # type: ignore[misc]
+            if ipl.latched:
+                raise ControlError(
+                    f"ipl: {ipl.fault_alarm.message if ipl.fault_alarm else 'fault'}"
+                )
+            progress.detail["flashes_done"] = progress.detail.get("flashes_done", 0) + 1
+            progress.detail.setdefault("delivered_j_cm2", []).append(
+                ipl.flashes[-1].delivered_j_cm2
+            )
+        yield lambda: ipl.state in (IPLState.COMPLETE, IPLState.FAULT, IPLState.ESTOP)
+
+    def _led_plan(self, step: Any, progress: StepProgress) -> Plan:
+        led: LEDController = self._device("led")
+        planned: LEDStep = step.step
+        done_s = progress.detail.get("on_time_s", 0.0)
+        remaining = planned.duration_s - done_s
+        if remaining <= 0.05:
+            return
+        self._do("led", "load", step=replace(planned, duration_s=remaining))
+        yield lambda: led.reading is not None
+        self._do("led", "start")
+        yield lambda: led.state in (LEDState.COMPLETE, LEDState.FAULT, LEDState.ESTOP)
+        result = led.results[-1]
+        progress.detail["on_time_s"] = done_s + result.on_time_s
+        progress.detail["dose_j_cm2"] = progress.detail.get("dose_j_cm2", 0.0) + result.dose_j_cm2
+        if led.state is not LEDState.COMPLETE:
+            raise ControlError(f"led: step did not complete ({result.outcome})")
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _faulted_device(self) -> str | None:
+        for name, controller in self._devices().items():
+            if controller.latched:
+                alarm = controller.fault_alarm
+                return f"{name}: {alarm.message}" if alarm else f"{name}: {controller.state.value}"
+        return None
+
+    def _fault(self, message: str) -> None:
+        if self.state is SessionState.FAULTED:
+            return
+        self.fault_message = message
+        progress = self._current_progress()
+        if progress is not None:
+            progress.outcome = "fault"
+            progress.detail["fault"] = message
+        self._plan = None
+        self.log.error(
+            "session_faulted", step=progress.index if progress else None, message=message
+        )
+        self._set_state(SessionState.FAULTED)
+
+    def _current_progress(self) -> StepProgress | None:
+        return self.steps[self.current] if self.current < len(self.steps) else None
+
+    def _end_step(self, progress: StepProgress, outcome: str) -> None:
+        progress.outcome = outcome
+        progress.ended_s = self.station.clock.now()
+        self.log.info("step_ended", step=progress.index, kind=progress.kind, outcome=outcome)
+        self._emit(
+            Event(
+                progress.ended_s,
+                "step_ended",
+                self.name,
+                {
+                    "step": progress.index,
+                    "kind": progress.kind,
+                    "outcome": outcome,
+                    "detail": dict(progress.detail),
+                },
+            )
+        )
+
+    def _set_state(self, state: SessionState) -> None:
+        if state is self.state:
+            return
+        self.state = state
+        self.log.info("session_state", state=state.value)
+        self._emit(
+            Event(self.station.clock.now(), "session_state", self.name, {"state": state.value})
+        )
+
+    def _finish(self, state: SessionState) -> None:
+        self._plan = None
+        self._set_state(state)
+
+
+def step_kind(step: Any) -> str:
+    """The protocol-file kind of a step object ("manual", "rf", "ipl", "led")."""
+    kind = getattr(step, "kind", None)
+    if isinstance(kind, str):
+        return kind
+    name = type(step).__name__.lower()
+    for k in ("manual", "rf", "ipl", "led"):
+        if name.startswith(k):
+            return k
+    raise ControlError(f"unknown step type {type(step).__name__}")

@@ -1,0 +1,141 @@
+"""The session runner on simulated devices: steps in order, confirmations, faults, abort."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from devicectl.control.limits import IPLPass, LEDStep, RFZone
+from devicectl.control.rf_controller import RFState
+from devicectl.errors import ControlError
+from devicectl.session.runner import SessionRunner, SessionState
+from devicectl.session.simulated import simulated_station
+
+OP = "tech-042"
+
+
+@dataclass(frozen=True)
+class ManualStep:
+    title: str
+    instructions: str = ""
+    confirm: bool = True
+
+
+@dataclass(frozen=True)
+class RFStep:
+    title: str
+    zones: tuple[RFZone, ...]
+
+
+@dataclass(frozen=True)
+class IPLStep:
+    title: str
+    ipl_pass: IPLPass
+
+
+@dataclass(frozen=True)
+class LEDExposureStep:
+    title: str
+    step: LEDStep
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple
+
+
+SHORT = Plan(
+    (
+        ManualStep("cleanse"),
+        RFStep("rf", (RFZone("forehead", 42.0, 20.0), RFZone("chin", 42.0, 20.0))),
+        IPLStep("ipl", IPLPass(560, 15.0, 10.0, flashes=3)),
+        LEDExposureStep("led", LEDStep(633, 100.0, 60.0)),
+        ManualStep("hydrating mask"),
+    )
+)
+
+
+def make(plan: Plan = SHORT, auto: bool = True, faults: dict | None = None):
+    station, tech = simulated_station(seed=7, faults=faults)
+    runner = SessionRunner(station, plan, operator_id=OP, auto_confirm=auto, technician=tech)
+    return station, runner
+
+
+def test_an_unattended_run_walks_every_step_in_order() -> None:
+    station, runner = make()
+    events = []
+    station.loop.subscribe(events.append)
+    assert station.loop.run(until=lambda: runner.finished, max_duration_s=1200.0)
+    assert runner.state is SessionState.COMPLETE
+    assert [s.outcome for s in runner.steps] == ["complete"] * 5
+    started = [e.data["step"] for e in events if e.kind == "step_started"]
+    assert started == [1, 2, 3, 4, 5]
+    confirmations = [e.data for e in events if e.kind == "operator_confirmed"]
+    assert [c["operator_id"] for c in confirmations] == ["auto", "auto"]
+    assert all(c["unattended"] for c in confirmations)
+    assert runner.steps[1].detail["zones_done"] == ["forehead", "chin"]
+    assert runner.steps[2].detail["flashes_done"] == 3
+    assert runner.steps[3].detail["dose_j_cm2"] == pytest.approx(6.0, abs=0.3)
+
+
+def test_a_manual_step_waits_for_an_operator_confirmation() -> None:
+    station, runner = make(Plan((ManualStep("cleanse"),)), auto=False)
+    station.loop.run(max_duration_s=30.0)
+    assert runner.state is SessionState.WAITING_CONFIRM
+    with pytest.raises(ControlError, match="operator id"):
+        station.command("session", "confirm", "")
+    station.command("session", "confirm", "nurse-7")
+    station.loop.run(until=lambda: runner.finished, max_duration_s=1.0)
+    assert runner.state is SessionState.COMPLETE
+    assert runner.steps[0].detail["confirmed_by"] == "nurse-7"
+
+
+def test_a_fault_stops_the_session_at_its_step_and_it_goes_on_after_acknowledgement() -> None:
+    station, runner = make(faults={"rf": ["runaway@60s%2B5s"]})
+    assert station.loop.run(
+        until=lambda: runner.state is SessionState.FAULTED, max_duration_s=300.0
+    )
+    assert runner.current == 1 and runner.steps[1].outcome == "fault"
+    rf = station.loop.controllers["rf"]
+    assert rf.state is RFState.FAULT
+    with pytest.raises(ControlError, match="acknowledge"):
+        station.command("session", "resume", OP)
+    station.loop.run(max_duration_s=20.0)
+    station.command("rf", "acknowledge", OP)
+    station.command("session", "resume", OP)
+    assert station.loop.run(until=lambda: runner.finished, max_duration_s=1200.0)
+    assert runner.state is SessionState.COMPLETE
+    # the zone that faulted is delivered again; the one already done is not
+    assert runner.steps[1].detail["zones_done"] == ["forehead", "chin"]
+
+
+def test_abort_puts_every_device_in_the_safe_state() -> None:
+    station, runner = make()
+    station.loop.run(
+        until=lambda: station.loop.controllers["rf"].state is RFState.DELIVERING,
+        max_duration_s=60.0,
+    )
+    station.loop.run(max_duration_s=10.0)
+    station.command("session", "abort", OP)
+    assert runner.state is SessionState.ABORTED
+    for name in ("rf", "ipl", "led"):
+        controller = station.loop.controllers[name]
+        assert controller.state.value in ("idle", "estop"), (name, controller.state)
+    from devicectl.urlhandlers.protocol_sim import simulator_for
+
+    assert not simulator_for(runner.technician.urls["rf"], station.clock).output_on
+
+
+def test_pause_and_resume_mid_zone() -> None:
+    station, runner = make()
+    rf = station.loop.controllers["rf"]
+    station.loop.run(until=lambda: rf.state is RFState.DELIVERING, max_duration_s=60.0)
+    station.loop.run(max_duration_s=30.0)
+    station.command("session", "pause", OP)
+    assert runner.state is SessionState.PAUSED and rf.state is RFState.PAUSED
+    station.loop.run(max_duration_s=10.0)
+    station.command("session", "resume", OP)
+    assert rf.state is RFState.DELIVERING
+    assert station.loop.run(until=lambda: runner.finished, max_duration_s=1200.0)
+    assert runner.state is SessionState.COMPLETE
