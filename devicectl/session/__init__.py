@@ -1,0 +1,1 @@
+"""Sessions: protocol files, the runner that walks them, and the simulated station."""
