@@ -11,6 +11,8 @@ them into latched faults (it never swallows them). Validation problems are
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class DevicectlError(Exception):
     """Base of every error devicectl raises on purpose."""
@@ -30,6 +32,19 @@ class ValidationError(DevicectlError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class ProtocolFileError(ValidationError):
+    """A session protocol file cannot be used: missing, unreadable, not TOML, or
+    any key or value in it is wrong. The whole file is rejected.
+
+    ``path`` is the file as given; ``problems`` holds one line per problem, each
+    starting with the file's name (``pore-patrol.toml: step 3 (rf): target_c ...``).
+    """
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        super().__init__(problems)
 
 
 class DeviceError(DevicectlError):
@@ -77,3 +92,17 @@ class ControlError(DevicectlError):
 
 class FaultLatched(ControlError):
     """The controller is in a latched fault; only acknowledge can leave it."""
+
+
+class RecordError(DevicectlError):
+    """The session record store could not be opened, read or written.
+
+    The message names the database (password hidden) and the reason in one
+    line, e.g. ``record store sqlite:///x.sqlite: attempt to write a readonly
+    database``; ``db`` holds that name.
+    """
+
+    def __init__(self, db: str, reason: str) -> None:
+        self.db = db
+        self.reason = reason
+        super().__init__(f"record store {db}: {reason}")

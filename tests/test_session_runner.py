@@ -9,35 +9,11 @@ import pytest
 from devicectl.control.limits import IPLPass, LEDStep, RFZone
 from devicectl.control.rf_controller import RFState
 from devicectl.errors import ControlError
+from devicectl.session import IPLStep, LEDExposureStep, ManualStep, RFStep
 from devicectl.session.runner import SessionRunner, SessionState
 from devicectl.session.simulated import simulated_station
 
 OP = "tech-042"
-
-
-@dataclass(frozen=True)
-class ManualStep:
-    title: str
-    instructions: str = ""
-    confirm: bool = True
-
-
-@dataclass(frozen=True)
-class RFStep:
-    title: str
-    zones: tuple[RFZone, ...]
-
-
-@dataclass(frozen=True)
-class IPLStep:
-    title: str
-    ipl_pass: IPLPass
-
-
-@dataclass(frozen=True)
-class LEDExposureStep:
-    title: str
-    step: LEDStep
 
 
 @dataclass(frozen=True)
@@ -47,11 +23,11 @@ class Plan:
 
 SHORT = Plan(
     (
-        ManualStep("cleanse"),
+        ManualStep("cleanse", "Cleanse the face."),
         RFStep("rf", (RFZone("forehead", 42.0, 20.0), RFZone("chin", 42.0, 20.0))),
         IPLStep("ipl", IPLPass(560, 15.0, 10.0, flashes=3)),
         LEDExposureStep("led", LEDStep(633, 100.0, 60.0)),
-        ManualStep("hydrating mask"),
+        ManualStep("hydrating mask", "Apply the mask."),
     )
 )
 
@@ -80,7 +56,7 @@ def test_an_unattended_run_walks_every_step_in_order() -> None:
 
 
 def test_a_manual_step_waits_for_an_operator_confirmation() -> None:
-    station, runner = make(Plan((ManualStep("cleanse"),)), auto=False)
+    station, runner = make(Plan((ManualStep("cleanse", "Cleanse the face."),)), auto=False)
     station.loop.run(max_duration_s=30.0)
     assert runner.state is SessionState.WAITING_CONFIRM
     with pytest.raises(ControlError, match="operator id"):
