@@ -6,10 +6,12 @@ non-zero exit code; ``--debug`` shows the traceback too.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from devicectl import plugins
-from devicectl.errors import DevicectlError
+from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
 
 app = typer.Typer(
     help="Control clinic energy-based treatment devices (RF, IPL, LED) and their simulators.",
@@ -51,21 +53,10 @@ def main_options(
     configure_logging(log_file=log_file, verbose=verbose)
 
 
-@app.command()
-def demo(
-    seed: Annotated[int, typer.Option(help="Simulator seed (runs are reproducible).")] = 7,
-    hold_s: Annotated[float, typer.Option(help="Seconds to hold each zone at target.")] = 180.0,
-    fault: Annotated[
-        list[str] | None,
-        typer.Option(help="Inject a simulator fault, e.g. runaway@90s (see docs/simulators.md)."),
-    ] = None,
-) -> None:
-    """Run an RF treatment of five face zones on the simulator, in simulated time."""
-    from devicectl.control.rf_controller import RFController
-    from devicectl.demo import run_rf_demo
-
+def _session_progress(console: Console) -> tuple[Progress, Callable[..., None]]:
+    """A Rich progress display with one line per step, fed from the runner on the loop."""
     progress = Progress(
-        TextColumn("[bold]{task.description:<12}"),
+        TextColumn("[bold]{task.description:<28}"),
         BarColumn(),
         TextColumn("{task.fields[status]}"),
         console=console,
@@ -73,45 +64,344 @@ def demo(
     )
     tasks: dict[int, TaskID] = {}
 
-    def show(rf: RFController, index: int) -> None:
-        from devicectl.control.limits import FACE_ZONES
+    def show(runner: Any, station: Any) -> None:
+        for step in runner.steps:
+            if step.outcome == "pending" and step.index not in tasks:
+                continue
+            if step.index not in tasks:
+                tasks[step.index] = progress.add_task(
+                    f"{step.index}. {step.title}"[:28], total=1.0, status=""
+                )
+            done, status = _step_status(step, station)
+            progress.update(tasks[step.index], completed=done, status=status)
 
-        if index not in tasks:
-            tasks[index] = progress.add_task(FACE_ZONES[index], total=hold_s, status="")
-        st = rf.status()
+    return progress, show
+
+
+def _step_status(step: Any, station: Any) -> tuple[float, str]:
+    if step.outcome in ("complete", "fault", "aborted"):
+        return (1.0 if step.outcome == "complete" else 0.0), step.outcome
+    controllers = station.loop.controllers
+    if step.kind == "rf" and "rf" in controllers:
+        st = controllers["rf"].status()
         skin = max(st["skin1_c"] or 0.0, st["skin2_c"] or 0.0)
-        progress.update(
-            tasks[index],
-            completed=min(st["held_s"], hold_s),
-            status=f"{st['state']:<10} {st['phase']:<4} skin {skin:4.1f} degC  "
-            f"power {st['power_w']:4.1f} W  CEM43 {st['cem43']:.2f}",
+        zones = len(step.detail.get("zones_done", []))
+        return 0.0, (
+            f"zone {st['zone']} ({zones} done) {st['state']} skin {skin:4.1f} degC "
+            f"CEM43 {st['cem43']:.2f}"
         )
+    if step.kind == "ipl" and "ipl" in controllers:
+        st = controllers["ipl"].status()
+        planned = st["flashes_planned"] or 1
+        return st["flashes_done"] / planned, (
+            f"{st['state']} flash {st['flashes_done']}/{st['flashes_planned']} "
+            f"crystal {st['crystal_c']} degC"
+        )
+    if step.kind == "led" and "led" in controllers:
+        st = controllers["led"].status()
+        total = st["elapsed_s"] + st["remaining_s"] or 1.0
+        return st["elapsed_s"] / total, (
+            f"{st['state']} {st['elapsed_s']:.0f}/{total:.0f} s dose {st['dose_j_cm2']:.1f} J/cm2"
+        )
+    return 0.0, "waiting for confirmation" if step.kind == "manual" else step.outcome
+
+
+def _print_session_summary(outcome: Any) -> None:
+    table = Table(title=f"{outcome.protocol}: {outcome.outcome} (session {outcome.session_id[:8]})")
+    for col in ("#", "step", "kind", "outcome", "result"):
+        table.add_column(col)
+    for step in outcome.steps:
+        result = ""
+        if step["kind"] == "rf":
+            zones = step.get("zones", [])
+            result = "\n".join(
+                f"{z['name']}: {z['time_to_target_s'] or 0:.0f} s to target, "
+                f"peak {z['peak_c']:.1f} degC, CEM43 {z['cem43']:.2f}"
+                for z in zones
+            )
+        elif step["kind"] == "ipl":
+            delivered = step.get("delivered_j_cm2", [])
+            if delivered:
+                result = (
+                    f"{len(delivered)} flashes, {min(delivered):.1f}-{max(delivered):.1f} J/cm2"
+                )
+        elif step["kind"] == "led":
+            result = f"{step.get('on_time_s', 0):.0f} s, {step.get('dose_j_cm2', 0):.1f} J/cm2"
+        elif step.get("confirmed_by"):
+            result = f"confirmed by {step['confirmed_by']}"
+        table.add_row(str(step["step"]), step["title"], step["kind"], step["outcome"], result)
+    console.print(table)
+    for fault in outcome.faults:
+        err_console.print(f"[red]fault: {fault['message']}[/red]")
+    console.print(f"record: {outcome.db}  (devicectl records show {outcome.session_id[:8]})")
+
+
+def _run_session(
+    protocol: Path,
+    devices: dict[str, str] | None,
+    operator: str,
+    yes: bool,
+    as_json: bool,
+    db: str | None,
+    seed: int,
+    faults: dict[str, list[str]] | None = None,
+) -> int:
+    from devicectl.session.api import run_protocol_file
 
     wall_start = time.perf_counter()
-    with progress:
-        result = run_rf_demo(seed=seed, hold_s=hold_s, faults=tuple(fault or ()), progress=show)
-    wall_s = time.perf_counter() - wall_start
-
-    table = Table(title="RF treatment summary (simulated)")
-    for col in ("zone", "outcome", "time to target s", "held s", "peak degC", "CEM43"):
-        table.add_column(col, justify="left" if col in ("zone", "outcome") else "right")
-    for z in result.zones:
-        table.add_row(
-            z.name,
-            z.outcome,
-            "-" if z.time_to_target_s is None else f"{z.time_to_target_s:.1f}",
-            f"{z.held_s:.1f}",
-            f"{z.peak_c:.1f}",
-            f"{z.cem43:.3f}",
+    if as_json:
+        outcome = run_protocol_file(
+            protocol,
+            operator_id=operator,
+            auto_confirm=yes,
+            db=db,
+            devices=devices,
+            seed=seed,
+            faults=faults,
         )
-    console.print(table)
-    console.print(
-        f"{result.simulated_s:.0f} simulated s in {wall_s:.2f} wall s "
-        f"({result.simulated_s / wall_s:.0f}x), {result.ticks} ticks"
+        typer.echo(json.dumps(outcome.as_dict(), indent=2))
+    else:
+        if yes:
+            console.print(
+                "[yellow]--yes: manual steps are confirmed automatically "
+                "(recorded as unattended)[/yellow]"
+            )
+        progress, show = _session_progress(console)
+        with progress:
+            outcome = run_protocol_file(
+                protocol,
+                operator_id=operator,
+                auto_confirm=yes,
+                db=db,
+                devices=devices,
+                seed=seed,
+                faults=faults,
+                progress=show,
+            )
+        _print_session_summary(outcome)
+        wall_s = time.perf_counter() - wall_start
+        console.print(f"{outcome.as_dict()['session_s']:.0f} session s in {wall_s:.1f} wall s")
+    return 0 if outcome.outcome == "complete" else 1
+
+
+def _parse_devices(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    out: dict[str, str] = {}
+    for item in items:
+        kind, eq, url = item.partition("=")
+        if not eq or not url:
+            raise ConfigError(f"--device {item!r}: expected KIND=URL, e.g. rf=/dev/ttyUSB0")
+        out[kind.strip()] = url.strip()
+    return out
+
+
+def _parse_faults(items: list[str] | None) -> dict[str, list[str]] | None:
+    if not items:
+        return None
+    out: dict[str, list[str]] = {}
+    for item in items:
+        kind, eq, spec = item.partition("=")
+        if not eq or kind not in ("rf", "ipl", "led"):
+            raise ConfigError(f"--fault {item!r}: expected DEVICE=SPEC, e.g. rf=runaway@100s")
+        out.setdefault(kind, []).append(spec.replace("+", "%2B"))
+    return out
+
+
+OperatorOpt = Annotated[
+    str, typer.Option("--operator", help="Operator id, recorded with every action.")
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Record store: a SQLite path or postgresql:// URL "
+        "(default $DEVICECTL_DB or ./devicectl-records.sqlite).",
+    ),
+]
+
+
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="Simulator seed (runs are reproducible).")] = 7,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Inject a simulator fault: DEVICE=SPEC, e.g. rf=runaway@100s "
+            "(see docs/simulators.md)."
+        ),
+    ] = None,
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary instead.")] = False,
+) -> None:
+    """Run the full Pore Patrol session on simulated devices, in simulated time (seconds)."""
+    from devicectl.session.api import builtin_protocol
+
+    code = _run_session(
+        builtin_protocol("pore-patrol.toml"),
+        None,
+        "demo",
+        True,
+        as_json,
+        db,
+        seed,
+        _parse_faults(fault),
     )
-    if not result.ok:
-        err_console.print("[red]demo did not complete every zone[/red]")
-        raise typer.Exit(1)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    protocol: Annotated[
+        Path, typer.Argument(help="Protocol file (TOML), e.g. protocols/pore-patrol.toml.")
+    ],
+    device: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--device",
+            help="KIND=URL for a real device, e.g. rf=/dev/ttyUSB0, "
+            "ipl=socket://host:4001 (repeatable). None: simulators in simulated time.",
+        ),
+    ] = None,
+    operator: OperatorOpt = "operator",
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Confirm manual steps automatically (unattended; recorded as such)."
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a machine-readable summary.")
+    ] = False,
+    db: DbOpt = None,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+) -> None:
+    """Run a protocol file: validate it whole, then walk its steps on the devices."""
+    raise typer.Exit(
+        _run_session(protocol, _parse_devices(device), operator, yes, as_json, db, seed)
+    )
+
+
+records_app = typer.Typer(help="Inspect, verify and export session records.", no_args_is_help=True)
+app.add_typer(records_app, name="records")
+
+
+@records_app.command("list")
+def records_list(db: DbOpt = None) -> None:
+    """List the sessions in the record store."""
+    from devicectl.records.store import RecordStore
+
+    with RecordStore.open(db, readonly=True) as store:
+        table = Table(title=f"sessions in {store.db}")
+        for col in ("session", "protocol", "operator", "started", "outcome", "events"):
+            table.add_column(col)
+        for s in store.list_sessions():
+            table.add_row(
+                s.id[:12],
+                s.protocol_name,
+                s.operator_id + (" (unattended)" if s.unattended else ""),
+                s.started_at,
+                s.outcome,
+                str(s.events),
+            )
+        console.print(table)
+
+
+@records_app.command("show")
+def records_show(
+    session: Annotated[str, typer.Argument(help="Session id (a prefix is enough).")],
+    db: DbOpt = None,
+) -> None:
+    """Show a session: steps, alarms and operator actions."""
+    from devicectl.records.store import RecordStore
+
+    with RecordStore.open(db, readonly=True) as store:
+        d = store.session_detail(session)
+        s = d.session
+        console.print(
+            f"[bold]{s.protocol_name}[/bold] session {s.id}: {s.outcome}, operator "
+            f"{s.operator_id}{' (unattended)' if s.unattended else ''}, {s.started_at} "
+            f"to {s.ended_at or '-'}, {s.events} events"
+        )
+        steps = Table(title="steps")
+        for col in ("#", "kind", "title", "outcome"):
+            steps.add_column(col)
+        for st in d.steps:
+            steps.add_row(str(st.index), st.kind, st.title, st.outcome)
+        console.print(steps)
+        alarms = Table(title="alarms")
+        for col in ("t s", "priority", "code", "message"):
+            alarms.add_column(col)
+        for e in d.alarms:
+            a = e.data["alarm"]
+            alarms.add_row(f"{e.t_s:.2f}", str(a["priority"]), a["code"], a["message"])
+        console.print(alarms)
+        actions = Table(title="operator actions")
+        for col in ("t s", "operator", "device", "what"):
+            actions.add_column(col)
+        for e in d.operator_actions:
+            what = e.data.get("action", e.kind) if isinstance(e.data, dict) else e.kind
+            actions.add_row(f"{e.t_s:.2f}", e.operator_id or "", e.device, str(what))
+        console.print(actions)
+
+
+@records_app.command("verify")
+def records_verify(
+    session: Annotated[
+        str | None, typer.Argument(help="Session id; all sessions if omitted.")
+    ] = None,
+    db: DbOpt = None,
+) -> None:
+    """Check the hash chain: any edited, deleted or reordered event is named."""
+    from devicectl.records.store import RecordStore
+
+    with RecordStore.open(db, readonly=True) as store:
+        results = store.verify(session)
+    bad = 0
+    for r in results:
+        if r.ok:
+            console.print(f"[green]{r.session_id[:12]} ok[/green] ({r.events} events)")
+        else:
+            bad += 1
+            for problem in r.problems:
+                err_console.print(f"[red]{r.session_id[:12]}: {problem}[/red]")
+    raise typer.Exit(1 if bad else 0)
+
+
+@records_app.command("export")
+def records_export(
+    session: Annotated[str, typer.Argument(help="Session id (a prefix is enough).")],
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="JSON lines (the only format).")] = True,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default: stdout).")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Export a session's record as JSON lines."""
+    from devicectl.records.store import RecordStore
+
+    with RecordStore.open(db, readonly=True) as store:
+        if out is None:
+            store.export_jsonl(session, sys.stdout)
+        else:
+            with out.open("w", encoding="utf-8") as fh:
+                n = store.export_jsonl(session, fh)
+            console.print(f"{n} lines written to {out}")
+
+
+@app.command()
+def report(
+    session: Annotated[str, typer.Argument(help="Session id (a prefix is enough).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    db: DbOpt = None,
+) -> None:
+    """Write a self-contained HTML report of a session (steps, alarms, plots)."""
+    from devicectl.records.store import RecordStore
+    from devicectl.report import write_report
+
+    with RecordStore.open(db, readonly=True) as store:
+        write_report(store, session, out)
+    console.print(f"report written to {out}")
 
 
 @app.command()
@@ -140,8 +430,19 @@ def diagram(
 def main() -> None:
     try:
         app()
+    except ProtocolFileError as exc:
+        if _state["debug"]:
+            raise
+        for line in exc.problems:
+            err_console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
     except DevicectlError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[red]devicectl: {exc}[/red]")
+        err_console.print(
+            f"devicectl: {exc}", style="red", markup=False, highlight=False, soft_wrap=True
+        )
         sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("devicectl: interrupted; every device was put in its safe state")
+        sys.exit(130)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -73,57 +74,250 @@ def run_main(
     return (0 if code is None else int(code)), out, err
 
 
-# -- demo ---------------------------------------------------------------------------------
+# -- demo, run, records, report ---------------------------------------------------------
 
 
-def test_demo_completes_five_zones(log_file: Path) -> None:
-    result = invoke(log_file, "demo", "--hold-s", "20")
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, Path]:
+    """One full Pore Patrol demo (about 15 s of wall time), shared by the tests below."""
+    tmp = tmp_path_factory.mktemp("demo")
+    db, log = tmp / "records.sqlite", tmp / "demo.jsonl"
+    result = CliRunner().invoke(
+        cli.app, ["--log-file", str(log), "demo", "--json", "--db", str(db)]
+    )
     assert result.exit_code == 0, result.output
-    out = result.output
-    rows = summary_rows(out)
-    assert list(rows) == list(FACE_ZONES)
-    for zone, (outcome, to_target, held, peak, cem43) in rows.items():
-        assert outcome == "complete", zone
-        assert 10.0 <= float(to_target) <= 40.0
-        assert float(held) == pytest.approx(20.0, abs=0.1)
-        assert 41.5 <= float(peak) < 43.0
-        assert 0.0 < float(cem43) < 2.0
-    for column in SUMMARY_COLUMNS:
-        assert column in out
-    assert "RF treatment summary" in out
-    assert re.search(r"\d+ simulated s in [\d.]+ wall s", out)
-    assert "did not complete" not in out
-
-    lines = json_lines(log_file)
-    rf = [line for line in lines if line.get("device") == "rf"]
-    assert rf, lines[:5]
-    assert {"state", "zone_result", "device_connected"} <= {line["event"] for line in rf}
-    outcomes = [line["outcome"] for line in rf if line["event"] == "zone_result"]
-    assert outcomes == ["complete"] * len(FACE_ZONES)
+    return json.loads(result.stdout), db, log
 
 
-def test_demo_with_a_runaway_fails_and_shows_the_fault(log_file: Path) -> None:
-    result = invoke(log_file, "demo", "--hold-s", "20", "--fault", "runaway@40s")
-    assert result.exit_code != 0
-    rows = summary_rows(result.output)
-    assert list(rows) == [FACE_ZONES[0]], result.output
-    assert rows[FACE_ZONES[0]][0] == "fault"
-    assert float(rows[FACE_ZONES[0]][3]) < 45.0  # peak
-    assert "did not complete every zone" in result.output
-    alarms = [line for line in json_lines(log_file) if line["event"] == "alarm"]
-    assert "rf.runaway" in {a["code"] for a in alarms}
+def test_demo_runs_the_full_pore_patrol_session(
+    demo_run: tuple[dict[str, Any], Path, Path],
+) -> None:
+    summary, _, log = demo_run
+    assert summary["outcome"] == "complete" and summary["protocol"] == "Pore Patrol"
+    assert summary["unattended"] is True
+    steps = summary["steps"]
+    assert [s["kind"] for s in steps] == [
+        "manual",
+        "manual",
+        "rf",
+        "ipl",
+        "manual",
+        "led",
+        "manual",
+    ]
+    assert all(s["outcome"] == "complete" for s in steps)
+    zones = steps[2]["zones"]
+    assert [z["name"] for z in zones] == list(FACE_ZONES)
+    for zone in zones:
+        assert 10.0 <= zone["time_to_target_s"] <= 40.0
+        assert 41.5 <= zone["peak_c"] < 43.0 and 0.0 < zone["cem43"] < 2.0
+    assert steps[3]["flashes_done"] == 40
+    assert 110.0 <= steps[5]["dose_j_cm2"] <= 121.0
+    assert summary["faults"] == []
+    lines = json_lines(log)
+    assert {"rf", "ipl", "led", "session"} <= {str(line.get("device")) for line in lines}
+
+
+def test_records_commands_on_the_demo_session(demo_run: tuple[dict[str, Any], Path, Path]) -> None:
+    summary, db, log = demo_run
+    sid = summary["session_id"]
+    runner = CliRunner()
+    listed = runner.invoke(cli.app, ["--log-file", str(log), "records", "list", "--db", str(db)])
+    assert listed.exit_code == 0 and sid[:12] in listed.output and "complete" in listed.output
+    shown = runner.invoke(
+        cli.app, ["--log-file", str(log), "records", "show", sid[:8], "--db", str(db)]
+    )
+    assert (
+        shown.exit_code == 0
+        and "Pore Patrol" in shown.output
+        and "operator actions" in shown.output
+    )
+    verified = runner.invoke(
+        cli.app, ["--log-file", str(log), "records", "verify", "--db", str(db)]
+    )
+    assert verified.exit_code == 0 and "ok" in verified.output
+    exported = runner.invoke(
+        cli.app, ["--log-file", str(log), "records", "export", sid, "--jsonl", "--db", str(db)]
+    )
+    assert exported.exit_code == 0
+    rows = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert len(rows) > 100
+
+
+def test_report_renders_for_the_pore_patrol_session(
+    demo_run: tuple[dict[str, Any], Path, Path], tmp_path: Path
+) -> None:
+    summary, db, log = demo_run
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "--log-file",
+            str(log),
+            "report",
+            summary["session_id"][:8],
+            "-o",
+            str(out),
+            "--db",
+            str(db),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "Pore Patrol" in page and "hash chain verified" in page
+    for zone in FACE_ZONES:
+        assert f"RF zone {zone}" not in page  # titles are inside the images, not the text
+    assert page.count("data:image/png;base64,") == len(FACE_ZONES) + 2  # zones, IPL, LED
+    assert "Operator actions" in page and "Alarms" in page
+
+
+def test_demo_with_a_runaway_ends_in_fault_and_shows_it(log_file: Path, tmp_path: Path) -> None:
+    result = invoke(
+        log_file, "demo", "--json", "--db", str(tmp_path / "r.sqlite"), "--fault", "rf=runaway@40s"
+    )
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "fault"
+    assert summary["steps"][2]["outcome"] == "fault"
+    assert [f["code"] for f in summary["faults"]][:1] == ["rf.runaway"]
 
 
 def test_demo_with_a_bad_fault_spec_is_one_clear_line(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], log_file: Path
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
 ) -> None:
     code, out, err = run_main(
-        monkeypatch, capsys, "--log-file", str(log_file), "demo", "--fault", "bogus@1s"
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "demo",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+        "--fault",
+        "rf=bogus@1s",
     )
     assert code == 2
     assert "Traceback" not in out + err
     assert err.strip().startswith("devicectl:")
     assert "bogus" in err
+
+
+SHORT_PROTOCOL = """
+[session]
+name = "Short"
+version = "1"
+
+[[step]]
+kind = "manual"
+title = "Cleanse"
+instructions = "Cleanse the face."
+
+[[step]]
+kind = "rf"
+target_c = 42.0
+hold_s = 20
+zones = ["forehead"]
+"""
+
+
+def test_run_a_protocol_file_unattended(log_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    result = invoke(
+        log_file,
+        "run",
+        str(path),
+        "--yes",
+        "--operator",
+        "tech-9",
+        "--json",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "complete" and summary["operator_id"] == "tech-9"
+    assert summary["steps"][0]["confirmed_by"] == "auto"
+
+
+def test_run_rejects_a_bad_file_whole_with_one_line_per_problem(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        SHORT_PROTOCOL.replace("target_c = 42.0", "target_c = 47.0").replace(
+            'zones = ["forehead"]', 'zones = ["forehead"]\ncolour = "blue"'
+        ),
+        encoding="utf-8",
+    )
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "run",
+        str(path),
+        "--yes",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert "bad.toml: step 2 (rf): target_c 47.0 is above the limit 42.0" in lines
+    assert any(line.startswith("bad.toml: step 2 (rf):") and "colour" in line for line in lines)
+    assert "Traceback" not in out + err
+    assert not (tmp_path / "r.sqlite").exists()  # nothing ran, nothing recorded
+
+
+def test_run_a_missing_file_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    code, _out, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "run",
+        str(tmp_path / "nope.toml"),
+        "--yes",
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "nope.toml" in err
+
+
+def test_run_with_a_port_that_does_not_exist_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "run",
+        str(path),
+        "--yes",
+        "--device",
+        "rf=/dev/ttyNOPE0",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    assert code != 0
+    assert "Traceback" not in out + err
+    assert "/dev/ttyNOPE0" in err
 
 
 # -- devices, diagram ------------------------------------------------------------------------
@@ -202,7 +396,13 @@ def _command_names() -> list[str]:
 
 
 def test_every_command_is_known() -> None:
-    assert {"demo", "devices", "diagram"} <= set(_command_names())
+    assert {"demo", "devices", "diagram", "run", "records", "report"} <= set(_command_names())
+
+
+@pytest.mark.parametrize("sub", ["list", "show", "verify", "export"])
+def test_help_for_every_records_command(log_file: Path, sub: str) -> None:
+    result = invoke(log_file, "records", sub, "--help")
+    assert result.exit_code == 0 and "Usage" in result.output and "--db" in result.output
 
 
 def _words(text: str) -> list[str]:
@@ -220,8 +420,9 @@ def test_help_for_every_command(log_file: Path, command: str | None) -> None:
         for name in _command_names():
             assert name in result.output
     else:
-        callback = typer.main.get_command(app).commands[command].callback  # type: ignore[attr-defined]
-        expected = (callback.__doc__ or "").strip().splitlines()[0]
+        cmd = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+        doc = cmd.help or (cmd.callback.__doc__ if cmd.callback else "") or ""
+        expected = doc.strip().splitlines()[0]
     assert expected, command
     # the help text is shown (rich wraps it, so compare word by word)
     out_words = " ".join(_words(result.output))
@@ -255,15 +456,15 @@ def _run(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess
     )
 
 
-def test_installed_script_runs_the_demo(devicectl_script: str, tmp_path: Path) -> None:
+def test_installed_script_runs_a_protocol(devicectl_script: str, tmp_path: Path) -> None:
     log = tmp_path / "sub" / "run.jsonl"
-    proc = _run(devicectl_script, tmp_path, "--log-file", str(log), "demo", "--hold-s", "20")
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    proc = _run(devicectl_script, tmp_path, "--log-file", str(log), "run", str(path), "--yes")
     assert proc.returncode == 0, proc.stderr
-    rows = summary_rows(proc.stdout)
-    assert list(rows) == list(FACE_ZONES)
-    assert all(cells[0] == "complete" for cells in rows.values())
-    for column in SUMMARY_COLUMNS:
-        assert column in proc.stdout
+    assert "Short: complete" in proc.stdout
+    assert "forehead" in proc.stdout
+    assert (tmp_path / "devicectl-records.sqlite").exists()  # the documented default store
     lines = json_lines(log)
     assert any(line.get("device") == "rf" for line in lines)
     assert all({"event", "level", "timestamp"} <= set(line) for line in lines)

@@ -128,3 +128,11 @@ def test_led_fault_ends_safe_and_recovers(kind: str) -> None:
     rig.start(633, 50.0, 10.0)
     assert rig.run_until((LEDState.COMPLETE, LEDState.FAULT), max_s=30.0)
     assert rig.led.state is LEDState.COMPLETE, rig.led.fault_alarm
+
+
+def test_a_step_of_the_maximum_duration_completes() -> None:
+    rig = LEDRig.create()
+    rig.start(633, 100.0, 1200.0)  # 120 J/cm2, 20 min: both within their limits
+    assert rig.run_until((LEDState.COMPLETE, LEDState.FAULT), max_s=1300.0)
+    assert rig.led.state is LEDState.COMPLETE, rig.led.fault_alarm
+    assert rig.led.results[-1].on_time_s == pytest.approx(1200.0, abs=0.06)

@@ -143,7 +143,7 @@ class LEDSupervisor:
                     lim.dose_max_j_cm2,
                 )
             )
-        if self.on_time_s > lim.duration_max_s:
+        if self.on_time_s > lim.duration_max_s + lim.duration_grace_s:
             out.append(
                 self._fault(
                     "led.duration",

@@ -158,6 +158,9 @@ class LEDLimits:
 
     irradiance_max_mw_cm2: float = 110.0
     duration_max_s: float = 1200.0
+    # The supervisor's own on-time clock may run a tick ahead of the controller's:
+    # a step of exactly the maximum must end before the supervisor trips.
+    duration_grace_s: float = 0.5
     dose_max_j_cm2: float = 130.0
     skin_max_c: float = 41.0
     skin_warn_c: float = 40.0

@@ -165,6 +165,13 @@ class SessionRunner:
             return True
         raise ControlError(f"session: unknown action {action!r}")
 
+    def handle_end(self) -> bool:
+        """Close a faulted session (the devices are already in their safe state)."""
+        if self.state is not SessionState.FAULTED:
+            raise ControlError(f"end closes a faulted session; the session is {self.state.value}")
+        self._finish(SessionState.ENDED)
+        return True
+
     def emergency_stop(self, operator_id: str | None = None) -> bool:
         self.abort(operator_id or "")
         return True

@@ -1,0 +1,88 @@
+"""A session as JSON lines, and the chain check of such a file.
+
+Format (one canonical JSON object per line, keys sorted, NaN as ``"NaN"``):
+1. ``{"record": "session", ...}``: the session row, including ``head_seq``,
+   ``head_hash`` and ``chain``;
+2. ``{"record": "step", ...}`` per step, by index;
+3. ``{"record": "event", ...}`` per event, by seq, with ``prev_hash`` and ``hash``;
+4. ``{"record": "trace", ...}`` per sample, by time (unless left out).
+
+Guarantee: :func:`verify_jsonl` on an export gives the same verdict as
+``RecordStore.verify`` on the store it came from, so an exported record can be
+checked away from the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import IO, TYPE_CHECKING, Any
+
+from devicectl.records.chain import canonical_json
+from devicectl.records.verify import ChainRow, VerifyResult, verify_chain
+
+if TYPE_CHECKING:
+    from devicectl.records.store import RecordStore
+
+
+def export_jsonl(
+    store: RecordStore, session_id: str, fh: IO[str], *, include_traces: bool = True
+) -> int:
+    """Write one session to ``fh``; returns the number of lines written."""
+    sid = store.resolve(session_id)
+    lines = 0
+
+    def put(record: str, fields: dict[str, Any]) -> None:
+        nonlocal lines
+        fh.write(canonical_json({"record": record, **fields}) + "\n")
+        lines += 1
+
+    summary = store.session(sid)
+    session_fields = asdict(summary)
+    session_fields["head_seq"] = session_fields.pop("events")
+    put("session", session_fields)
+    for step in store.steps(sid):
+        put("step", asdict(step))
+    for event in store.iter_events(sid):
+        put("event", asdict(event))
+    if include_traces:
+        for point in store.traces(sid):
+            put("trace", {"session_id": sid, **asdict(point)})
+    return lines
+
+
+def verify_jsonl(lines: Iterable[str]) -> VerifyResult:
+    """Check the hash chain of an export made by :func:`export_jsonl`."""
+    session: dict[str, Any] | None = None
+    rows: list[ChainRow] = []
+    for line in lines:
+        if not line.strip():
+            continue
+        obj = json.loads(line)
+        if obj.get("record") == "session":
+            session = obj
+        elif obj.get("record") == "event":
+            rows.append(
+                ChainRow(
+                    seq=obj["seq"],
+                    t_s=obj["t_s"],
+                    wall_at=obj["wall_at"],
+                    kind=obj["kind"],
+                    device=obj["device"],
+                    step_index=obj["step_index"],
+                    operator_id=obj["operator_id"],
+                    data=canonical_json(obj["data"]),
+                    prev_hash=obj["prev_hash"],
+                    hash=obj["hash"],
+                )
+            )
+    if session is None:
+        raise ValueError("not a devicectl session export: no session line")
+    return verify_chain(
+        session["id"],
+        rows,
+        head_seq=session["head_seq"],
+        head_hash=session["head_hash"],
+        scheme=session["chain"],
+    )

@@ -1,0 +1,270 @@
+"""Run a session from Python: the same path ``devicectl run`` and ``devicectl demo`` take.
+
+    from devicectl.session.api import run_protocol_file
+    outcome = run_protocol_file("protocols/pore-patrol.toml", operator_id="tech-042",
+                                auto_confirm=True, db="records.sqlite")
+    print(outcome.session_id, outcome.outcome)
+
+With no ``devices``, every device is its in-process simulator in simulated
+time. With ``devices={"rf": "/dev/ttyUSB0", ...}`` the session runs in real
+time on those ports (devices the protocol does not use can be left out).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devicectl.clock import RealClock
+from devicectl.control.events import Alarm, Event
+from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
+from devicectl.errors import ConfigError
+from devicectl.records.store import RecordStore
+from devicectl.records.writer import RecordWriter
+from devicectl.session.protocol_file import SessionProtocol, load_protocol
+from devicectl.session.recorder import SessionRecorder
+from devicectl.session.runner import SessionRunner, SessionState, step_kind
+from devicectl.session.simulated import SimulatedTechnician, simulated_station
+from devicectl.station import Station
+
+MAX_SESSION_S = 4 * 3600.0
+PACKAGED_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
+SOURCE_PROTOCOLS = Path(__file__).resolve().parent.parent.parent / "protocols"
+
+
+def builtin_protocol(name: str) -> Path:
+    """A protocol shipped with devicectl (in the wheel, or in a source checkout)."""
+    for folder in (PACKAGED_PROTOCOLS, SOURCE_PROTOCOLS):
+        path = folder / name
+        if path.is_file():
+            return path
+    raise ConfigError(f"built-in protocol {name!r} not found in {PACKAGED_PROTOCOLS}")
+
+
+@dataclass(frozen=True)
+class SessionOutcome:
+    """What a scripted run reports (and ``--json`` prints)."""
+
+    session_id: str
+    outcome: str  # complete, aborted, fault
+    protocol: str
+    operator_id: str
+    unattended: bool
+    simulated_s: float
+    steps: list[dict[str, Any]]
+    faults: list[dict[str, Any]]
+    db: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "outcome": self.outcome,
+            "protocol": self.protocol,
+            "operator_id": self.operator_id,
+            "unattended": self.unattended,
+            "session_s": round(self.simulated_s, 2),
+            "steps": self.steps,
+            "faults": self.faults,
+            "db": self.db,
+        }
+
+
+@dataclass
+class _Watch:
+    faults: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "alarm":
+            alarm: Alarm = event.data["alarm"]
+            if alarm.latches:
+                self.faults.append(
+                    {
+                        "t_s": round(event.t_s, 2),
+                        "device": alarm.device,
+                        "code": alarm.code,
+                        "message": alarm.message,
+                    }
+                )
+
+
+ProgressFn = Callable[[SessionRunner, Station], None]
+
+
+def run_protocol_file(
+    path: str | Path,
+    *,
+    operator_id: str,
+    auto_confirm: bool = False,
+    db: str | None = None,
+    devices: dict[str, str] | None = None,
+    seed: int = 7,
+    faults: dict[str, list[str]] | None = None,
+    progress: ProgressFn | None = None,
+    progress_every_ticks: int = 20,
+) -> SessionOutcome:
+    protocol = load_protocol(Path(path))
+    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return run_protocol(
+        protocol,
+        sha256=sha,
+        operator_id=operator_id,
+        auto_confirm=auto_confirm,
+        db=db,
+        devices=devices,
+        seed=seed,
+        faults=faults,
+        progress=progress,
+        progress_every_ticks=progress_every_ticks,
+    )
+
+
+def run_protocol(
+    protocol: SessionProtocol,
+    *,
+    operator_id: str,
+    sha256: str | None = None,
+    auto_confirm: bool = False,
+    db: str | None = None,
+    devices: dict[str, str] | None = None,
+    seed: int = 7,
+    faults: dict[str, list[str]] | None = None,
+    progress: ProgressFn | None = None,
+    progress_every_ticks: int = 20,
+) -> SessionOutcome:
+    """Run ``protocol`` to its end; a fault in an unattended run ends the session."""
+    if not operator_id.strip():
+        raise ConfigError("a session needs an operator id (--operator)")
+    if not auto_confirm and progress_needs_operator(protocol):
+        raise ConfigError(
+            f"{protocol.name}: its manual steps need an operator's confirmation; "
+            "run it from the console (devicectl console), or add --yes for an unattended run"
+        )
+    needed = sorted({step_kind(s) for s in protocol.steps} - {"manual"})
+    station, technician = _station(needed, devices, seed, faults)
+    store = RecordStore.open(db)
+    try:
+        store.mark_interrupted()
+        session_id = store.begin_session(
+            protocol_name=protocol.name,
+            protocol_sha256=sha256,
+            operator_id=operator_id,
+            unattended=auto_confirm,
+        )
+        writer = RecordWriter(store, session_id)
+        runner = SessionRunner(
+            station,
+            protocol,
+            operator_id=operator_id,
+            auto_confirm=auto_confirm,
+            technician=technician,
+        )
+        watch = _Watch()
+        station.loop.subscribe(watch)
+        recorder = SessionRecorder(
+            station,
+            writer,
+            step_index=lambda: runner.current + 1 if runner.current < len(runner.steps) else None,
+            on_record_lost=lambda why: runner.abort(operator_id),
+        )
+        loop = station.loop
+
+        def done() -> bool:
+            if progress is not None and loop.tick_count % progress_every_ticks == 0:
+                progress(runner, station)
+            if runner.state is SessionState.FAULTED and auto_confirm:
+                # Nobody is at the chair to acknowledge: the session ends at the fault.
+                runner.handle_end()
+            return runner.finished
+
+        try:
+            loop.run(until=done, max_duration_s=MAX_SESSION_S)
+        except KeyboardInterrupt:
+            runner.abort(operator_id)
+            raise
+        finally:
+            if not runner.finished:
+                runner.abort(operator_id)
+            loop.tick()  # record the last state changes
+            recorder.close()
+            outcome = {SessionState.COMPLETE: "complete", SessionState.ENDED: "fault"}.get(
+                runner.state, "aborted"
+            )
+            writer.close(outcome)
+        if progress is not None:
+            progress(runner, station)
+        return SessionOutcome(
+            session_id=session_id,
+            outcome=outcome,
+            protocol=protocol.name,
+            operator_id=operator_id,
+            unattended=auto_confirm,
+            simulated_s=station.clock.now(),
+            steps=[_step_summary(s) for s in runner.steps],
+            faults=watch.faults,
+            db=store.db,
+        )
+    finally:
+        store.close()
+
+
+def progress_needs_operator(protocol: SessionProtocol) -> bool:
+    """True if a step waits for a person: a manual step to confirm, or an IPL pass
+    (eye protection, and every flash's trigger)."""
+    return any(
+        (step_kind(s) == "manual" and getattr(s, "confirm", True)) or step_kind(s) == "ipl"
+        for s in protocol.steps
+    )
+
+
+def _station(
+    needed: list[str],
+    devices: dict[str, str] | None,
+    seed: int,
+    faults: dict[str, list[str]] | None,
+) -> tuple[Station, SimulatedTechnician | None]:
+    if not devices:
+        return simulated_station(seed=seed, faults=faults, devices=tuple(needed))
+    missing = [d for d in needed if d not in devices]
+    if missing:
+        raise ConfigError(
+            f"the protocol needs {', '.join(missing)}: give --device {missing[0]}=URL "
+            "(or no --device at all, to run every device on its simulator)"
+        )
+    unknown = [d for d in devices if d not in ("rf", "ipl", "led")]
+    if unknown:
+        raise ConfigError(f"unknown device kind {unknown[0]!r} (rf, ipl, led)")
+    station = Station(RealClock())
+    limits: dict[str, Any] = {"rf": RFLimits(), "ipl": IPLLimits(), "led": LEDLimits()}
+    for device, url in devices.items():
+        if device == "rf":
+            station.add_rf(url, limits=limits["rf"])
+        elif device == "ipl":
+            station.add_ipl(url, limits=limits["ipl"])
+        else:
+            station.add_led(url, limits=limits["led"])
+    return station, None
+
+
+def _step_summary(progress: Any) -> dict[str, Any]:
+    detail = {k: _clean(v) for k, v in progress.detail.items()}
+    return {
+        "step": progress.index,
+        "kind": progress.kind,
+        "title": progress.title,
+        "outcome": progress.outcome,
+        **detail,
+    }
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value

@@ -1,0 +1,105 @@
+"""Feeds a session's events into its durable record, and samples traces.
+
+Runs as a loop subscriber, so it sees every command, state change, alarm and
+operator action in the order the loop produced them; the loop's ``tick`` event
+marks the end of each tick, and the writer commits everything up to that
+marker in one transaction (safety rule 6: a crash loses at most the tick in
+flight). On the loop thread all of it is queue puts; the database work is the
+writer thread's.
+
+If the writer reports a database error, the record can no longer be kept: the
+session is aborted (every device to its safe state) on that same tick.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from devicectl.control.events import Event
+from devicectl.records.writer import RecordWriter
+from devicectl.station import Station
+
+TRACE_PERIOD_S = 1.0
+
+
+class SessionRecorder:
+    def __init__(
+        self,
+        station: Station,
+        writer: RecordWriter,
+        step_index: Callable[[], int | None],
+        on_record_lost: Callable[[str], None],
+        trace_period_s: float = TRACE_PERIOD_S,
+    ) -> None:
+        self.station = station
+        self.writer = writer
+        self._step_index = step_index
+        self._on_record_lost = on_record_lost
+        self._lost = False
+        self.trace_period_s = trace_period_s
+        self._next_trace_s = station.clock.now()
+        self._unsubscribe = station.loop.subscribe(self._on_event)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def _on_event(self, event: Event) -> None:
+        writer = self.writer
+        if writer.error is not None:
+            if not self._lost:
+                self._lost = True
+                self._on_record_lost(str(writer.error))
+            return
+        kind = event.kind
+        if kind == "tick" and event.device == "loop":
+            if event.t_s >= self._next_trace_s:
+                self._next_trace_s = event.t_s + self.trace_period_s
+                self._sample_traces(event.t_s)
+            writer.end_tick()
+            return
+        step = self._step_index()
+        writer.append_event(event, step)
+        data = event.data
+        if kind == "step_started":
+            writer.begin_step(data["step"], data["kind"], data["title"], event.t_s)
+        elif kind == "step_ended":
+            writer.end_step(data["step"], data["outcome"], event.t_s, data.get("detail"))
+
+    def _sample_traces(self, t_s: float) -> None:
+        step = self._step_index()
+        for name, controller in self.station.loop.controllers.items():
+            reading = getattr(controller, "reading", None)
+            if reading is None:
+                continue
+            for channel, value in trace_channels(controller, reading):
+                if value is not None and not math.isnan(value):
+                    self.writer.append_trace(t_s, name, channel, float(value), step)
+
+
+def trace_channels(controller: Any, reading: Any) -> list[tuple[str, float | None]]:
+    """What is worth plotting for each modality, from its controller and last reading."""
+    modality = getattr(controller, "modality", "")
+    if modality == "rf":
+        zone = controller.zone
+        return [
+            ("skin1_c", reading.skin1_c),
+            ("skin2_c", reading.skin2_c),
+            ("power_w", controller.commanded_power_w),
+            ("target_c", zone.target_c if zone is not None else None),
+            ("cem43", controller.supervisor.dose.dose),
+        ]
+    if modality == "ipl":
+        return [
+            ("crystal_c", reading.crystal_temp_c),
+            ("block_c", reading.block_temp_c),
+            ("charge_pct", reading.charge_pct),
+        ]
+    if modality == "led":
+        return [
+            ("irradiance_mw_cm2", reading.irradiance_mw_cm2),
+            ("skin_c", reading.skin_temp_c),
+            ("dose_j_cm2", controller.dose_j_cm2),
+        ]
+    return []
