@@ -35,9 +35,8 @@ class IPLRig:
         return simulator_for(self.url, self.station.clock)
 
     def load(self, flashes: int = 3, fluence: float = 15.0, filter_nm: int = 560, **kw: Any):
-        p = IPLPass(
-            filter_nm=filter_nm, fluence_j_cm2=fluence, pulse_width_ms=10.0, flashes=flashes, **kw
-        )
+        kw.setdefault("pulse_width_ms", 10.0)
+        p = IPLPass(filter_nm=filter_nm, fluence_j_cm2=fluence, flashes=flashes, **kw)
         self.station.command("ipl", "load", OPERATOR, ipl_pass=p)
 
     def arm(self) -> None:

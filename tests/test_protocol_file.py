@@ -151,7 +151,7 @@ def test_the_documented_full_example_loads(tmp_path: Path) -> None:
     ]
     ipl = p.steps[2]
     assert isinstance(ipl, IPLStep)
-    assert ipl.ipl_pass == IPLPass(560, 14.0, 4.0, 40, 2, 20.0)
+    assert ipl.ipl_pass == IPLPass(560, 12.0, 4.0, 40, 2, 20.0)
 
 
 def test_every_key_the_loader_knows_is_documented() -> None:
@@ -202,7 +202,7 @@ BROKEN = [
         f"{STEP4}: filter_nm 550 is not a known filter (515, 560, 590, 640, 695)",
     ),
     (
-        "fluence_j_cm2 = 14.0",
+        "fluence_j_cm2 = 12.0",
         "fluence_j_cm2 = 30",
         f"{STEP4}: fluence_j_cm2 30.0 is above the limit 25.0",
     ),
@@ -274,8 +274,8 @@ BROKEN = [
         f"{STEP4}: filter_nm must be a whole number, not the text '560'",
     ),
     (
-        "fluence_j_cm2 = 14.0",
-        "fluence_j_cm2 = [14.0]",
+        "fluence_j_cm2 = 12.0",
+        "fluence_j_cm2 = [12.0]",
         f"{STEP4}: fluence_j_cm2 must be a number, not an array",
     ),
     (
@@ -312,7 +312,7 @@ BROKEN = [
     ('name = "Pore Patrol"\n', "", f"{SESSION}: name is missing"),
     ('version = "1.0"\n', "", f"{SESSION}: version is missing"),
     ("filter_nm = 560\n", "", f"{STEP4}: filter_nm is missing"),
-    ("fluence_j_cm2 = 14.0\n", "", f"{STEP4}: fluence_j_cm2 is missing"),
+    ("fluence_j_cm2 = 12.0\n", "", f"{STEP4}: fluence_j_cm2 is missing"),
     ("wavelength_nm = 633\n", "", f"{STEP6}: wavelength_nm is missing"),
     ("duration_min = 20\n", "", f"{STEP6}: duration_s is missing (or give duration_min)"),
     (
@@ -407,7 +407,7 @@ def test_several_problems_in_one_file_are_all_reported_in_file_order(tmp_path: P
     text = edit('version = "1.0"', "version = 2", text)
     text = edit("target_c = 42.0", "target_c = 47.0\ncolour = 1", text)
     text = edit(ZONES, 'zones = ["forehead", { name = "nose", hold_s = 900 }]', text)
-    text = edit("fluence_j_cm2 = 14.0", 'fluence_j_cm2 = "high"', text)
+    text = edit("fluence_j_cm2 = 12.0", 'fluence_j_cm2 = "high"', text)
     text = edit("pulse_width_ms = 4.0", "pulse_width_ms = 200", text)
     text = edit("wavelength_nm = 633", "wavelength_nm = 590", text)
     text = edit("duration_min = 20", "duration_min = 30", text)
@@ -664,9 +664,9 @@ def test_planned_durations() -> None:
     assert planned_s(mask) == 0.0
     # five zones: ramp 33 -> 42 degC at 0.4 degC/s (22.5 s) plus the 120 s hold
     assert planned_s(rf) == pytest.approx(5 * (22.5 + 120.0))
-    # 40 flashes, each charging 0.4 + 1.6 x 14 / 25 = 1.296 s (longer than the 1 s interval)
-    assert planned_s(ipl) == pytest.approx(40 * 1.296)
+    # 40 flashes, each charging 0.4 + 1.6 x 12 / 25 = 1.168 s (longer than the 1 s interval)
+    assert planned_s(ipl) == pytest.approx(40 * 1.168)
     assert planned_s(led) == 1200.0
-    assert total_planned_s(p) == pytest.approx(5 * 142.5 + 40 * 1.296 + 1200.0)
+    assert total_planned_s(p) == pytest.approx(5 * 142.5 + 40 * 1.168 + 1200.0)
     low = IPLStep("IPL", IPLPass(560, 5.0, 5.0, flashes=10))
     assert planned_s(low) == pytest.approx(10 * 1.0)  # the 1 s minimum interval wins

@@ -179,10 +179,14 @@ def step(draw: st.DrawFn, broken: bool) -> dict[str, Any]:
         f.put("zones", st.tuples(*(zone(n, broken) for n in names)).map(list))
     elif kind == "ipl":
         f.put("filter_nm", st.sampled_from(LIM.ipl.filters_nm))
-        f.put("fluence_j_cm2", number(LIM.ipl.fluence_min_j_cm2, LIM.ipl.fluence_max_j_cm2))
+        # the fluence limit holds per trigger: a train's pulses add up to at most the maximum
+        count = draw(st.integers(1, LIM.ipl.pulse_count_max))
+        top = math.floor(LIM.ipl.fluence_max_j_cm2 / count * 100) / 100
+        f.put(
+            "fluence_j_cm2", number(LIM.ipl.fluence_min_j_cm2, max(top, LIM.ipl.fluence_min_j_cm2))
+        )
         f.put("pulse_width_ms", number(LIM.ipl.pulse_width_min_ms, LIM.ipl.pulse_width_max_ms))
         f.put("flashes", st.integers(1, LIM.ipl.flashes_max), optional=True)
-        count = draw(st.integers(1, LIM.ipl.pulse_count_max))
         f.put("pulse_count", st.just(count), optional=count == 1)
         if count == 1:
             f.put("pulse_delay_ms", st.sampled_from([0, 0.0]), optional=True)
@@ -246,6 +250,7 @@ def within_limits(p: SessionProtocol) -> None:
             assert LIM.ipl.pulse_width_min_ms <= i.pulse_width_ms <= LIM.ipl.pulse_width_max_ms
             assert type(i.flashes) is int and 1 <= i.flashes <= LIM.ipl.flashes_max
             assert type(i.pulse_count) is int and 1 <= i.pulse_count <= LIM.ipl.pulse_count_max
+            assert i.fluence_j_cm2 * i.pulse_count <= LIM.ipl.fluence_max_j_cm2
             if i.pulse_count == 1:
                 assert i.pulse_delay_ms == 0.0
             else:

@@ -34,7 +34,9 @@ SHORT = Plan(
 
 def make(plan: Plan = SHORT, auto: bool = True, faults: dict | None = None):
     station, tech = simulated_station(seed=7, faults=faults)
-    runner = SessionRunner(station, plan, operator_id=OP, auto_confirm=auto, technician=tech)
+    runner = SessionRunner(
+        station, plan, operator_id=OP, auto_confirm=auto, technician=tech, simulated=True
+    )
     return station, runner
 
 
@@ -114,4 +116,26 @@ def test_pause_and_resume_mid_zone() -> None:
     station.command("session", "resume", OP)
     assert rf.state is RFState.DELIVERING
     assert station.loop.run(until=lambda: runner.finished, max_duration_s=1200.0)
+    assert runner.state is SessionState.COMPLETE
+
+
+def test_eye_protection_is_confirmed_by_a_person_unless_unattended_on_simulators() -> None:
+    plan = Plan((IPLStep("ipl", IPLPass(560, 15.0, 10.0, flashes=1)),))
+    station, tech = simulated_station(seed=7)
+    # auto_confirm but not flagged as simulators: a person must confirm eye protection
+    runner = SessionRunner(station, plan, operator_id=OP, auto_confirm=True, technician=tech)
+    station.loop.run(max_duration_s=5.0)
+    assert runner.state is SessionState.WAITING_CONFIRM
+    assert runner.prompt is not None and "eye protection" in runner.prompt
+    ipl = station.loop.controllers["ipl"]
+    assert ipl.state.value == "ready"  # not armed, not charging
+    station.command("session", "confirm", "nurse-7")
+    station.loop.run(max_duration_s=5.0)
+    assert ipl.eye_protection_confirmed_by == "nurse-7"
+    assert runner.steps[0].detail["eye_protection_by"] == "nurse-7"
+    # and nobody pulls the trigger for the operator
+    station.loop.run(max_duration_s=10.0)
+    assert ipl.flashes == [] and not runner.finished
+    station.command("ipl", "fire", "nurse-7")
+    assert station.loop.run(until=lambda: runner.finished, max_duration_s=10.0)
     assert runner.state is SessionState.COMPLETE

@@ -112,6 +112,11 @@ def build_machine(model: object, *, graph: bool = False) -> Machine:
     return Machine(**kwargs)
 
 
+def _train_s(p: IPLPass) -> float:
+    """How long a pulse train lasts: every pulse's width and the delays between them."""
+    return (p.pulse_count * p.pulse_width_ms + (p.pulse_count - 1) * p.pulse_delay_ms) / 1000.0
+
+
 @dataclass(frozen=True)
 class FlashRecord:
     t_s: float
@@ -244,11 +249,12 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
                 self._trip(alarm)
                 return
             self._fire("pass_done" if len(self.flashes) >= p.flashes else "recharge")
-        elif now_s - self._fired_at_s > self.limits.flash_confirm_s:
+        elif now_s - self._fired_at_s > self.limits.flash_confirm_s + _train_s(p):
             self._trip(
                 self._host_fault(
                     "flash_unconfirmed",
-                    f"no flash seen in the shot counter {self.limits.flash_confirm_s} s after FIRE",
+                    "no complete flash seen in the shot counter "
+                    f"{self.limits.flash_confirm_s + _train_s(p):.2f} s after FIRE",
                 )
             )
 

@@ -146,8 +146,6 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             self._trip(self._pending_fault)
 
     def step(self, now_s: float) -> None:
-        last = self._last_step_s
-        self._last_step_s = now_s
         if self._pending_fault is not None:
             self._trip(self._pending_fault)
             return
@@ -187,6 +185,10 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             return
         if not self.peak_skin_c >= reading.skin_temp_c:
             self.peak_skin_c = reading.skin_temp_c
+        # Integrate since the last reading that was integrated: a tick without a
+        # reading (one is tolerated) is counted when the next one arrives.
+        last = self._last_step_s
+        self._last_step_s = now_s
         if last is not None and reading.output_on:
             dt = now_s - last
             self.on_time_s += dt

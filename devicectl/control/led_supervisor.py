@@ -77,8 +77,7 @@ class LEDSupervisor:
         lim = self.limits
         out: list[Alarm] = []
         if reading is None:
-            self._missed_ticks += 1
-            self._last_t_s = None
+            self._missed_ticks += 1  # the gap is integrated when a reading returns
             if self._missed_ticks >= lim.stale_ticks:
                 out.append(
                     self._fault(

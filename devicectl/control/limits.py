@@ -130,6 +130,7 @@ class IPLPass:
             "pulse_width_ms", self.pulse_width_ms, lim.pulse_width_min_ms, lim.pulse_width_max_ms
         )
         found += _range("flashes", self.flashes, 1, lim.flashes_max, whole=True)
+
         found += _range("pulse_count", self.pulse_count, 1, lim.pulse_count_max, whole=True)
         if self.pulse_count == 1:
             if self.pulse_delay_ms != 0:
@@ -140,6 +141,13 @@ class IPLPass:
                 self.pulse_delay_ms,
                 lim.pulse_delay_min_ms,
                 lim.pulse_delay_max_ms,
+            )
+        if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2:
+            # The limit is per trigger: a train must not add up past it.
+            found.append(
+                f"fluence_j_cm2 {self.fluence_j_cm2} x pulse_count {self.pulse_count} = "
+                f"{self.fluence_j_cm2 * self.pulse_count:g} J/cm2 per trigger is above the limit "
+                f"{lim.fluence_max_j_cm2}"
             )
         return found
 

@@ -198,8 +198,6 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
 
     def step(self, now_s: float) -> None:
         """Regulate and account the zone; runs after supervision and commands."""
-        last = self._last_step_s
-        self._last_step_s = now_s
         if self._pending_fault is not None:
             self._trip(self._pending_fault)
             return
@@ -225,6 +223,10 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
                 )
             )
             return
+        # Time since the last tick that had a reading: a missed reading's tick
+        # still counts, when the next reading arrives.
+        last = self._last_step_s
+        self._last_step_s = now_s
         dt = now_s - last if last is not None else 0.0
         self._delivering_s += dt
         skin = reading.skin_max_c

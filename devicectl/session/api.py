@@ -144,6 +144,11 @@ def run_protocol(
             "run it from the console (devicectl console), or add --yes for an unattended run"
         )
     needed = sorted({step_kind(s) for s in protocol.steps} - {"manual"})
+    if devices and "ipl" in needed:
+        raise ConfigError(
+            f"{protocol.name}: an IPL pass on a real device needs a person at the chair "
+            "(eye protection, every trigger): run it from the console (devicectl console)"
+        )
     station, technician = _station(needed, devices, seed, faults)
     store = RecordStore.open(db)
     try:
@@ -161,6 +166,7 @@ def run_protocol(
             operator_id=operator_id,
             auto_confirm=auto_confirm,
             technician=technician,
+            simulated=not devices,
         )
         watch = _Watch()
         station.loop.subscribe(watch)

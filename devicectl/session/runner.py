@@ -10,6 +10,8 @@ Guarantees:
 - Manual steps wait for a confirmation with an operator id; with
   ``auto_confirm`` (``--yes``) they are confirmed by the runner and the record
   says so (operator ``auto``, ``unattended`` in the session row).
+- The IPL eye-protection confirmation and the flash triggers come from a
+  person, except in an unattended run whose devices are all simulators.
 - A device fault stops the session at that step (state ``faulted``). After the
   operator acknowledges the device, ``resume`` carries on with what is left of
   that step (remaining zones, flashes or exposure time); ``end`` closes the
@@ -84,6 +86,7 @@ class SessionRunner:
         auto_confirm: bool = False,
         technician: Technician | None = None,
         move_s: float = 5.0,
+        simulated: bool = False,
     ) -> None:
         if not operator_id.strip():
             raise ControlError("a session needs an operator id")
@@ -91,6 +94,8 @@ class SessionRunner:
         self.protocol = protocol
         self.operator_id = operator_id
         self.auto_confirm = auto_confirm
+        self.simulated = simulated  # every device is a simulator: nobody can be hurt
+        self.prompt: str | None = None  # what a WAITING_CONFIRM state waits for
         self.technician = technician
         self.move_s = move_s
         self.state = SessionState.RUNNING
@@ -278,9 +283,18 @@ class SessionRunner:
             raise ControlError(f"this protocol needs a {name} device, and the station has none")
         return device
 
-    def _do(self, device: str, action: str, **args: Any) -> Any:
+    def _do(self, device: str, action: str, operator_id: str | None = None, **args: Any) -> Any:
         controller = self._device(device)
-        return controller.handle(Command(device, action, args, self.operator_id))
+        return controller.handle(Command(device, action, args, operator_id or self.operator_id))
+
+    def _wait_confirmation(self, progress: StepProgress, prompt: str) -> Iterator[Wait]:
+        """Wait for an operator's ``confirm`` (with their id) of ``prompt``."""
+        self._confirmed_by = None
+        self.prompt = prompt
+        self._set_state(SessionState.WAITING_CONFIRM)
+        yield lambda: self._confirmed_by is not None
+        self.prompt = None
+        self._set_state(SessionState.RUNNING)
 
     def _manual_plan(self, step: Any, progress: StepProgress) -> Plan:
         if not getattr(step, "confirm", True):
@@ -288,11 +302,8 @@ class SessionRunner:
         if self.auto_confirm:
             self._record_confirmation(progress, AUTO_OPERATOR)
             return
-        self._confirmed_by = None
-        self._set_state(SessionState.WAITING_CONFIRM)
-        yield lambda: self._confirmed_by is not None
+        yield from self._wait_confirmation(progress, f"confirm: {progress.title}")
         self._record_confirmation(progress, self._confirmed_by or "")
-        self._set_state(SessionState.RUNNING)
 
     def _record_confirmation(self, progress: StepProgress, operator: str) -> None:
         progress.detail["confirmed_by"] = operator
@@ -351,11 +362,20 @@ class SessionRunner:
             return
         self._do("ipl", "load", ipl_pass=replace(planned, flashes=remaining))
         yield lambda: ipl.reading is not None
-        self._do("ipl", "arm", eye_protection=True)
+        # Eye protection is confirmed by a person, with their id, unless this is an
+        # unattended run on simulators (then the record says "auto", unattended).
+        unattended = self.auto_confirm and self.simulated
+        if unattended:
+            eyes_by = AUTO_OPERATOR
+        else:
+            yield from self._wait_confirmation(progress, "confirm: eye protection on (everyone)")
+            eyes_by = self._confirmed_by or ""
+        progress.detail["eye_protection_by"] = eyes_by
+        self._do("ipl", "arm", eyes_by, eye_protection=True)
         for _ in range(remaining):
-            # The technician's trigger: pulled by the runner only in unattended runs;
-            # otherwise the operator fires from the console.
-            if self.auto_confirm:
+            # The technician's trigger: pulled by the runner only in unattended
+            # simulated runs; otherwise the operator fires (console, footswitch).
+            if unattended:
                 yield lambda: ipl.state is IPLState.ARMED and ipl._may_fire()
                 self._do("ipl", "fire")
             start = len(ipl.flashes)

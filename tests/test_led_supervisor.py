@@ -1,0 +1,105 @@
+"""The LED supervisor, fed readings directly: every check trips when it must."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from devicectl.control.led_supervisor import LEDContext, LEDSupervisor
+from devicectl.control.limits import LEDLimits
+from devicectl.devices import LEDFault, LEDReading
+
+ON = LEDContext(output_expected=True, setpoint_mw_cm2=100.0, step_active=True)
+
+
+def reading(
+    t: float,
+    irr: float = 100.0,
+    skin: float = 34.0,
+    *,
+    on: bool = True,
+    interlock: bool = True,
+    faults: LEDFault = LEDFault.NONE,
+) -> LEDReading:
+    return LEDReading(t, 633, 100.0, irr, on, 30.0, skin, interlock, t, faults)
+
+
+def codes(alarms: list) -> set[str]:
+    return {a.code for a in alarms}
+
+
+def test_dose_counts_the_gaps_of_missed_readings() -> None:
+    sup = LEDSupervisor(LEDLimits())
+    for i in range(20 * 60 + 1):
+        t = i * 0.05
+        sup.check(t, reading(t) if i % 2 == 0 else None, ON)
+    assert sup.dose_j_cm2 == pytest.approx(6.0, abs=0.01)  # 100 mW/cm2 x 60 s
+    assert sup.on_time_s == pytest.approx(60.0, abs=0.01)
+
+
+def test_over_irradiance_against_the_setpoint() -> None:
+    sup = LEDSupervisor(LEDLimits())
+    assert "led.over_irradiance" in codes(sup.check(0.0, reading(0.0, irr=123.0), ON))
+
+
+def test_absolute_irradiance_limit_even_when_off() -> None:
+    sup = LEDSupervisor(LEDLimits())
+    off = LEDContext(False, 0.0, False)
+    alarms = sup.check(0.0, reading(0.0, irr=111.0, on=False), off)
+    assert "led.over_irradiance" in codes(alarms)
+
+
+def test_irradiance_collapse_after_settling() -> None:
+    sup = LEDSupervisor(LEDLimits())
+    tripped = None
+    for i in range(100):
+        t = i * 0.05
+        irr = 100.0 if t < 2.0 else 30.0
+        if "led.irradiance_collapse" in codes(sup.check(t, reading(t, irr=irr), ON)):
+            tripped = t
+            break
+    assert tripped is not None and 3.0 <= tripped <= 3.1
+
+
+def test_dose_and_duration_limits() -> None:
+    lim = LEDLimits(dose_max_j_cm2=1.0, duration_max_s=20.0)
+    sup = LEDSupervisor(lim)
+    found: dict[str, float] = {}
+    for i in range(20 * 30):
+        t = i * 0.05
+        for code in codes(sup.check(t, reading(t), ON)):
+            found.setdefault(code, t)
+    assert found["led.dose"] == pytest.approx(10.05, abs=0.06)  # 1 J/cm2 at 100 mW/cm2
+    assert found["led.duration"] == pytest.approx(20.55, abs=0.06)  # 20 s + 0.5 s grace
+
+
+def test_skin_limit_and_open_sensor() -> None:
+    sup = LEDSupervisor(LEDLimits())
+    assert "led.skin_overtemp" in codes(sup.check(0.0, reading(0.0, skin=41.1), ON))
+    sup = LEDSupervisor(LEDLimits())
+    assert "led.implausible" in codes(sup.check(0.0, reading(0.0, skin=math.nan), ON))
+
+
+def test_output_on_when_not_delivering_and_dropped_when_delivering() -> None:
+    sup = LEDSupervisor(LEDLimits())
+    assert "led.output_unexpected" in codes(
+        sup.check(0.0, reading(0.0), LEDContext(False, 0.0, False))
+    )
+    sup = LEDSupervisor(LEDLimits())
+    assert "led.output_dropped" in codes(sup.check(0.0, reading(0.0, on=False), ON))
+
+
+@pytest.mark.parametrize(
+    ("bit", "code"),
+    [
+        (LEDFault.WATCHDOG_TRIPPED, "led.firmware_watchdog"),
+        (LEDFault.STRING_FAIL, "led.string_fail"),
+        (LEDFault.POWER_ON_RESET, "led.device_reset"),
+        (LEDFault.PANEL_OVERTEMP, "led.panel_overtemp"),
+    ],
+)
+def test_device_fault_bits_latch(bit: LEDFault, code: str) -> None:
+    sup = LEDSupervisor(LEDLimits())
+    alarms = sup.check(0.0, reading(0.0, faults=bit), ON)
+    assert code in codes(alarms) and all(a.latches for a in alarms if a.code == code)
