@@ -139,6 +139,7 @@ def _print_session_summary(outcome: Any) -> None:
 def _run_session(
     protocol: Path,
     devices: dict[str, str] | None,
+    drivers: dict[str, str] | None,
     operator: str,
     yes: bool,
     as_json: bool,
@@ -156,6 +157,7 @@ def _run_session(
             auto_confirm=yes,
             db=db,
             devices=devices,
+            drivers=drivers,
             seed=seed,
             faults=faults,
         )
@@ -174,6 +176,7 @@ def _run_session(
                 auto_confirm=yes,
                 db=db,
                 devices=devices,
+                drivers=drivers,
                 seed=seed,
                 faults=faults,
                 progress=show,
@@ -184,16 +187,24 @@ def _run_session(
     return 0 if outcome.outcome == "complete" else 1
 
 
-def _parse_devices(items: list[str] | None) -> dict[str, str] | None:
+def _parse_pairs(items: list[str] | None, option: str) -> dict[str, str] | None:
+    """``KIND=VALUE`` options (repeatable) as a dict; ConfigError naming a malformed one."""
     if not items:
         return None
     out: dict[str, str] = {}
     for item in items:
-        kind, eq, url = item.partition("=")
-        if not eq or not url:
-            raise ConfigError(f"--device {item!r}: expected KIND=URL, e.g. rf=/dev/ttyUSB0")
-        out[kind.strip()] = url.strip()
+        kind, eq, value = item.partition("=")
+        if not eq or not value or kind.strip() not in ("rf", "ipl", "led"):
+            raise ConfigError(
+                f"{option} {item!r}: expected KIND=VALUE with KIND rf, ipl or led "
+                "(e.g. rf=/dev/ttyUSB0)"
+            )
+        out[kind.strip()] = value.strip()
     return out
+
+
+def _parse_devices(items: list[str] | None) -> dict[str, str] | None:
+    return _parse_pairs(items, "--device")
 
 
 def _parse_faults(items: list[str] | None) -> dict[str, list[str]] | None:
@@ -240,6 +251,7 @@ def demo(
     code = _run_session(
         builtin_protocol("pore-patrol.toml"),
         None,
+        None,
         "demo",
         True,
         as_json,
@@ -263,6 +275,14 @@ def run(
             "ipl=socket://host:4001 (repeatable). None: simulators in simulated time.",
         ),
     ] = None,
+    driver: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--driver",
+            help="KIND=NAME: the driver for a --device, by its entry-point name "
+            "(see devicectl devices; default rf_scpi, ipl_cobs, led_modbus).",
+        ),
+    ] = None,
     operator: OperatorOpt = "operator",
     yes: Annotated[
         bool,
@@ -278,7 +298,16 @@ def run(
 ) -> None:
     """Run a protocol file: validate it whole, then walk its steps on the devices."""
     raise typer.Exit(
-        _run_session(protocol, _parse_devices(device), operator, yes, as_json, db, seed)
+        _run_session(
+            protocol,
+            _parse_devices(device),
+            _parse_pairs(driver, "--driver"),
+            operator,
+            yes,
+            as_json,
+            db,
+            seed,
+        )
     )
 
 

@@ -488,3 +488,46 @@ def test_installed_script_with_debug_shows_the_traceback(
     proc = _run(devicectl_script, tmp_path, "--debug", "diagram", "xyz")
     assert proc.returncode not in (0, 2)
     assert "Traceback" in proc.stderr and "ConfigError" in proc.stderr
+
+
+def test_run_with_a_driver_that_is_not_installed_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "run",
+        str(path),
+        "--yes",
+        "--device",
+        "rf=sim://rf",
+        "--driver",
+        "rf=nosuch",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "nosuch" in err and "rf_scpi" in err and "Traceback" not in out + err
+
+
+def test_a_record_store_that_cannot_be_opened_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "r.sqlite"
+    code, out, err = run_main(
+        monkeypatch, capsys, "--log-file", str(log_file), "records", "list", "--db", str(missing)
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "r.sqlite" in err and "Traceback" not in out + err

@@ -29,7 +29,7 @@ from devicectl.session.protocol_file import SessionProtocol, load_protocol
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
 from devicectl.session.simulated import SimulatedTechnician, simulated_station
-from devicectl.station import Station
+from devicectl.station import DEFAULT_DRIVERS, Station
 
 MAX_SESSION_S = 4 * 3600.0
 PACKAGED_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
@@ -101,6 +101,7 @@ def run_protocol_file(
     auto_confirm: bool = False,
     db: str | None = None,
     devices: dict[str, str] | None = None,
+    drivers: dict[str, str] | None = None,
     seed: int = 7,
     faults: dict[str, list[str]] | None = None,
     progress: ProgressFn | None = None,
@@ -115,6 +116,7 @@ def run_protocol_file(
         auto_confirm=auto_confirm,
         db=db,
         devices=devices,
+        drivers=drivers,
         seed=seed,
         faults=faults,
         progress=progress,
@@ -130,6 +132,7 @@ def run_protocol(
     auto_confirm: bool = False,
     db: str | None = None,
     devices: dict[str, str] | None = None,
+    drivers: dict[str, str] | None = None,
     seed: int = 7,
     faults: dict[str, list[str]] | None = None,
     progress: ProgressFn | None = None,
@@ -149,7 +152,7 @@ def run_protocol(
             f"{protocol.name}: an IPL pass on a real device needs a person at the chair "
             "(eye protection, every trigger): run it from the console (devicectl console)"
         )
-    station, technician = _station(needed, devices, seed, faults)
+    station, technician = _station(needed, devices, drivers or {}, seed, faults)
     store = RecordStore.open(db)
     try:
         store.mark_interrupted()
@@ -229,6 +232,7 @@ def progress_needs_operator(protocol: SessionProtocol) -> bool:
 def _station(
     needed: list[str],
     devices: dict[str, str] | None,
+    drivers: dict[str, str],
     seed: int,
     faults: dict[str, list[str]] | None,
 ) -> tuple[Station, SimulatedTechnician | None]:
@@ -246,12 +250,13 @@ def _station(
     station = Station(RealClock())
     limits: dict[str, Any] = {"rf": RFLimits(), "ipl": IPLLimits(), "led": LEDLimits()}
     for device, url in devices.items():
+        driver = drivers.get(device, DEFAULT_DRIVERS[device])
         if device == "rf":
-            station.add_rf(url, limits=limits["rf"])
+            station.add_rf(url, limits=limits["rf"], driver=driver)
         elif device == "ipl":
-            station.add_ipl(url, limits=limits["ipl"])
+            station.add_ipl(url, limits=limits["ipl"], driver=driver)
         else:
-            station.add_led(url, limits=limits["led"])
+            station.add_led(url, limits=limits["led"], driver=driver)
     return station, None
 
 
