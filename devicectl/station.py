@@ -9,7 +9,7 @@ that it can reconnect after an acknowledged fault closed its port.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from devicectl.clock import Clock, SimClock
 from devicectl.control.events import Command
@@ -22,6 +22,7 @@ from devicectl.plugins import DRIVER_GROUP, load_plugin
 from devicectl.transport import open_port
 
 DEFAULT_DRIVERS = {"rf": "rf_scpi", "ipl": "ipl_cobs", "led": "led_modbus"}
+C = TypeVar("C", RFController, IPLController, LEDController)
 
 
 def device_opener(url: str, clock: Clock, driver: str) -> Callable[[], Any]:
@@ -56,15 +57,11 @@ class Station:
         driver: str = DEFAULT_DRIVERS["rf"],
         limits: RFLimits | None = None,
     ) -> RFController:
-        controller = RFController(
-            device_opener(url, self.clock, driver),
-            self.clock,
-            name=name,
-            limits=limits,
-            emit=self.loop.emit,
+        return self._add(
+            RFController(
+                self._opener(url, driver), self.clock, name=name, limits=limits, emit=self.loop.emit
+            )
         )
-        self.loop.add(controller)
-        return controller
 
     def add_ipl(
         self,
@@ -74,15 +71,11 @@ class Station:
         driver: str = DEFAULT_DRIVERS["ipl"],
         limits: IPLLimits | None = None,
     ) -> IPLController:
-        controller = IPLController(
-            device_opener(url, self.clock, driver),
-            self.clock,
-            name=name,
-            limits=limits,
-            emit=self.loop.emit,
+        return self._add(
+            IPLController(
+                self._opener(url, driver), self.clock, name=name, limits=limits, emit=self.loop.emit
+            )
         )
-        self.loop.add(controller)
-        return controller
 
     def add_led(
         self,
@@ -92,13 +85,16 @@ class Station:
         driver: str = DEFAULT_DRIVERS["led"],
         limits: LEDLimits | None = None,
     ) -> LEDController:
-        controller = LEDController(
-            device_opener(url, self.clock, driver),
-            self.clock,
-            name=name,
-            limits=limits,
-            emit=self.loop.emit,
+        return self._add(
+            LEDController(
+                self._opener(url, driver), self.clock, name=name, limits=limits, emit=self.loop.emit
+            )
         )
+
+    def _opener(self, url: str, driver: str) -> Callable[[], Any]:
+        return device_opener(url, self.clock, driver)
+
+    def _add(self, controller: C) -> C:
         self.loop.add(controller)
         return controller
 

@@ -22,7 +22,7 @@ import structlog
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control.events import Alarm, AlarmPriority, Command, Event
+from devicectl.control.events import Alarm, AlarmPriority, Command, Event, fault_alarm
 from devicectl.control.safe_state import SafeStateResult, make_safe
 from devicectl.devices import DeviceIdentity
 from devicectl.errors import ControlError, DeviceError, DeviceTimeout, FaultLatched
@@ -31,6 +31,36 @@ CONNECT_TIMEOUT_S = 3.0  # a device may take this long to boot before it answers
 # On the loop thread a reconnect may try a few frames (the first after line noise
 # can be lost) but must stay well inside the other devices' 250 ms watchdogs.
 RECONNECT_WAIT_S = 0.1
+
+
+def machine_from_table(
+    model: object,
+    states: list[dict[str, Any]],
+    transitions: list[dict[str, Any]],
+    initial: enum.Enum,
+    *,
+    graph: bool = False,
+) -> Machine:
+    """A controller's machine from its table; ``graph=True`` gives a mermaid GraphMachine.
+
+    The live controller and ``devicectl diagram`` both build from here, so the
+    drawing is the running machine's table, never a copy of it.
+    """
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "states": states,
+        "transitions": transitions,
+        "initial": initial,
+        "auto_transitions": False,
+        "send_event": True,
+        "ignore_invalid_triggers": False,
+        "after_state_change": None if graph else "_after_state_change",
+    }
+    if graph:
+        from transitions.extensions import GraphMachine
+
+        return GraphMachine(graph_engine="mermaid", show_conditions=True, **kwargs)
+    return Machine(**kwargs)
 
 
 class Device(Protocol):
@@ -135,15 +165,7 @@ class ControllerCore(Generic[D, R]):
         self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
 
     def _host_fault(self, condition: str, message: str) -> Alarm:
-        code = f"{self.modality}.{condition}"
-        return Alarm(
-            self.name,
-            code,
-            AlarmPriority.HIGH,
-            f"{self.name}: {message}",
-            latches=True,
-            doc=f"docs/safety.md#{code.replace('.', '-')}",
-        )
+        return fault_alarm(self.name, f"{self.modality}.{condition}", message)
 
     # -- tick phases ------------------------------------------------------------
 

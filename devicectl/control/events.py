@@ -36,6 +36,22 @@ class Alarm:
     doc: str = "docs/safety.md"
 
 
+def fault_alarm(
+    device: str, code: str, message: str, value: float | None = None, limit: float | None = None
+) -> Alarm:
+    """A HIGH, latching alarm whose doc link is the code's section of docs/safety.md."""
+    return Alarm(
+        device=device,
+        code=code,
+        priority=AlarmPriority.HIGH,
+        message=f"{device}: {message}",
+        latches=True,
+        value=value,
+        limit=limit,
+        doc=f"docs/safety.md#{code.replace('.', '-')}",
+    )
+
+
 @dataclass(frozen=True)
 class Event:
     """Something that happened at clock time ``t_s``: what front-ends and the record see."""

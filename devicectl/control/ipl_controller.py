@@ -28,7 +28,7 @@ from typing import Any
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control.base import ControllerCore
+from devicectl.control.base import ControllerCore, machine_from_table
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.ipl_supervisor import IPLContext, IPLSupervisor
 from devicectl.control.limits import IPLLimits, IPLPass
@@ -96,20 +96,8 @@ TRANSITIONS: list[dict[str, Any]] = [
 
 
 def build_machine(model: object, *, graph: bool = False) -> Machine:
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "states": STATES,
-        "transitions": TRANSITIONS,
-        "initial": S.IDLE,
-        "auto_transitions": False,
-        "send_event": True,
-        "after_state_change": None if graph else "_after_state_change",
-    }
-    if graph:
-        from transitions.extensions import GraphMachine
-
-        return GraphMachine(graph_engine="mermaid", show_conditions=True, **kwargs)
-    return Machine(**kwargs)
+    """The machine from this module's table (see ``machine_from_table``)."""
+    return machine_from_table(model, STATES, TRANSITIONS, S.IDLE, graph=graph)
 
 
 def _train_s(p: IPLPass) -> float:

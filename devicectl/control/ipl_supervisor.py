@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devicectl.control.events import Alarm, AlarmPriority
+from devicectl.control.events import Alarm, AlarmPriority, fault_alarm
 from devicectl.control.limits import IPLLimits
 from devicectl.devices import IPLReading, IPLStatus
 
@@ -55,16 +55,7 @@ class IPLSupervisor:
         self._active.clear()
 
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
-        return Alarm(
-            self.device,
-            code,
-            AlarmPriority.HIGH,
-            f"{self.device}: {message}",
-            latches=True,
-            value=value,
-            limit=limit,
-            doc=f"docs/safety.md#{code.replace('.', '-')}",
-        )
+        return fault_alarm(self.device, code, message, value, limit)
 
     def _warn(self, code: str, active: bool, message: str, value: float, out: list[Alarm]) -> None:
         if not active:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devicectl.control.events import Alarm, AlarmPriority
+from devicectl.control.events import Alarm, AlarmPriority, fault_alarm
 from devicectl.control.limits import LEDLimits
 from devicectl.devices import LEDFault, LEDReading
 
@@ -62,16 +62,7 @@ class LEDSupervisor:
         self._active.clear()
 
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
-        return Alarm(
-            self.device,
-            code,
-            AlarmPriority.HIGH,
-            f"{self.device}: {message}",
-            latches=True,
-            value=value,
-            limit=limit,
-            doc=f"docs/safety.md#{code.replace('.', '-')}",
-        )
+        return fault_alarm(self.device, code, message, value, limit)
 
     def check(self, now_s: float, reading: LEDReading | None, ctx: LEDContext) -> list[Alarm]:
         lim = self.limits

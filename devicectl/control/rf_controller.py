@@ -32,7 +32,7 @@ from typing import Any
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control.base import ControllerCore
+from devicectl.control.base import ControllerCore, machine_from_table
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFLimits, RFZone
 from devicectl.control.regulator import PulseRegulator, RegulatorTuning
@@ -97,22 +97,8 @@ TRANSITIONS: list[dict[str, Any]] = [
 
 
 def build_machine(model: object, *, graph: bool = False) -> Machine:
-    """The RF machine from the one table; ``graph=True`` gives a mermaid-capable GraphMachine."""
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "states": STATES,
-        "transitions": TRANSITIONS,
-        "initial": S.IDLE,
-        "auto_transitions": False,
-        "send_event": True,
-        "ignore_invalid_triggers": False,
-        "after_state_change": "_after_state_change" if not graph else None,
-    }
-    if graph:
-        from transitions.extensions import GraphMachine
-
-        return GraphMachine(graph_engine="mermaid", show_conditions=True, **kwargs)
-    return Machine(**kwargs)
+    """The machine from this module's table (see ``machine_from_table``)."""
+    return machine_from_table(model, STATES, TRANSITIONS, S.IDLE, graph=graph)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from devicectl.control.cem43 import CEM43Accumulator
-from devicectl.control.events import Alarm, AlarmPriority
+from devicectl.control.events import Alarm, AlarmPriority, fault_alarm
 from devicectl.control.limits import RFLimits
 from devicectl.control.slope import SlopeEstimator
 from devicectl.devices import RFReading, RFStatus
@@ -76,16 +76,7 @@ class RFSupervisor:
         self.dose.pause()
 
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
-        return Alarm(
-            device=self.device,
-            code=code,
-            priority=AlarmPriority.HIGH,
-            message=f"{self.device}: {message}",
-            latches=True,
-            value=value,
-            limit=limit,
-            doc=f"docs/safety.md#{code.replace('.', '-')}",
-        )
+        return fault_alarm(self.device, code, message, value, limit)
 
     def _edge(
         self,
