@@ -241,6 +241,10 @@ def test_run_a_protocol_file_unattended(log_file: Path, tmp_path: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["outcome"] == "complete" and summary["operator_id"] == "tech-9"
     assert summary["steps"][0]["confirmed_by"] == "auto"
+    # every log line of the session is bound with its id (and the device's lines with the device)
+    lines = [line for line in json_lines(log_file) if line.get("session_id")]
+    assert {line["session_id"] for line in lines} == {summary["session_id"]}
+    assert any(line.get("device") == "rf" and line["event"] == "state" for line in lines)
 
 
 def test_run_rejects_a_bad_file_whole_with_one_line_per_problem(

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from devicectl.clock import RealClock
 from devicectl.control.events import Alarm, Event
 from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
@@ -162,6 +164,8 @@ def run_protocol(
             operator_id=operator_id,
             unattended=auto_confirm,
         )
+        # Every log line of this session (devices, runner, loop) carries its id.
+        structlog.contextvars.bind_contextvars(session_id=session_id)
         writer = RecordWriter(store, session_id)
         runner = SessionRunner(
             station,
@@ -217,6 +221,7 @@ def run_protocol(
             db=store.db,
         )
     finally:
+        structlog.contextvars.unbind_contextvars("session_id")
         store.close()
 
 
