@@ -456,6 +456,87 @@ def diagram(
     typer.echo(draw(modality, fmt))
 
 
+sim_app = typer.Typer(help="Run simulators as separate devices.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+
+
+@sim_app.command("serve")
+def sim_serve(
+    device: Annotated[
+        str, typer.Argument(help="Simulator name (entry point), e.g. rf, ipl or led.")
+    ],
+    pty: Annotated[
+        bool, typer.Option("--pty", help="Serve on a pseudo-terminal (the default).")
+    ] = False,
+    tcp: Annotated[
+        str | None,
+        typer.Option("--tcp", metavar="HOST:PORT", help="Serve raw bytes for socket:// URLs."),
+    ] = None,
+    rfc2217: Annotated[
+        str | None,
+        typer.Option("--rfc2217", metavar="HOST:PORT", help="Serve RFC 2217 for rfc2217:// URLs."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="Inject a fault: SPEC, e.g. runaway@10s (repeatable)."),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="KEY=VALUE simulator option, e.g. skin0=33 (repeatable)."),
+    ] = None,
+    log: Annotated[
+        Path | None,
+        typer.Option("--log", help="Write the JSON-lines events here instead of stdout."),
+    ] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback HOST.")
+    ] = False,
+) -> None:
+    """Run a simulator in real time as its own device, until Ctrl-C or SIGTERM.
+
+    Prints JSON lines: first {"event": "serving", "port": ...} (the path or URL
+    to open), then every change of the output at the device.
+    """
+    from devicectl.errors import PortError
+    from simulators.serve import serve
+
+    chosen = [m for m, on in (("pty", pty), ("tcp", tcp), ("rfc2217", rfc2217)) if on]
+    if len(chosen) > 1:
+        raise ConfigError("choose one of --pty, --tcp HOST:PORT, --rfc2217 HOST:PORT")
+    mode = chosen[0] if chosen else "pty"
+    options: dict[str, str] = {}
+    for item in option or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE, e.g. skin0=33")
+        options[key.strip()] = value
+    factory = plugins.load_plugin(plugins.SIMULATOR_GROUP, device)
+    try:
+        handle = None if log is None else log.open("a", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--log {log}: {exc}") from exc
+    try:
+        serve(
+            device,
+            factory,
+            mode=mode,
+            address=tcp if mode == "tcp" else rfc2217,
+            seed=seed,
+            faults=list(fault or []),
+            options=options,
+            allow_remote=allow_remote,
+            log=handle,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"sim serve {device}: {exc}") from exc
+    except OSError as exc:
+        raise PortError(f"sim serve {device}: cannot serve: {exc}") from exc
+    finally:
+        if handle is not None:
+            handle.close()
+
+
 def main() -> None:
     try:
         app()

@@ -76,7 +76,9 @@ def open_port(
     naming the URL.
     """
     register_url_handlers()
-    kwargs: dict[str, Any] = {"timeout": timeout_s, "write_timeout": 1.0, "baudrate": baudrate}
+    kwargs: dict[str, Any] = {"timeout": timeout_s, "baudrate": baudrate}
+    if not url.startswith("rfc2217://"):  # pyserial 3.5's RFC 2217 client refuses it
+        kwargs["write_timeout"] = 1.0
     if url.startswith("sim://"):
         kwargs["clock"] = clock
     elif "://" not in url:

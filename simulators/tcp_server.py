@@ -1,0 +1,294 @@
+"""Serve a simulator on a TCP socket, in real time: raw bytes or RFC 2217.
+
+A :class:`TcpServer` listens on one address and serves one simulator of the
+``devicectl.transport.SimulatedDevice`` shape to one host connection at a
+time, exactly as :class:`simulators.pty_server.PtyServer` does on a pty:
+
+- raw mode answers pyserial ``socket://HOST:PORT`` URLs: bytes pass unchanged;
+- ``rfc2217=True`` answers ``rfc2217://HOST:PORT`` URLs: the Telnet/RFC 2217
+  negotiation is pyserial's own :class:`serial.rfc2217.PortManager`, with the
+  simulator behind :class:`SimulatorSerialAdapter` (line settings are stored
+  and echoed back, modem lines read as a connected device, a purge of the
+  receive buffer drops what the simulator sent and nobody has read yet).
+
+The simulator is created in :meth:`start` and lives until :meth:`stop`: a host
+that disconnects and connects again finds the same device (as a real device
+stays powered when its cable is pulled). While nobody is connected the
+simulator keeps running and what it sends is dropped. A second connection while
+one is active is accepted and closed at once (the device has one port).
+
+One thread runs the loop: it waits at most ``poll_s`` for host bytes, feeds
+them, writes back what the simulator sent, and calls ``advance`` (or
+``pending``) every turn so the 250 ms watchdog acts on time with a silent host.
+Look at the simulator from other threads only through :meth:`inspect`.
+
+``on_event`` (optional) is called on the serving thread with a dict for every
+connection change: ``{"event": "connected"|"disconnected"|"refused", "peer": ...}``.
+
+Only ``devicectl.clock`` is imported from devicectl (the default clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from devicectl.clock import Clock, RealClock
+
+POLL_S = 0.002
+READ_CHUNK = 4096
+IAC = b"\xff"
+
+T = TypeVar("T")
+
+
+class SimulatorSerialAdapter:
+    """The serial-port face pyserial's RFC 2217 ``PortManager`` expects.
+
+    Line settings are kept (a simulator has no baud-rate timing); modem lines
+    read as a device that is present (CTS, DSR, CD on; RI off).
+    """
+
+    def __init__(self, simulator: Any) -> None:
+        self._simulator = simulator
+        self.baudrate = 115200
+        self.bytesize = 8
+        self.parity = "N"
+        self.stopbits = 1
+        self.xonxoff = False
+        self.rtscts = False
+        self.dtr = True
+        self.rts = True
+        self.break_condition = False
+        self.cts = True
+        self.dsr = True
+        self.ri = False
+        self.cd = True
+        self.purged_bytes = 0
+
+    def reset_input_buffer(self) -> None:
+        """Drop what the device sent that the host has not been sent yet."""
+        self.purged_bytes += len(self._simulator.take())
+
+    def reset_output_buffer(self) -> None:
+        """Nothing to drop: host bytes are fed to the device as they arrive."""
+
+
+class _Connection:
+    """``PortManager``'s ``connection``: its writes queue for the serving loop."""
+
+    def __init__(self) -> None:
+        self.tx = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.tx += data
+
+
+class TcpServer:
+    """One simulator on one TCP address, served by a background thread in real time."""
+
+    def __init__(
+        self,
+        simulator_factory: Callable[[Clock], Any],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        rfc2217: bool = False,
+        clock: Clock | None = None,
+        poll_s: float = POLL_S,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self._factory = simulator_factory
+        self._host = host
+        self._port = port
+        self._rfc2217 = rfc2217
+        self._clock: Clock = clock if clock is not None else RealClock()
+        self._poll_s = poll_s
+        self._on_event = on_event
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listener: socket.socket | None = None
+        self._address: tuple[str, int] | None = None
+        self._simulator: Any = None
+        self._error: BaseException | None = None
+
+    # ------------------------------------------------------------------ control
+
+    def start(self) -> tuple[str, int]:
+        """Bind and listen, create the simulator, start serving; the (host, port) bound."""
+        if self._thread is not None:
+            raise RuntimeError("this TcpServer is already started")
+        infos = socket.getaddrinfo(
+            self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, socktype, proto, _canon, sockaddr = infos[0]
+        listener = socket.socket(family, socktype, proto)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(sockaddr)
+            listener.listen(2)
+            listener.setblocking(False)
+            bound = listener.getsockname()
+            simulator = self._factory(self._clock)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        self._address = (str(bound[0]), int(bound[1]))
+        self._simulator = simulator
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"tcp-server {self._address}", daemon=True
+        )
+        self._thread.start()
+        return self._address
+
+    def stop(self) -> None:
+        """Stop serving, close the connection, the simulator and the socket (idempotent)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join()
+        self._thread = None
+        with self._lock, contextlib.suppress(Exception):
+            self._simulator.close()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+            self._listener = None
+
+    def __enter__(self) -> TcpServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The (host, port) bound (None before :meth:`start`)."""
+        return self._address
+
+    @property
+    def url(self) -> str | None:
+        """The pyserial URL a host opens: ``socket://`` or ``rfc2217://``."""
+        if self._address is None:
+            return None
+        host, port = self._address
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{'rfc2217' if self._rfc2217 else 'socket'}://{host}:{port}"
+
+    @property
+    def simulator(self) -> Any:
+        """The served simulator; touch it from other threads only via :meth:`inspect`."""
+        return self._simulator
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the serving thread, if any."""
+        return self._error
+
+    def inspect(self, function: Callable[[Any], T]) -> T:
+        """``function(simulator)`` under the loop's lock (safe from any thread)."""
+        with self._lock:
+            return function(self._simulator)
+
+    # ------------------------------------------------------------------ loop
+
+    def _event(self, event: str, peer: Any) -> None:
+        if self._on_event is not None:
+            with contextlib.suppress(Exception):
+                self._on_event({"event": event, "peer": f"{peer[0]}:{peer[1]}"})
+
+    def _run(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        simulator = self._simulator
+        lock = self._lock
+        stop = self._stop
+        poll_s = self._poll_s
+        advance = getattr(simulator, "advance", None) or simulator.pending
+        client: socket.socket | None = None
+        peer: Any = None
+        manager: Any = None  # serial.rfc2217.PortManager in rfc2217 mode
+        connection = _Connection()  # bytes queued for the host (escaped in rfc2217 mode)
+
+        def drop_client(reason: str) -> None:
+            nonlocal client, manager, peer
+            if client is not None:
+                with contextlib.suppress(OSError):
+                    client.close()
+                self._event(reason, peer)
+            client, manager, peer = None, None, None
+            connection.tx.clear()
+
+        try:
+            while not stop.is_set():
+                readers = [listener] if client is None else [listener, client]
+                writers = [client] if client is not None and connection.tx else []
+                readable, _writable, _ = select.select(readers, writers, [], poll_s)
+                if listener in readable:
+                    with contextlib.suppress(
+                        BlockingIOError, InterruptedError, ConnectionAbortedError
+                    ):
+                        new, new_peer = listener.accept()
+                        if client is not None:
+                            new.close()  # one host at a time, as on a serial line
+                            self._event("refused", new_peer)
+                        else:
+                            new.setblocking(False)
+                            new.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                            client, peer = new, new_peer
+                            connection.tx.clear()
+                            if self._rfc2217:
+                                manager = self._new_manager(simulator, connection)
+                            self._event("connected", peer)
+                data = b""
+                if client is not None and client in readable:
+                    try:
+                        data = client.recv(READ_CHUNK)
+                        if not data:
+                            drop_client("disconnected")
+                    except (BlockingIOError, InterruptedError):
+                        data = b""
+                    except OSError:
+                        data = b""
+                        drop_client("disconnected")
+                with lock:
+                    if data and manager is not None:
+                        data = b"".join(manager.filter(data))  # may purge or set lines
+                    if data:
+                        simulator.feed(data)
+                    else:
+                        advance()
+                    out = simulator.take()
+                if out and client is not None:
+                    connection.tx += out.replace(IAC, IAC + IAC) if manager is not None else out
+                if client is not None and connection.tx:
+                    try:
+                        sent = client.send(connection.tx)
+                        del connection.tx[:sent]
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    except OSError:
+                        drop_client("disconnected")
+        except BaseException as exc:  # reported through .error; the thread must not die silently
+            self._error = exc
+            raise
+        finally:
+            if client is not None:
+                with contextlib.suppress(OSError):
+                    client.close()
+
+    @staticmethod
+    def _new_manager(simulator: Any, connection: _Connection) -> Any:
+        from serial.rfc2217 import PortManager
+
+        return PortManager(SimulatorSerialAdapter(simulator), connection)
