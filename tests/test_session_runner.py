@@ -139,3 +139,16 @@ def test_eye_protection_is_confirmed_by_a_person_unless_unattended_on_simulators
     station.command("ipl", "fire", "nurse-7")
     assert station.loop.run(until=lambda: runner.finished, max_duration_s=10.0)
     assert runner.state is SessionState.COMPLETE
+
+
+def test_device_commands_are_events_for_the_record() -> None:
+    station, runner = make(Plan((RFStep("rf", (RFZone("forehead", 42.0, 10.0),)),)))
+    events = []
+    station.loop.subscribe(events.append)
+    assert station.loop.run(until=lambda: runner.finished, max_duration_s=200.0)
+    commands = [e.data["command"] for e in events if e.kind == "device_command"]
+    assert commands[0] == "output_on"
+    assert commands.count("set_power") > 10  # one per pulse whose power changed
+    assert commands[-1] == "safe_state"  # zone done: output off, confirmed
+    last = [e for e in events if e.kind == "device_command"][-1]
+    assert last.data["confirmed"] is True

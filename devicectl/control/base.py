@@ -238,6 +238,13 @@ class ControllerCore(Generic[D, R]):
         result = make_safe(
             lambda: self._turn_off(device), lambda: self._confirm_off(device), device.close
         )
+        self._emit(
+            "device_command",
+            command="safe_state",
+            confirmed=result.confirmed,
+            port_closed=result.port_closed,
+            error=result.error,
+        )
         if result.port_closed:
             self.device = None
             alarm = self._host_fault(

@@ -357,6 +357,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         except DeviceError as exc:
             self._pending_fault = self._host_fault("command_failed", f"{what}: {exc}")
             return False
+        self._emit("device_command", command=what)
         return True
 
     def _enter_charging(self, event: Any) -> None:

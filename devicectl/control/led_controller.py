@@ -242,6 +242,12 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             self.device.set_wavelength(plan.wavelength_nm)
             self.device.set_irradiance(plan.irradiance_mw_cm2)
             self.device.output_on()
+            self._emit(
+                "device_command",
+                command="output_on",
+                wavelength_nm=plan.wavelength_nm,
+                irradiance_mw_cm2=plan.irradiance_mw_cm2,
+            )
         except DeviceError as exc:
             self._pending_fault = self._host_fault("command_failed", f"output on: {exc}")
             return

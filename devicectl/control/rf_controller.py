@@ -252,6 +252,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             return
         self.commanded_power_w = power_w
         self.log.debug("set_power", power_w=power_w)
+        self._emit("device_command", command="set_power", power_w=power_w)
 
     # -- operator commands -----------------------------------------------------
 
@@ -335,6 +336,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             self.device.set_power(power)
             self.commanded_power_w = power
             self.device.output_on()
+            self._emit("device_command", command="output_on", power_w=power)
         except DeviceError as exc:
             # The state is already `delivering`; the fault (and its safe state)
             # follows in this same tick, before any other command.
