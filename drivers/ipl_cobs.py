@@ -87,6 +87,7 @@ from drivers.ipl_codec import (
     status_reply,
     unpack_status_reply,
 )
+from drivers.port_errors import PORT_ERRORS
 
 __all__ = ["IPLCobsDriver"]
 
@@ -272,7 +273,7 @@ class IPLCobsDriver:
         self._closed = True
         try:
             self._port.close()
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise PortError(f"IPL port failed while closing: {exc}") from exc
 
     def __enter__(self) -> IPLCobsDriver:
@@ -334,7 +335,7 @@ class IPLCobsDriver:
                         f"reply to {name} (seq {seq}) ran past {MAX_CHUNK} bytes without a "
                         f"0x00 delimiter: {buf[:MAX_CHUNK].hex(' ')} ..."
                     )
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise PortError(f"IPL port failed during {name}: {exc}") from exc
 
 

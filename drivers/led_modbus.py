@@ -124,6 +124,7 @@ from devicectl.errors import (
     ProtocolError,
     ValidationError,
 )
+from drivers.port_errors import PORT_ERRORS
 
 __all__ = ["LEDModbusDriver"]
 
@@ -217,7 +218,7 @@ class _InjectedPortClient(ModbusSerialClient):
         if port is not None:
             try:
                 port.close()
-            except (serial.SerialException, OSError) as exc:
+            except PORT_ERRORS as exc:
                 raise PortError(f"LED port failed while closing: {exc}") from exc
 
     def send(self, request: bytes, addr: tuple[Any, ...] | None = None) -> int:
@@ -225,7 +226,7 @@ class _InjectedPortClient(ModbusSerialClient):
         try:
             port.reset_input_buffer()  # drop a late reply to an earlier timed-out request
             written = port.write(request)
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise PortError(f"LED port failed while sending {request.hex(' ')}: {exc}") from exc
         if written is not None and written != len(request):
             raise PortError(f"LED port wrote {written} of {len(request)} bytes")
@@ -235,7 +236,7 @@ class _InjectedPortClient(ModbusSerialClient):
         port = self._port()
         try:
             data: bytes = port.read(port.in_waiting or 1) if size is None else port.read(size)
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise PortError(f"LED port failed while receiving: {exc}") from exc
         self.received += data
         return data

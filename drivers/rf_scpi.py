@@ -44,6 +44,7 @@ from devicectl.errors import (
     ProtocolError,
     SequenceError,
 )
+from drivers.port_errors import PORT_ERRORS
 from drivers.rf_codec import (
     MAX_LINE_BYTES,
     MAX_SEQ,
@@ -234,7 +235,7 @@ class RFScpiDriver:
         self._closed = True
         try:
             self._port.close()
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise PortError(f"RF port failed while closing: {exc}") from exc
 
     def __enter__(self) -> RFScpiDriver:
@@ -310,7 +311,7 @@ class RFScpiDriver:
                         f"reply to {body!r} (seq {seq}) ran past {MAX_LINE_BYTES} bytes "
                         f"without an LF: {bytes(buf[:60])!r}..."
                     )
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise PortError(f"RF port failed during {body!r}: {exc}") from exc
 
 

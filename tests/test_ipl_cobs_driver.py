@@ -807,7 +807,14 @@ def _imported_modules(path: Path) -> Iterable[str]:
 
 @pytest.mark.parametrize("name", ["ipl_codec.py", "ipl_cobs.py"])
 def test_driver_imports_only_devices_errors_pyserial_cobs_and_the_stdlib(name: str) -> None:
-    allowed = {"devicectl.devices", "devicectl.errors", "drivers.ipl_codec", "serial", "cobs"}
+    allowed = {
+        "devicectl.devices",
+        "devicectl.errors",
+        "drivers.ipl_codec",
+        "drivers.port_errors",
+        "serial",
+        "cobs",
+    }
     for module in _imported_modules(DRIVERS / name):
         top = module.split(".")[0]
         assert module in allowed or top in sys.stdlib_module_names or module == "__future__", (
