@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
+from simulators.stream import SimulatedStream
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -313,7 +314,7 @@ def lamp_life_pct(shots: int) -> int:
     return max(0, (LAMP_LIFE_SHOTS - shots) * 100 // LAMP_LIFE_SHOTS)
 
 
-class IPLFirmware:
+class IPLFirmware(SimulatedStream):
     """Simulated IPL handpiece: protocol, charge/arm/fire, thermal models, faults.
 
     Options: ``filter`` (nm of the cut-off filter in the handpiece, one of
@@ -325,6 +326,8 @@ class IPLFirmware:
     :attr:`crystal_temp_c`, :attr:`block_temp_c`, :attr:`shots`,
     :meth:`insert_filter` and :meth:`advance`.
     """
+
+    device_name = "ipl"
 
     def __init__(
         self,
@@ -469,33 +472,6 @@ class IPLFirmware:
             self._discarding = True
             buf.clear()
 
-    def take(self, max_bytes: int = -1) -> bytes:
-        """Bytes the device has sent up to ``clock.now()`` (all, or at most ``max_bytes``)."""
-        if self._closed:
-            raise ValueError("the ipl simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        out = self._out
-        if max_bytes < 0 or max_bytes >= len(out):
-            self._out = b""
-            return out
-        self._out = out[max_bytes:]
-        return out[:max_bytes]
-
-    def pending(self) -> int:
-        """How many bytes :meth:`take` would return now."""
-        if self._closed:
-            raise ValueError("the ipl simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        return len(self._out)
-
-    def close(self) -> None:
-        """Stop serving; later ``feed``/``take``/``pending`` raise ValueError."""
-        self._closed = True
-
     @property
     def output_on(self) -> bool:
         """ARMED at ``clock.now()``: a flash is possible, or a train is being fired."""
@@ -503,12 +479,6 @@ class IPLFirmware:
         return self._armed
 
     # ------------------------------------------------------------------ test hooks
-
-    def advance(self) -> None:
-        """Bring the simulation up to ``clock.now()``."""
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
 
     @property
     def armed(self) -> bool:

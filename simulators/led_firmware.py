@@ -39,6 +39,7 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
+from simulators.stream import SimulatedStream
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -198,13 +199,15 @@ def _option_float(options: dict[str, str], name: str, default: float) -> float:
     return value
 
 
-class LEDFirmware:
+class LEDFirmware(SimulatedStream):
     """Simulated LED canopy: Modbus RTU server, protections, physics, faults.
 
     Test hooks (not on the wire): :attr:`output_on`, :attr:`output_log`,
     :attr:`irradiance_mw_cm2`, :attr:`panel_c`, :attr:`skin_true_c`,
     :attr:`peak_skin_c` and :meth:`advance`.
     """
+
+    device_name = "led"
 
     def __init__(
         self,
@@ -330,33 +333,6 @@ class LEDFirmware:
         buf += data
         self._parse()
 
-    def take(self, max_bytes: int = -1) -> bytes:
-        """Bytes the device has sent up to ``clock.now()`` (all, or at most ``max_bytes``)."""
-        if self._closed:
-            raise ValueError("the led simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        out = self._out
-        if max_bytes < 0 or max_bytes >= len(out):
-            self._out = b""
-            return out
-        self._out = out[max_bytes:]
-        return out[:max_bytes]
-
-    def pending(self) -> int:
-        """How many bytes :meth:`take` would return now."""
-        if self._closed:
-            raise ValueError("the led simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        return len(self._out)
-
-    def close(self) -> None:
-        """Stop serving; later ``feed``/``take``/``pending`` raise ValueError."""
-        self._closed = True
-
     @property
     def output_on(self) -> bool:
         """The output state the firmware holds at ``clock.now()``."""
@@ -364,12 +340,6 @@ class LEDFirmware:
         return self._output_on
 
     # ------------------------------------------------------------------ test hooks
-
-    def advance(self) -> None:
-        """Bring the simulation up to ``clock.now()``."""
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
 
     @property
     def output_log(self) -> list[tuple[float, bool, str]]:

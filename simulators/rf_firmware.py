@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
 from simulators.skin import SkinModel, SkinParams, tenths
+from simulators.stream import SimulatedStream
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -95,12 +96,14 @@ def _tenths_text(count: int) -> str:
     return text
 
 
-class RFFirmware:
+class RFFirmware(SimulatedStream):
     """Simulated RF generator: protocol, protections, skin physics, faults.
 
     Test hooks (not on the wire): :attr:`skin_true_c`, :attr:`peak_skin_c`,
     :attr:`output_log` and :meth:`advance`.
     """
+
+    device_name = "rf"
 
     def __init__(
         self,
@@ -234,33 +237,6 @@ class RFFirmware:
             self._discarding = True
             buf.clear()
 
-    def take(self, max_bytes: int = -1) -> bytes:
-        """Bytes the device has sent up to ``clock.now()`` (all, or at most ``max_bytes``)."""
-        if self._closed:
-            raise ValueError("the rf simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        out = self._out
-        if max_bytes < 0 or max_bytes >= len(out):
-            self._out = b""
-            return out
-        self._out = out[max_bytes:]
-        return out[:max_bytes]
-
-    def pending(self) -> int:
-        """How many bytes :meth:`take` would return now."""
-        if self._closed:
-            raise ValueError("the rf simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        return len(self._out)
-
-    def close(self) -> None:
-        """Stop serving; later ``feed``/``take``/``pending`` raise ValueError."""
-        self._closed = True
-
     @property
     def output_on(self) -> bool:
         """The output state the firmware holds at ``clock.now()``."""
@@ -268,12 +244,6 @@ class RFFirmware:
         return self._output_on
 
     # ------------------------------------------------------------------ test hooks
-
-    def advance(self) -> None:
-        """Bring the simulation up to ``clock.now()``."""
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
 
     @property
     def skin_true_c(self) -> float:
