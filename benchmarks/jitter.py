@@ -1,0 +1,168 @@
+"""Tick jitter and CPU use of the real-time control loop driving three served simulators.
+
+The RF, IPL and LED simulators are each served on a real pty (``PtyServer``,
+one thread each, real time); a ``Station(RealClock())`` opens them with its
+usual drivers and its control loop runs on its own thread at 20 Hz (every
+tick samples each device, supervises and regulates; no delivery is started).
+A subscriber on the loop thread records each ``tick`` event's ``t_s`` (the
+clock at the tick's start) and the loop thread's CPU time
+(``time.thread_time``). The period error of a tick is
+``|(start - previous start) - period|``; the CPU use is the loop thread's CPU
+seconds over the wall seconds between the first and last recorded tick.
+Targets: p99 period error at most 2 ms, CPU at most 10 % of one core. The
+server threads share the GIL with the loop. The last line is one JSON object;
+the exit code is 1 when a target is missed.
+
+    uv run python benchmarks/jitter.py [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from devicectl.clock import RealClock
+from devicectl.control.base import ControllerCore
+from devicectl.control.events import Event
+from devicectl.logs import configure_logging
+from devicectl.station import Station
+from simulators.ipl_firmware import IPLFirmware
+from simulators.led_firmware import LEDFirmware
+from simulators.pty_server import PtyServer
+from simulators.rf_firmware import RFFirmware
+
+PERIOD_S = 0.05
+TARGET_P99_MS = 2.0
+TARGET_CPU_PCT = 10.0
+SETTLE_S = 1.0  # ticks in the first second after start are not counted
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="measured run time (default 60)"
+    )
+    args = parser.parse_args()
+    configure_logging(log_file=Path(tempfile.mkdtemp()) / "bench.jsonl")
+
+    clock = RealClock()
+    factories = (RFFirmware, IPLFirmware, LEDFirmware)
+    servers = [PtyServer(factory, clock=clock) for factory in factories]
+    ticks: list[tuple[float, float]] = []  # (t_s at tick start, loop thread CPU s at tick end)
+    alarms: list[Any] = []
+    loop_thread_ids: set[int] = set()
+    station: Station | None = None
+    process_cpu_s = wall_s = 0.0
+    try:
+        rf_path, ipl_path, led_path = (server.start() for server in servers)
+        station = Station(clock, period_s=PERIOD_S)
+        controllers: list[ControllerCore[Any, Any]] = [
+            station.add_rf(rf_path),  # each waits out its simulator's boot
+            station.add_ipl(ipl_path),
+            station.add_led(led_path),
+        ]
+        for controller in controllers:
+            if controller.device is None:
+                failure = controller.fault_alarm
+                print(f"{controller.name} did not connect: {failure}", file=sys.stderr)
+                return 2
+
+        def on_event(event: Event) -> None:
+            if event.kind == "tick":
+                ticks.append((event.t_s, time.thread_time()))
+                loop_thread_ids.add(threading.get_ident())
+            elif event.kind == "alarm":
+                alarms.append(event.data.get("alarm"))
+
+        station.loop.subscribe(on_event)
+        station.loop.start()
+        time.sleep(SETTLE_S)
+        settled = len(ticks)
+        process_cpu0 = time.process_time()
+        wall0 = time.monotonic()
+        time.sleep(args.seconds)
+        process_cpu_s = time.process_time() - process_cpu0
+        wall_s = time.monotonic() - wall0
+        end = len(ticks)
+        overruns = station.loop.overruns
+        healthy = all(c.device is not None and c.fault_alarm is None for c in controllers)
+    finally:
+        if station is not None:
+            station.loop.stop(timeout_s=5.0)
+            for on_loop in station.loop.controllers.values():
+                device = getattr(on_loop, "device", None)
+                if device is not None:
+                    device.close()
+        for server in servers:
+            server.stop()
+    errors = [server.error for server in servers if server.error is not None]
+    if errors:
+        print(f"a pty server failed: {errors!r}", file=sys.stderr)
+        return 2
+    if len(loop_thread_ids) != 1:
+        print(f"tick events came from threads {loop_thread_ids}", file=sys.stderr)
+        return 2
+
+    measured = ticks[settled:end]
+    if len(measured) < 3:
+        print(f"only {len(measured)} ticks recorded: nothing to measure", file=sys.stderr)
+        return 2
+    errors_ms = sorted(
+        abs((b[0] - a[0]) - PERIOD_S) * 1000 for a, b in itertools.pairwise(measured)
+    )
+    p50_ms = percentile(errors_ms, 50)
+    p99_ms = percentile(errors_ms, 99)
+    max_ms = errors_ms[-1]
+    span_s = measured[-1][0] - measured[0][0]
+    cpu_pct = (measured[-1][1] - measured[0][1]) / span_s * 100
+    process_cpu_pct = process_cpu_s / wall_s * 100
+    expected = span_s / PERIOD_S
+    print(
+        f"control loop at {1 / PERIOD_S:.0f} Hz, RF+IPL+LED on ptys, {span_s:.1f} s, "
+        f"{len(measured)} ticks ({expected + 1:.0f} expected), {overruns} overruns, "
+        f"devices {'healthy' if healthy else 'NOT healthy'}, {len(alarms)} alarms"
+    )
+    print(
+        f"period error p50 {p50_ms:.3f} ms, p99 {p99_ms:.3f} ms, max {max_ms:.3f} ms "
+        f"(target p99 <= {TARGET_P99_MS} ms); loop thread CPU {cpu_pct:.2f} % of one core "
+        f"(target <= {TARGET_CPU_PCT} %); whole process incl. pty servers {process_cpu_pct:.1f} %"
+    )
+    met = p99_ms <= TARGET_P99_MS and cpu_pct <= TARGET_CPU_PCT
+    print(
+        json.dumps(
+            {
+                "p50_ms": round(p50_ms, 3),
+                "p99_ms": round(p99_ms, 3),
+                "max_ms": round(max_ms, 3),
+                "cpu_pct": round(cpu_pct, 2),
+                "process_cpu_pct": round(process_cpu_pct, 1),
+                "ticks": len(measured),
+                "overruns": overruns,
+                "seconds": round(span_s, 1),
+                "healthy": healthy,
+                "target_p99_ms": TARGET_P99_MS,
+                "target_cpu_pct": TARGET_CPU_PCT,
+                "met": met,
+            }
+        )
+    )
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
