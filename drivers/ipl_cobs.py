@@ -88,6 +88,7 @@ from drivers.ipl_codec import (
     unpack_status_reply,
 )
 from drivers.port_errors import PORT_ERRORS
+from drivers.retry import note_tries, retry_reads
 
 __all__ = ["IPLCobsDriver"]
 
@@ -197,7 +198,7 @@ class IPLCobsDriver:
                 tries -= 1
                 if tries:
                     continue
-                _note_tries(exc, self._tries)
+                note_tries(exc, self._tries)
                 raise
             self._last_fields = fields
             # Units as codec.status_reply converts them (a test holds the two equal),
@@ -285,17 +286,8 @@ class IPLCobsDriver:
     # ------------------------------------------------------------- internals
 
     def _retrying(self, attempt: Callable[[], _T]) -> _T:
-        """Run ``attempt`` up to ``read_retries + 1`` times while it times out or
-        gets a bad frame; every other error (rejection, port failure) goes up at once."""
-        tries = self._tries
-        while True:
-            try:
-                return attempt()
-            except (DeviceTimeout, ProtocolError) as exc:
-                tries -= 1
-                if not tries:
-                    _note_tries(exc, self._tries)
-                    raise
+        """Reads only: see :func:`drivers.retry.retry_reads`."""
+        return retry_reads(attempt, self._tries)
 
     def _take_seq(self) -> int:
         seq = self._seq
@@ -342,8 +334,3 @@ class IPLCobsDriver:
 def _timeout_message(name: str, seq: int, port: serial.SerialBase, partial: bytes) -> str:
     got = f"; got only {partial.hex(' ')}" if partial else ""
     return f"no reply to {name} (seq {seq}) within {port.timeout} s{got}"
-
-
-def _note_tries(exc: BaseException, tries: int) -> None:
-    if tries > 1:
-        exc.add_note(f"gave up after {tries} tries, each with a fresh sequence number")

@@ -45,6 +45,7 @@ from devicectl.errors import (
     SequenceError,
 )
 from drivers.port_errors import PORT_ERRORS
+from drivers.retry import note_tries, retry_reads
 from drivers.rf_codec import (
     MAX_LINE_BYTES,
     MAX_SEQ,
@@ -166,7 +167,7 @@ class RFScpiDriver:
                 tries -= 1
                 if tries:
                     continue
-                _note_tries(exc, self._tries)
+                note_tries(exc, self._tries)
                 raise
             return RFReading(
                 self._now(),
@@ -247,17 +248,8 @@ class RFScpiDriver:
     # ------------------------------------------------------------- internals
 
     def _retrying(self, attempt: Callable[[], _T]) -> _T:
-        """Run ``attempt`` up to ``read_retries + 1`` times while it times out or
-        gets a bad frame; every other error (rejection, port failure) goes up at once."""
-        tries = self._tries
-        while True:
-            try:
-                return attempt()
-            except (DeviceTimeout, ProtocolError) as exc:
-                tries -= 1
-                if not tries:
-                    _note_tries(exc, self._tries)
-                    raise
+        """Reads only: see :func:`drivers.retry.retry_reads`."""
+        return retry_reads(attempt, self._tries)
 
     def _take_seq(self) -> int:
         seq = self._seq
@@ -318,8 +310,3 @@ class RFScpiDriver:
 def _timeout_message(body: str, seq: int, port: serial.SerialBase, partial: bytearray) -> str:
     got = f"; got only {bytes(partial)!r}" if partial else ""
     return f"no reply to {body!r} (seq {seq}) within {port.timeout} s{got}"
-
-
-def _note_tries(exc: BaseException, tries: int) -> None:
-    if tries > 1:
-        exc.add_note(f"gave up after {tries} tries, each with a fresh sequence number")

@@ -812,6 +812,7 @@ def test_driver_imports_only_devices_errors_pyserial_cobs_and_the_stdlib(name: s
         "devicectl.errors",
         "drivers.ipl_codec",
         "drivers.port_errors",
+        "drivers.retry",
         "serial",
         "cobs",
     }

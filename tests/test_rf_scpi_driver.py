@@ -639,6 +639,7 @@ def test_driver_imports_only_devices_errors_pyserial_and_the_stdlib(name: str) -
         "devicectl.errors",
         "drivers.rf_codec",
         "drivers.port_errors",
+        "drivers.retry",
         "serial",
     }
     for module in _imported_modules(DRIVERS / name):
