@@ -38,7 +38,7 @@ def _rf_delivering_recorded(db: Path) -> bool:
                     "and data like '%delivering%'"
                 )
             ).scalar()
-        return bool(rows and rows >= 2)  # in the second zone at least
+        return bool(rows)  # delivering the first zone: the RF step is under way
     except sa.exc.OperationalError:
         return False  # schema not there yet
     finally:
