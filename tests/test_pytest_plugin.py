@@ -15,8 +15,17 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-# Inner runs skip hypothesis's plugin (re-imported by every inline run, seconds each).
-QUIET = ("-p", "no:hypothesispytest", "-p", "no:cacheprovider")
+# Inner runs skip hypothesis's plugin (re-imported by every inline run, seconds each)
+# and the snapshot plugin, which keeps its report directory in an environment
+# variable: an inline run would overwrite it and delete the outer run's directory.
+QUIET = (
+    "-p",
+    "no:hypothesispytest",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:textual-snapshot",
+)
 
 HIL_TEST = """
 import pytest
