@@ -106,6 +106,7 @@ class ControllerCore(Generic[D, R]):
         self.last_safe_state: SafeStateResult | None = None
         self._pending_fault: Alarm | None = None
         self._clear_on_first_tick = False
+        self._energy_while_latched = False
         self.state: Any = initial
         self.machine = machine_factory(self)
         self._connect()
@@ -224,6 +225,36 @@ class ControllerCore(Generic[D, R]):
 
     def _on_trip(self, alarm: Alarm) -> None:
         """Hook: close the step's result before the safe state (default: nothing)."""
+
+    def _shows_energy(self, reading: R) -> bool:
+        """Whether ``reading`` shows energy enabled or stored (output on, lamp armed)."""
+        raise NotImplementedError
+
+    def _watch_latched(self) -> None:
+        """Safety rule 2 for as long as a fault or e-stop is latched, not only on entry.
+
+        The supervisor's limits are about treatment; while latched there is no
+        treatment, and the one thing that must hold is that the device stays
+        safe. A reading that shows energy (a device that switched itself on, a
+        second host on the line) raises a high alarm once per episode, recorded
+        like any other, and runs the safe state again on every such tick: off,
+        readback, and if that fails the port is closed and the device's own
+        watchdog cuts the output. The latch itself is unchanged.
+        """
+        reading = self.reading
+        if reading is None or not self._shows_energy(reading):
+            self._energy_while_latched = False
+            return
+        if not self._energy_while_latched:
+            self._energy_while_latched = True
+            self._raise(
+                fault_alarm(
+                    self.name,
+                    f"{self.modality}.energy_while_latched",
+                    f"device reports energy on while {self.state.value}: safe state again",
+                )
+            )
+        self.last_safe_state = self._safe_state()
 
     def _turn_off(self, device: D) -> None:
         raise NotImplementedError

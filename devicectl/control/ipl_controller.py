@@ -157,6 +157,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
 
     def supervise(self, now_s: float) -> None:
         if self.latched:
+            self._watch_latched()
             return
         p = self.ipl_pass
         ctx = IPLContext(
@@ -382,6 +383,9 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
 
     def _came_from_energy_state(self, event: Any) -> bool:
         return bool(event.transition.source in _ENERGY_NAMES)
+
+    def _shows_energy(self, reading: IPLReading) -> bool:
+        return bool(int(reading.status) & _ENERGY_BITS)
 
     def _turn_off(self, device: IPLSource) -> None:
         device.disarm()

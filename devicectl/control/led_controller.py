@@ -121,6 +121,7 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
 
     def supervise(self, now_s: float) -> None:
         if self.latched:
+            self._watch_latched()
             return
         plan = self.step_plan
         delivering = self.state is S.DELIVERING
@@ -259,6 +260,9 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
 
     def _came_from_energy_state(self, event: Any) -> bool:
         return bool(event.transition.source == S.DELIVERING.name)
+
+    def _shows_energy(self, reading: LEDReading) -> bool:
+        return reading.output_on
 
     def _turn_off(self, device: LEDPanel) -> None:
         device.output_off()

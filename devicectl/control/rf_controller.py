@@ -159,6 +159,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         """Run the supervisor on this tick's reading; latch the first fault it finds."""
         state = self.state
         if state is S.FAULT or state is S.ESTOP:
+            self._watch_latched()
             return
         delivering = state is S.DELIVERING
         power = self.commanded_power_w if delivering else 0.0
@@ -312,6 +313,9 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         return ""
 
     # -- device specifics of the safe state ----------------------------------------
+
+    def _shows_energy(self, reading: RFReading) -> bool:
+        return reading.output_on
 
     def _turn_off(self, device: RFGenerator) -> None:
         device.output_off()
