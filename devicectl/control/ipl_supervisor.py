@@ -57,10 +57,22 @@ class IPLSupervisor:
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
         return fault_alarm(self.device, code, message, value, limit)
 
-    def _warn(self, code: str, active: bool, message: str, value: float, out: list[Alarm]) -> None:
-        if not active:
-            self._active.discard(code)
-        elif code not in self._active:
+    def _warn(
+        self,
+        code: str,
+        value: float,
+        threshold: float,
+        message: str,
+        out: list[Alarm],
+        above: bool = False,
+    ) -> None:
+        """A medium alarm once when ``value`` reaches ``threshold`` (or passes it, with
+        ``above``); it re-arms only after the value fell ``warn_clear_margin_c`` below
+        the threshold (hysteresis)."""
+        if code in self._active:
+            if not value > threshold - self.limits.warn_clear_margin_c:  # NaN clears too
+                self._active.discard(code)
+        elif value > threshold or (value == threshold and not above):
             self._active.add(code)
             out.append(
                 Alarm(
@@ -70,6 +82,7 @@ class IPLSupervisor:
                     f"{self.device}: {message}",
                     False,
                     value,
+                    threshold,
                 )
             )
 
@@ -139,18 +152,19 @@ class IPLSupervisor:
             )
         self._warn(
             "ipl.block_warm",
-            reading.block_temp_c >= lim.block_warn_c,
-            f"lamp block {reading.block_temp_c:.1f} degC approaching {lim.block_stop_c} degC",
             reading.block_temp_c,
+            lim.block_warn_c,
+            f"lamp block {reading.block_temp_c:.1f} degC approaching {lim.block_stop_c} degC",
             out,
         )
-        self._warn(
+        self._warn(  # arming needs the crystal at or below the limit
             "ipl.crystal_warm",
-            reading.crystal_temp_c > lim.crystal_arm_max_c,
+            reading.crystal_temp_c,
+            lim.crystal_arm_max_c,
             f"crystal {reading.crystal_temp_c:.1f} degC above {lim.crystal_arm_max_c} "
             "degC: waiting for it to cool",
-            reading.crystal_temp_c,
             out,
+            above=True,
         )
         return out
 

@@ -96,6 +96,9 @@ class IPLLimits:
     crystal_arm_max_c: float = 10.0
     block_stop_c: float = 45.0
     block_warn_c: float = 40.0
+    # A warning re-arms only once the reading is this far back below its threshold:
+    # a thermistor dithering on the threshold must not fill the alarm list.
+    warn_clear_margin_c: float = 0.5
     energy_tolerance: float = 0.20  # delivered vs set fluence
     flash_confirm_s: float = 0.5  # a fired train must show in the shot counter by then
     flashes_max: int = 500
