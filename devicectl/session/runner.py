@@ -111,6 +111,7 @@ class SessionRunner:
         self._confirmed_by: str | None = None
         self._paused_device: str | None = None
         self._emit = station.loop.emit
+        self._devices_cache: tuple[int, dict[str, Any]] | None = None
         station.loop.add(self)
 
     # -- what the loop calls -----------------------------------------------------------
@@ -271,11 +272,20 @@ class SessionRunner:
             self._fault(str(exc))
 
     def _devices(self) -> dict[str, Any]:
-        return {
-            name: c
-            for name, c in self.station.loop.controllers.items()
-            if isinstance(c, RFController | IPLController | LEDController)
-        }
+        """The station's device controllers (the runner itself is on the loop too).
+
+        Asked every tick; controllers are only ever added, so the answer is
+        kept until the loop holds a different number of them.
+        """
+        controllers = self.station.loop.controllers
+        if self._devices_cache is None or self._devices_cache[0] != len(controllers):
+            devices = {
+                name: c
+                for name, c in controllers.items()
+                if isinstance(c, RFController | IPLController | LEDController)
+            }
+            self._devices_cache = (len(controllers), devices)
+        return self._devices_cache[1]
 
     def _device(self, name: str) -> Any:
         device = self._devices().get(name)
