@@ -443,15 +443,9 @@ class IPLFirmware(SimulatedStream):
 
     def feed(self, data: bytes) -> None:
         """Bytes from the host, arriving at ``clock.now()``; replies are queued at once."""
-        if self._closed:
-            raise ValueError("the ipl simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        if self._deaf or not data:
+        data = self._arrival(data)
+        if not data:
             return
-        if self._garble_rate:
-            data = self._garble(data)
         buf = self._inbuf
         if not buf and not self._discarding and data.find(b"\x00") == len(data) - 1:
             # the usual case: exactly one whole frame
@@ -765,15 +759,6 @@ class IPLFirmware(SimulatedStream):
         if newly_lost:
             self._disarm(t, "contact")
         self._check_block(t)  # a block thermistor that stops being stuck may read hot
-
-    def _garble(self, data: bytes) -> bytes:
-        rng = self._garble_rng
-        rate = self._garble_rate
-        out = bytearray(data)
-        for i in range(len(out)):
-            if rng.random() < rate:
-                out[i] = rng.randrange(256)
-        return bytes(out)
 
     # ------------------------------------------------------------------ framing
 

@@ -308,15 +308,9 @@ class LEDFirmware(SimulatedStream):
 
     def feed(self, data: bytes) -> None:
         """Bytes from the host, arriving at ``clock.now()``; replies are queued at once."""
-        if self._closed:
-            raise ValueError("the led simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        if self._deaf or not data:
+        data = self._arrival(data)
+        if not data:
             return
-        if self._garble_rate:
-            data = self._garble(data)
         buf = self._inbuf
         if not buf and len(data) == 8 and data[1] in (FC_READ_INPUT, FC_READ_HOLDING):
             # The usual case: exactly one whole read request.
@@ -632,15 +626,6 @@ class LEDFirmware(SimulatedStream):
         if factor != self._string_factor:
             self._string_factor = factor
             self._update_drive(t)
-
-    def _garble(self, data: bytes) -> bytes:
-        rng = self._garble_rng
-        rate = self._garble_rate
-        out = bytearray(data)
-        for i in range(len(out)):
-            if rng.random() < rate:
-                out[i] = rng.randrange(256)
-        return bytes(out)
 
     # ------------------------------------------------------------------ framing
 

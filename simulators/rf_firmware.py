@@ -206,15 +206,9 @@ class RFFirmware(SimulatedStream):
 
     def feed(self, data: bytes) -> None:
         """Bytes from the host, arriving at ``clock.now()``; replies are queued at once."""
-        if self._closed:
-            raise ValueError("the rf simulator is closed")
-        now = self._clock.now()
-        if now > self._t:
-            self._advance_to(now)
-        if self._deaf or not data:
+        data = self._arrival(data)
+        if not data:
             return
-        if self._garble_rate:
-            data = self._garble(data)
         buf = self._inbuf
         size = len(data)
         if not buf and not self._discarding and data.find(b"\n") == size - 1 <= MAX_LINE_BYTES - 1:
@@ -466,15 +460,6 @@ class RFFirmware(SimulatedStream):
         for rate, start in self._drift[i]:
             value += rate * (t - start)
         return value
-
-    def _garble(self, data: bytes) -> bytes:
-        rng = self._garble_rng
-        rate = self._garble_rate
-        out = bytearray(data)
-        for i in range(len(out)):
-            if rng.random() < rate:
-                out[i] = rng.randrange(256)
-        return bytes(out)
 
     # ------------------------------------------------------------------ framing
 

@@ -2,26 +2,61 @@
 
 A simulator advances its physics lazily, to the clock's current time, whenever
 the host touches it. ``take``, ``pending``, ``close`` and ``advance`` are the
-same for every device; each firmware adds ``feed`` (its own framing, written
-from its own wire spec) and ``_advance_to`` (its own physics and events).
+same for every device, and so is what happens to host bytes before the
+firmware parses them (``_arrival``: the no_reply and garble faults); each
+firmware adds ``feed`` (its own framing, written from its own wire spec) and
+``_advance_to`` (its own physics and events).
 """
 
 from __future__ import annotations
+
+import random
 
 from devicectl.clock import Clock
 
 
 class SimulatedStream:
-    """Mixin: needs ``_clock``, ``_t`` (time simulated up to), ``_closed``, ``_out``."""
+    """Mixin: needs ``_clock``, ``_t`` (time simulated up to), ``_closed``, ``_out``,
+    ``_deaf`` (the no_reply fault is active), ``_garble_rate`` and ``_garble_rng``."""
 
     device_name = "device"
     _clock: Clock
     _t: float
     _closed: bool
     _out: bytes
+    _deaf: bool
+    _garble_rate: float
+    _garble_rng: random.Random
 
     def _advance_to(self, now: float) -> None:
         raise NotImplementedError
+
+    def _arrival(self, data: bytes) -> bytes:
+        """Host bytes arriving at ``clock.now()``, as the firmware receives them.
+
+        The simulation is brought up to now first. A deaf firmware (no_reply)
+        receives nothing (``b""``); a garbling line corrupts each byte with
+        probability ``_garble_rate``, from its own seeded generator.
+        """
+        if self._closed:
+            raise ValueError(f"the {self.device_name} simulator is closed")
+        now = self._clock.now()
+        if now > self._t:
+            self._advance_to(now)
+        if self._deaf or not data:
+            return b""
+        return self._garble(data) if self._garble_rate else data
+
+    def _garble(self, data: bytes) -> bytes:
+        """``data`` with each byte replaced by a random one with probability
+        ``_garble_rate`` (the garble fault, on the wire in either direction)."""
+        rng = self._garble_rng
+        rate = self._garble_rate
+        out = bytearray(data)
+        for i in range(len(out)):
+            if rng.random() < rate:
+                out[i] = rng.randrange(256)
+        return bytes(out)
 
     def take(self, max_bytes: int = -1) -> bytes:
         """Bytes the device has sent up to ``clock.now()`` (all, or at most ``max_bytes``)."""
