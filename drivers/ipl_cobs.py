@@ -51,7 +51,6 @@ import serial
 
 from devicectl.devices import DeviceIdentity, IPLParams, IPLReading, IPLStatus
 from devicectl.errors import (
-    ConfigError,
     DeviceTimeout,
     PortError,
     ProtocolError,
@@ -88,7 +87,8 @@ from drivers.ipl_codec import (
     unpack_status_reply,
 )
 from drivers.port_errors import PORT_ERRORS
-from drivers.retry import note_tries, retry_reads
+from drivers.retry import note_tries
+from drivers.sequenced_port import SequencedPortDriver
 
 __all__ = ["IPLCobsDriver"]
 
@@ -109,7 +109,7 @@ _ZERO = b"\x00"
 _NAN = math.nan
 
 
-class IPLCobsDriver:
+class IPLCobsDriver(SequencedPortDriver):
     """An IPL handpiece speaking IPLB/1 over an open pyserial port.
 
     ``port`` is any open ``serial.SerialBase`` (or an object with the same
@@ -121,6 +121,7 @@ class IPLCobsDriver:
     ``disarm`` get.
     """
 
+    MAX_SEQ: ClassVar[int] = MAX_SEQ
     modality: ClassVar[str] = "ipl"
     default_simulator: ClassVar[str] = "ipl"
 
@@ -131,37 +132,10 @@ class IPLCobsDriver:
         now: Callable[[], float] = time.monotonic,
         read_retries: int = 2,
     ) -> None:
-        if isinstance(read_retries, bool) or not isinstance(read_retries, int) or read_retries < 0:
-            raise ConfigError(f"read_retries must be a whole number >= 0, not {read_retries!r}")
-        timeout_s = getattr(port, "timeout", None)
-        if (
-            isinstance(timeout_s, bool)
-            or not isinstance(timeout_s, int | float)
-            or not (0 < timeout_s < math.inf)
-        ):
-            # None would block a control loop forever on a silent device; 0 would
-            # call every reply lost before it could arrive.
-            raise ConfigError(
-                f"the IPL port needs a finite positive read timeout in seconds, not {timeout_s!r}"
-            )
-        self._port = port
-        self._now = now
-        self._tries = read_retries + 1
-        self._seq = 0
-        self._closed = False
+        super().__init__(port, now=now, read_retries=read_retries)
         self._last_fields: StatusFields | None = None
 
     # ------------------------------------------------------------ properties
-
-    @property
-    def next_seq(self) -> int:
-        """The sequence number the next command will carry (0..255)."""
-        return self._seq
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called; every command then raises ``PortError``."""
-        return self._closed
 
     @property
     def last_status(self) -> StatusReply | None:
@@ -267,32 +241,7 @@ class IPLCobsDriver:
         """
         self._command(HEARTBEAT, ACK)
 
-    def close(self) -> None:
-        """Close the port (idempotent). The device watchdog disarms and dumps by itself."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._port.close()
-        except PORT_ERRORS as exc:
-            raise PortError(f"IPL port failed while closing: {exc}") from exc
-
-    def __enter__(self) -> IPLCobsDriver:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------- internals
-
-    def _retrying(self, attempt: Callable[[], _T]) -> _T:
-        """Reads only: see :func:`drivers.retry.retry_reads`."""
-        return retry_reads(attempt, self._tries)
-
-    def _take_seq(self) -> int:
-        seq = self._seq
-        self._seq = 0 if seq == MAX_SEQ else seq + 1
-        return seq
 
     def _command(self, msg: int, reply_msg: int) -> bytes:
         """One try of a payload-less command: fresh seq, send, the checked reply payload."""

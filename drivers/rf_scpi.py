@@ -28,7 +28,6 @@ timer low (see PITFALLS.md) or a round trip costs ~16 ms.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import ClassVar, TypeVar
@@ -37,7 +36,6 @@ import serial
 
 from devicectl.devices import DeviceIdentity, RFReading, RFStatus
 from devicectl.errors import (
-    ConfigError,
     DeviceRejected,
     DeviceTimeout,
     PortError,
@@ -45,7 +43,7 @@ from devicectl.errors import (
     SequenceError,
 )
 from drivers.port_errors import PORT_ERRORS
-from drivers.retry import note_tries, retry_reads
+from drivers.retry import note_tries
 from drivers.rf_codec import (
     MAX_LINE_BYTES,
     MAX_SEQ,
@@ -62,6 +60,7 @@ from drivers.rf_codec import (
     parse_power_w,
     split_reply,
 )
+from drivers.sequenced_port import SequencedPortDriver
 
 __all__ = ["RFScpiDriver"]
 
@@ -90,7 +89,7 @@ _STATUS_BY_BITS: tuple[RFStatus, ...] = tuple(RFStatus(bits) for bits in range(S
 _LF = b"\n"
 
 
-class RFScpiDriver:
+class RFScpiDriver(SequencedPortDriver):
     """An RF generator speaking RFP/1 over an open pyserial port.
 
     ``port`` is any open ``serial.SerialBase`` (or an object with the same
@@ -102,6 +101,7 @@ class RFScpiDriver:
     ``output_off`` gets.
     """
 
+    MAX_SEQ: ClassVar[int] = MAX_SEQ
     modality: ClassVar[str] = "rf"
     default_simulator: ClassVar[str] = "rf"
 
@@ -112,36 +112,9 @@ class RFScpiDriver:
         now: Callable[[], float] = time.monotonic,
         read_retries: int = 2,
     ) -> None:
-        if isinstance(read_retries, bool) or not isinstance(read_retries, int) or read_retries < 0:
-            raise ConfigError(f"read_retries must be a whole number >= 0, not {read_retries!r}")
-        timeout_s = getattr(port, "timeout", None)
-        if (
-            isinstance(timeout_s, bool)
-            or not isinstance(timeout_s, int | float)
-            or not (0 < timeout_s < math.inf)
-        ):
-            # None would block a control loop forever on a silent device; 0 would
-            # call every reply lost before it could arrive.
-            raise ConfigError(
-                f"the RF port needs a finite positive read timeout in seconds, not {timeout_s!r}"
-            )
-        self._port = port
-        self._now = now
-        self._tries = read_retries + 1
-        self._seq = 0
-        self._closed = False
+        super().__init__(port, now=now, read_retries=read_retries)
 
     # ------------------------------------------------------------ properties
-
-    @property
-    def next_seq(self) -> int:
-        """The sequence number the next command will carry (0..65535)."""
-        return self._seq
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called; every command then raises ``PortError``."""
-        return self._closed
 
     # ------------------------------------------------------- RFGenerator API
 
@@ -229,32 +202,7 @@ class RFScpiDriver:
         """``SOUR:POW?``: the setpoint as the device holds it. Retried."""
         return self._retrying(lambda: parse_power_w(self._transact(_POW_Q)))
 
-    def close(self) -> None:
-        """Close the port (idempotent). The device watchdog turns output off by itself."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._port.close()
-        except PORT_ERRORS as exc:
-            raise PortError(f"RF port failed while closing: {exc}") from exc
-
-    def __enter__(self) -> RFScpiDriver:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------- internals
-
-    def _retrying(self, attempt: Callable[[], _T]) -> _T:
-        """Reads only: see :func:`drivers.retry.retry_reads`."""
-        return retry_reads(attempt, self._tries)
-
-    def _take_seq(self) -> int:
-        seq = self._seq
-        self._seq = 0 if seq == MAX_SEQ else seq + 1
-        return seq
 
     def _transact(self, body: str) -> str:
         """One try of a constant command: fresh seq, frame, exchange; the OK payload."""

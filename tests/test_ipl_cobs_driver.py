@@ -813,6 +813,7 @@ def test_driver_imports_only_devices_errors_pyserial_cobs_and_the_stdlib(name: s
         "drivers.ipl_codec",
         "drivers.port_errors",
         "drivers.retry",
+        "drivers.sequenced_port",
         "serial",
         "cobs",
     }

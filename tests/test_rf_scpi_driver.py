@@ -640,6 +640,7 @@ def test_driver_imports_only_devices_errors_pyserial_and_the_stdlib(name: str) -
         "drivers.rf_codec",
         "drivers.port_errors",
         "drivers.retry",
+        "drivers.sequenced_port",
         "serial",
     }
     for module in _imported_modules(DRIVERS / name):
