@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
-from simulators.stream import SimulatedStream
+from simulators.stream import WATCHDOG_S, SimulatedStream
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -95,7 +95,6 @@ OPEN_READING = 0x7FFF
 # ---------------------------------------------------------------------- firmware
 
 FILTERS_NM = (515, 560, 590, 640, 695)
-WATCHDOG_S = 0.25
 BOOT_S = 1.0
 HOLD_S = 30.0
 MIN_INTERVAL_S = 1.0
@@ -549,8 +548,7 @@ class IPLFirmware(SimulatedStream):
         self._t = now
 
     def _reschedule(self) -> None:
-        pos = self._timeline_pos
-        self._fault_next_s = self._timeline[pos][0] if pos < len(self._timeline) else _INF
+        self._fault_next_s = self._next_fault_s()
         self._other_next_s = min(
             self._fault_next_s,
             self._boot_end_s,
@@ -564,19 +562,7 @@ class IPLFirmware(SimulatedStream):
     def _process_events(self, t: float) -> None:
         """Everything due at ``t`` (the earliest pending event time), in a fixed order."""
         self._t = t
-        timeline = self._timeline
-        changed = False
-        while self._timeline_pos < len(timeline) and timeline[self._timeline_pos][0] <= t:
-            _, starting, index = timeline[self._timeline_pos]
-            self._timeline_pos += 1
-            self._fault_edge(index, bool(starting), t)
-            changed = True
-        if changed:
-            self._refresh_faults(t)
-        if self._boot_end_s <= t:
-            self._boot_end_s = _INF
-            self._wd_deadline_s = t + WATCHDOG_S
-            self._deaf = self._no_reply
+        self._timeline_due(t)
         if self._wd_deadline_s <= t:
             self._wd_deadline_s = _INF
             self._latched |= WATCHDOG_TRIPPED

@@ -39,12 +39,11 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
-from simulators.stream import SimulatedStream
+from simulators.stream import WATCHDOG_S, SimulatedStream
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
 
-WATCHDOG_S = 0.25
 BOOT_S = 1.0
 MAX_ON_STEP_S = 0.1  # the firmware checks its limits at least every 100 ms while on
 STRING_FAIL_S = 1.0  # below half the setpoint this long while on: LED string failure
@@ -434,26 +433,13 @@ class LEDFirmware(SimulatedStream):
         self._skin_c = xss + c * ee + (self._skin_c - xss - c) * math.exp(-h / TAU_SKIN_S)
 
     def _reschedule(self) -> None:
-        pos = self._timeline_pos
-        self._fault_next_s = self._timeline[pos][0] if pos < len(self._timeline) else _INF
+        self._fault_next_s = self._next_fault_s()
         self._next_event_s = min(
             self._fault_next_s, self._wd_deadline_s, self._boot_end_s, self._string_event_s
         )
 
     def _process_events(self, t: float) -> None:
-        timeline = self._timeline
-        changed = False
-        while self._timeline_pos < len(timeline) and timeline[self._timeline_pos][0] <= t:
-            _, starting, index = timeline[self._timeline_pos]
-            self._timeline_pos += 1
-            self._fault_edge(index, bool(starting), t)
-            changed = True
-        if changed:
-            self._refresh_faults(t)
-        if self._boot_end_s <= t:
-            self._wd_deadline_s = self._boot_end_s + WATCHDOG_S
-            self._boot_end_s = _INF
-            self._deaf = self._no_reply
+        self._timeline_due(t)
         if self._wd_deadline_s <= t:
             self._wd_deadline_s = _INF
             self._latched |= FB_WATCHDOG

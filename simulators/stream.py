@@ -10,9 +10,12 @@ firmware adds ``feed`` (its own framing, written from its own wire spec) and
 
 from __future__ import annotations
 
+import math
 import random
 
 from devicectl.clock import Clock
+
+WATCHDOG_S = 0.25  # every device's host watchdog (DESIGN.md)
 
 
 class SimulatedStream:
@@ -27,9 +30,43 @@ class SimulatedStream:
     _deaf: bool
     _garble_rate: float
     _garble_rng: random.Random
+    _timeline: list[tuple[float, int, int]]  # (time, starting, fault index), sorted
+    _timeline_pos: int
+    _boot_end_s: float
+    _wd_deadline_s: float
+    _no_reply: bool
 
     def _advance_to(self, now: float) -> None:
         raise NotImplementedError
+
+    def _fault_edge(self, index: int, starting: bool, t: float) -> None:
+        raise NotImplementedError
+
+    def _refresh_faults(self, t: float) -> None:
+        raise NotImplementedError
+
+    def _next_fault_s(self) -> float:
+        """When the next fault starts or ends (infinity if none is left)."""
+        pos = self._timeline_pos
+        return self._timeline[pos][0] if pos < len(self._timeline) else math.inf
+
+    def _timeline_due(self, t: float) -> None:
+        """What every firmware does first at an event time ``t``: apply the fault
+        edges due by then (one refresh after them all), and end the boot, which
+        arms the host watchdog and lets a no_reply fault make the firmware deaf."""
+        timeline = self._timeline
+        changed = False
+        while self._timeline_pos < len(timeline) and timeline[self._timeline_pos][0] <= t:
+            _, starting, index = timeline[self._timeline_pos]
+            self._timeline_pos += 1
+            self._fault_edge(index, bool(starting), t)
+            changed = True
+        if changed:
+            self._refresh_faults(t)
+        if self._boot_end_s <= t:
+            self._wd_deadline_s = self._boot_end_s + WATCHDOG_S
+            self._boot_end_s = math.inf
+            self._deaf = self._no_reply
 
     def _arrival(self, data: bytes) -> bytes:
         """Host bytes arriving at ``clock.now()``, as the firmware receives them.
