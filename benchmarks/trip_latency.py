@@ -18,7 +18,9 @@ Definitions (all times on the simulated clock):
   by more than ``sensor_disagree_max_c``, the hotter one at ``cutoff_c``, the
   least-squares slope over ``rise_window_s`` (8 samples or more) above
   ``rise_max_c_per_s`` (a slope equal to the limit up to float rounding
-  counts as over it: the supervisor's running sums round differently), or
+  counts as over it: the supervisor's running sums round differently), the
+  same slope above ``hot_rise_max_c_per_s`` with the hotter sensor at or
+  above ``alarm_c``, or
   a sensor repeating one value for ``stuck_s`` while the device reports
   output on. A run whose trip this re-evaluation does not
   explain counts as unexplained (and fails the run).
@@ -141,8 +143,15 @@ def first_observable(
                 my = sum(y for _, y in window) / n
                 sxx = sum((x - mt) ** 2 for x, _ in window)
                 sxy = sum((x - mt) * (y - my) for x, y in window)
-                if sxx > 0 and sxy / sxx > lim.rise_max_c_per_s - SLOPE_TIE_C_PER_S:
+                slope = sxy / sxx if sxx > 0 else None
+                if slope is not None and slope > lim.rise_max_c_per_s - SLOPE_TIE_C_PER_S:
                     found = "rise"
+                elif (
+                    slope is not None
+                    and max(temps) >= lim.alarm_c
+                    and slope > lim.hot_rise_max_c_per_s - SLOPE_TIE_C_PER_S
+                ):
+                    found = "hot rise"
             if r.output_on:
                 if not stuck:
                     stuck = [(temps[0], t), (temps[1], t)]

@@ -88,15 +88,51 @@ def test_cutoff_at_44() -> None:
 
 def test_healthy_ramp_with_sensor_noise_never_looks_like_runaway() -> None:
     # 1.2 degC/s is the fastest healthy heating (50 W); a false trip here would stop
-    # good treatments, the Marlin failure mode PITFALLS.md warns about.
+    # good treatments, the Marlin failure mode PITFALLS.md warns about. Healthy
+    # heating ends at the target (42 degC, a few tenths of overshoot): this ramp
+    # runs up to 42.5 degC, below the alarm level where heating is no longer
+    # healthy (see the next tests).
     for seed in range(20):
         rng = random.Random(seed)
         sup = RFSupervisor(RFLimits())
-        for i in range(200):
+        for i in range(160):
             t = i * 0.05
             temp = 33.0 + 1.2 * t
             alarms = sup.check(t, reading(t, noisy(rng, temp), noisy(rng, temp)), DELIVERING)
             assert "rf.runaway" not in codes(alarms), (seed, t)
+
+
+def test_still_heating_at_the_alarm_level_is_a_runaway() -> None:
+    # A zone held at 42 degC whose skin then climbs at 1.5 degC/s: under the 2 degC/s
+    # slope limit, but no healthy zone is still heating at 43 degC.
+    rng = random.Random(3)
+    sup = RFSupervisor(RFLimits())
+    tripped: list[tuple[float, float]] = []
+    for i in range(200):
+        t = i * 0.05
+        temp = 42.0 if t < 5.0 else 42.0 + 1.5 * (t - 5.0)
+        sensed = noisy(rng, temp)
+        alarms = sup.check(t, reading(t, sensed), DELIVERING)
+        if "rf.runaway" in codes(alarms):
+            tripped.append((t, sensed))
+            break
+    assert tripped, "never tripped"
+    t, sensed = tripped[0]
+    assert 43.0 <= sensed < 44.0  # at the alarm level, before the 44 degC software cut-off
+
+
+def test_slow_drift_above_the_alarm_level_is_an_alarm_not_a_runaway() -> None:
+    rng = random.Random(4)
+    sup = RFSupervisor(RFLimits())
+    seen: set[str] = set()
+    for i in range(100):
+        t = i * 0.05
+        temp = 42.9 + 0.3 * t  # 0.3 degC/s, up to 44.4: the cut-off stops it, not this rule
+        if temp >= 43.9:
+            break
+        seen |= set(codes(sup.check(t, reading(t, noisy(rng, temp)), DELIVERING)))
+    assert "rf.alarm_temp" in seen
+    assert "rf.runaway" not in seen
 
 
 def test_runaway_at_3_c_per_s_trips_within_a_second() -> None:

@@ -29,6 +29,9 @@ class RFLimits:
     power_max_w: float = 50.0
     rise_max_c_per_s: float = 2.0
     rise_window_s: float = 1.0
+    # At or above alarm_c a healthy zone is never still heating: rising faster than
+    # this there is a runaway too, caught before the 2 degC/s slope builds up.
+    hot_rise_max_c_per_s: float = 1.0
     sensor_disagree_max_c: float = 1.5
     stale_ticks: int = 2
     stuck_s: float = 3.0

@@ -177,6 +177,16 @@ class RFSupervisor:
                     lim.rise_max_c_per_s,
                 )
             )
+        elif rate is not None and temp >= lim.alarm_c and rate > lim.hot_rise_max_c_per_s:
+            out.append(
+                self._fault(
+                    "rf.runaway",
+                    f"skin rising {rate:.2f} degC/s at {temp:.1f} degC (at or above the "
+                    f"{lim.alarm_c} degC alarm level)",
+                    rate,
+                    lim.hot_rise_max_c_per_s,
+                )
+            )
         # Output the device reports against what the controller expects.
         if reading.output_on and not ctx.output_expected:
             out.append(self._fault("rf.output_unexpected", "output on while not delivering", 1, 0))
