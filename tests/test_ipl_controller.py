@@ -143,6 +143,39 @@ def test_misfire_is_a_fault_with_the_delivered_energy_named() -> None:
     assert len(rig.sim.flashes) == 1
 
 
+def test_a_frozen_lamp_block_thermistor_is_caught_within_three_trains() -> None:
+    # Before this check nothing caught it: the firmware's own 45 degC stop believes
+    # the same thermistor (test_stuck_block_thermistor_that_recovers_reveals_overtemp).
+    rig = IPLRig.create(faults=("sensor_stuck@0s:sensor=2",))
+    rig.load(flashes=20, fluence=15.0)
+    rig.arm()
+    run_pass(rig, 20)
+    assert rig.ipl.state is IPLState.FAULT
+    assert rig.ipl.fault_alarm is not None and rig.ipl.fault_alarm.code == "ipl.block_stuck"
+    assert len(rig.sim.flashes) == 3
+    assert not rig.sim.armed and not rig.sim.charged
+
+
+@pytest.mark.parametrize(
+    ("fluence", "pulses", "trains"),
+    [(5.0, 1, 60), (8.0, 1, 60), (9.0, 1, 60), (12.0, 2, 40), (25.0, 1, 60)],
+)
+def test_long_healthy_passes_never_look_like_a_frozen_block(
+    fluence: float, pulses: int, trains: int
+) -> None:
+    # Trains at the 1 s minimum interval: the block heats toward its equilibrium and
+    # cools between trains; light trains (under the 0.2 degC the check needs) are
+    # not counted, heavy ones always move a live thermistor. 40 trains of 2 x 12
+    # J/cm2 is Pore Patrol's pass (60 of them would reach the 45 degC block stop).
+    rig = IPLRig.create()
+    delay = {"pulse_delay_ms": 20.0} if pulses > 1 else {}
+    rig.load(flashes=trains, fluence=fluence, pulse_count=pulses, **delay)
+    rig.arm()
+    run_pass(rig, trains)
+    assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
+    assert len(rig.ipl.flashes) == trains
+
+
 IPL_FAULTS = {
     "no_reply": ("+3s", {"ipl.stale"}),
     "garble": ("+3s", {"ipl.stale"}),

@@ -147,7 +147,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         self._pulses_commanded = 0
         self._fired_at_s: float | None = None
         self._shots_before_fire = 0
-        self._crystal_before_fire_c = float("nan")
+        self._reading_before_fire: IPLReading | None = None
         self._charge_requested_s: float | None = None
         super().__init__(
             opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
@@ -231,8 +231,11 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
                 set_j_cm2=record.set_fluence_j_cm2,
                 shots=record.shot_count,
             )
-            alarm = self.supervisor.check_flash(
-                reading, p.fluence_j_cm2, self._crystal_before_fire_c
+            before = self._reading_before_fire
+            alarm = (
+                self.supervisor.check_flash(reading, p.fluence_j_cm2, p.pulse_count, before)
+                if before is not None
+                else None
             )
             if alarm is not None:
                 self._trip(alarm)
@@ -371,7 +374,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     def _enter_firing(self, event: Any) -> None:
         r = self.reading
         self._shots_before_fire = r.shot_count if r is not None else 0
-        self._crystal_before_fire_c = r.crystal_temp_c if r is not None else float("nan")
+        self._reading_before_fire = r
         self._fired_at_s = self.clock.now()
         # Counted before sending: a lost ACK may still have fired.
         self._pulses_commanded += self.ipl_pass.pulse_count if self.ipl_pass else 1

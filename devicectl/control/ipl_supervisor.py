@@ -45,6 +45,7 @@ class IPLSupervisor:
         self._missed_ticks = 0
         self._shots_base: int | None = None  # shot counter when counting started
         self._flashes_without_rise = 0
+        self._trains_without_block_rise = 0
         self._active: set[str] = set()
 
     def reset(self) -> None:
@@ -52,6 +53,7 @@ class IPLSupervisor:
         self._missed_ticks = 0
         self._shots_base = None
         self._flashes_without_rise = 0
+        self._trains_without_block_rise = 0
         self._active.clear()
 
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
@@ -169,12 +171,22 @@ class IPLSupervisor:
         return out
 
     def check_flash(
-        self, reading: IPLReading, set_fluence_j_cm2: float, crystal_before_c: float
+        self, reading: IPLReading, set_fluence_j_cm2: float, pulse_count: int, before: IPLReading
     ) -> Alarm | None:
-        """After a confirmed flash: the photodiode's fluence against the set one, and a
-        crystal thermistor that did not rise over STUCK_FLASHES flashes in a row (every
-        flash warms the crystal: a frozen reading would let a warm crystal arm)."""
-        if reading.crystal_temp_c > crystal_before_c:
+        """After a confirmed train (``before``: the last reading before FIRE): the
+        photodiode's fluence against the set one, and the two thermistors that every
+        flash must warm.
+
+        The crystal: one that did not rise over STUCK_FLASHES trains in a row is
+        frozen (a frozen reading would let a warm crystal arm). The lamp block:
+        a train whose pulses must warm it by at least ``block_stuck_min_rise_c``
+        (so that even after quantisation and cooling it reads at least 0.1 degC
+        higher) and that left it unchanged, ``block_stuck_trains`` times in a row,
+        is a frozen thermistor: nothing else would stop the block overheating.
+        Lighter trains prove nothing either way and leave the count alone.
+        """
+        lim = self.limits
+        if reading.crystal_temp_c > before.crystal_temp_c:
             self._flashes_without_rise = 0
         else:
             self._flashes_without_rise += 1
@@ -186,6 +198,21 @@ class IPLSupervisor:
                     reading.crystal_temp_c,
                     None,
                 )
+        expected_rise_c = lim.block_rise_c_per_j_cm2 * set_fluence_j_cm2 * pulse_count
+        if expected_rise_c >= lim.block_stuck_min_rise_c:
+            if reading.block_temp_c > before.block_temp_c:
+                self._trains_without_block_rise = 0
+            else:
+                self._trains_without_block_rise += 1
+                if self._trains_without_block_rise >= lim.block_stuck_trains:
+                    return self._fault(
+                        "ipl.block_stuck",
+                        f"lamp block thermistor did not rise over {lim.block_stuck_trains} "
+                        f"trains that each should warm it {expected_rise_c:.2f} degC "
+                        f"(reads {reading.block_temp_c:.1f} degC)",
+                        reading.block_temp_c,
+                        None,
+                    )
         delivered = reading.last_fluence_j_cm2
         error = abs(delivered - set_fluence_j_cm2) / set_fluence_j_cm2
         if error > self.limits.energy_tolerance:

@@ -102,6 +102,13 @@ class IPLLimits:
     # A warning re-arms only once the reading is this far back below its threshold:
     # a thermistor dithering on the threshold must not fill the alarm list.
     warn_clear_margin_c: float = 0.5
+    # The lamp block warms with every pulse (docs/protocols/ipl.md: 0.35 degC per
+    # 15 J/cm2). A train that must warm it by block_stuck_min_rise_c or more, yet
+    # leaves its thermistor where it was, block_stuck_trains times in a row, means a
+    # frozen thermistor (which the firmware's own 45 degC stop also believes).
+    block_rise_c_per_j_cm2: float = 0.35 / 15.0
+    block_stuck_min_rise_c: float = 0.2
+    block_stuck_trains: int = 3
     energy_tolerance: float = 0.20  # delivered vs set fluence
     flash_confirm_s: float = 0.5  # a fired train must show in the shot counter by then
     flashes_max: int = 500
