@@ -9,6 +9,17 @@ writer thread's.
 
 If the writer reports a database error, the record can no longer be kept: the
 session is aborted (every device to its safe state) on that same tick.
+
+In real time the writer must also keep up: safety rule 6 promises that a crash
+loses at most the tick in flight, which holds only while the writer commits
+each tick before the next one ends. A writer more than ``lag_warn_ticks``
+behind (a slow disk, a PostgreSQL server far away) raises a medium
+``records.lagging`` alarm, recorded like any other; one more than
+``lag_lost_ticks`` behind means a crash now would lose seconds of treatment
+record, and the session is aborted as if the record were lost. In simulated
+time the loop runs thousands of times faster than any database by design, and
+the writer batches whole ticks (nothing is lost but the ticks in flight when
+the process dies), so the lag is not watched there.
 """
 
 from __future__ import annotations
@@ -17,11 +28,14 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from devicectl.control.events import Event
+from devicectl.clock import SimClock
+from devicectl.control.events import Alarm, AlarmPriority, Event
 from devicectl.records.writer import RecordWriter
 from devicectl.station import Station
 
 TRACE_PERIOD_S = 1.0
+LAG_WARN_TICKS = 20  # 1 s at the default 50 ms period
+LAG_LOST_TICKS = 100  # 5 s
 
 
 class SessionRecorder:
@@ -32,7 +46,12 @@ class SessionRecorder:
         step_index: Callable[[], int | None],
         on_record_lost: Callable[[str], None],
         trace_period_s: float = TRACE_PERIOD_S,
+        real_time: bool | None = None,
+        lag_warn_ticks: int = LAG_WARN_TICKS,
+        lag_lost_ticks: int = LAG_LOST_TICKS,
     ) -> None:
+        """``real_time`` (default: the station's clock is not a SimClock) turns the
+        writer-lag watch on."""
         self.station = station
         self.writer = writer
         self._step_index = step_index
@@ -40,6 +59,12 @@ class SessionRecorder:
         self._lost = False
         self.trace_period_s = trace_period_s
         self._next_trace_s = station.clock.now()
+        self._watch_lag = (
+            not isinstance(station.clock, SimClock) if real_time is None else real_time
+        )
+        self.lag_warn_ticks = lag_warn_ticks
+        self.lag_lost_ticks = lag_lost_ticks
+        self._lag_warned = False
         self._unsubscribe = station.loop.subscribe(self._on_event)
 
     def close(self) -> None:
@@ -58,6 +83,8 @@ class SessionRecorder:
                 self._next_trace_s = event.t_s + self.trace_period_s
                 self._sample_traces(event.t_s)
             writer.end_tick()
+            if self._watch_lag:
+                self._check_lag(event.t_s)
             return
         step = self._step_index()
         writer.append_event(event, step)
@@ -66,6 +93,33 @@ class SessionRecorder:
             writer.begin_step(data["step"], data["kind"], data["title"], event.t_s)
         elif kind == "step_ended":
             writer.end_step(data["step"], data["outcome"], event.t_s, data.get("detail"))
+
+    def _check_lag(self, t_s: float) -> None:
+        lag = self.writer.pending_ticks
+        if lag > self.lag_lost_ticks:
+            if self._lost:
+                return
+            self._lost = True
+            self._on_record_lost(
+                f"the record is {lag} ticks behind the treatment (limit {self.lag_lost_ticks}): "
+                "a crash now would lose them"
+            )
+        elif lag > self.lag_warn_ticks and not self._lag_warned:
+            self._lag_warned = True
+            alarm = Alarm(
+                "records",
+                "records.lagging",
+                AlarmPriority.MEDIUM,
+                f"records: the record writer is {lag} ticks behind (warning above "
+                f"{self.lag_warn_ticks}, session stops above {self.lag_lost_ticks})",
+                False,
+                lag,
+                self.lag_warn_ticks,
+                "docs/safety.md#records-lagging",
+            )
+            self.station.loop.emit(Event(t_s, "alarm", "records", {"alarm": alarm}))
+        elif lag <= self.lag_warn_ticks // 2:
+            self._lag_warned = False
 
     def _sample_traces(self, t_s: float) -> None:
         step = self._step_index()
