@@ -18,7 +18,6 @@ import math
 import struct
 import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from devicectl.errors import (
     ValidationError,
 )
 from drivers.led_modbus import LEDModbusDriver
+from tests.scripted_port import Chunk, ManualNow, ScriptedPort
 
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
@@ -108,109 +108,6 @@ def test_crc_helper_check_value_and_literal_frames() -> None:
 
 # ------------------------------------------------------------------ fake port
 
-Chunk = bytes | BaseException
-
-
-class ScriptedPort:
-    """A duck-typed pyserial port that plays a script of exact exchanges.
-
-    ``expect(request, *reply)`` queues one write the driver must make, byte for
-    byte, and what the device sends back: byte chunks (each readable only after
-    the previous one was read, like bytes trickling in) or an exception
-    instance, raised by the ``read`` that reaches it. No reply is silence:
-    ``read`` returns ``b""`` and moves :attr:`t_s` on by ``timeout``, as a real
-    port makes its caller wait.
-    """
-
-    def __init__(self) -> None:
-        self.timeout: float | None = 1.0  # the driver must set its own
-        self.baudrate = 115200
-        self.is_open = True
-        self.t_s = 0.0
-        self.writes: list[bytes] = []
-        self.read_sizes: list[int] = []
-        self.resets = 0
-        self.closes = 0
-        self.close_error: BaseException | None = None
-        self._script: deque[tuple[bytes, tuple[Chunk, ...], BaseException | None]] = deque()
-        self._rx: deque[Chunk] = deque()
-
-    def expect(
-        self, request: bytes, *reply: Chunk, write_error: BaseException | None = None
-    ) -> ScriptedPort:
-        self._script.append((request, reply, write_error))
-        return self
-
-    def inject(self, *chunks: Chunk) -> None:
-        """Bytes already waiting (a late reply) before the next write."""
-        self._rx.extend(chunks)
-
-    def assert_done(self) -> None:
-        assert not self._script, f"driver never sent: {[r.hex(' ') for r, _, _ in self._script]}"
-
-    # -- the pyserial surface
-    @property
-    def in_waiting(self) -> int:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-        head = self._rx[0] if self._rx else b""
-        return len(head) if isinstance(head, bytes) else 0
-
-    def read(self, size: int = 1) -> bytes:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-        assert size >= 1
-        self.read_sizes.append(size)
-        if not self._rx:
-            assert self.timeout is not None
-            self.t_s += self.timeout
-            return b""
-        head = self._rx[0]
-        if isinstance(head, BaseException):
-            self._rx.popleft()
-            raise head
-        out, rest = head[:size], head[size:]
-        if rest:
-            self._rx[0] = rest
-        else:
-            self._rx.popleft()
-        return out
-
-    def write(self, data: bytes) -> int:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-        data = bytes(data)
-        assert self._script, f"unexpected write {data.hex(' ')}: the script is finished"
-        expected, reply, write_error = self._script.popleft()
-        assert data == expected, f"driver wrote {data.hex(' ')}, script expects {expected.hex(' ')}"
-        self.writes.append(data)
-        if write_error is not None:
-            raise write_error
-        self._rx.extend(reply)
-        return len(data)
-
-    def reset_input_buffer(self) -> None:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-        self.resets += 1
-        self._rx.clear()
-
-    def close(self) -> None:
-        self.closes += 1
-        self.is_open = False
-        if self.close_error is not None:
-            raise self.close_error
-
-
-class Now:
-    """A ``now`` that the test moves by hand."""
-
-    def __init__(self, t_s: float = 100.0) -> None:
-        self.t_s = t_s
-
-    def __call__(self) -> float:
-        return self.t_s
-
 
 @pytest.fixture(autouse=True)
 def _no_wall_clock_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,7 +120,7 @@ def _no_wall_clock_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
 def make(
     *exchanges: tuple[Chunk, ...],
     retries: int = 1,
-    now: Now | None = None,
+    now: ManualNow | None = None,
     unit: int = 1,
     timeout_s: float = 0.05,
 ) -> tuple[LEDModbusDriver, ScriptedPort]:
@@ -233,7 +130,7 @@ def make(
         port.expect(request, *reply)
     driver = LEDModbusDriver(
         port,
-        now=now or Now(),
+        now=now or ManualNow(),
         unit=unit,
         timeout_s=timeout_s,
         retries=retries,
@@ -267,7 +164,7 @@ def test_identify_reads_the_firmware_register() -> None:
 
 
 def test_first_read_takes_inputs_then_holding_and_converts_units() -> None:
-    now = Now(12.5)
+    now = ManualNow(12.5)
     driver, port = make(
         (
             READ_INPUTS,
@@ -304,7 +201,7 @@ def test_first_read_takes_inputs_then_holding_and_converts_units() -> None:
 
 
 def test_steady_state_read_is_one_request_and_signed_temperatures_convert() -> None:
-    now = Now()
+    now = ManualNow()
     driver, port = primed(
         (READ_INPUTS, inputs(irradiance=555, panel=612, skin=0xFFFB, interlock=0, elapsed=1234)),
         now=now,
@@ -746,36 +643,6 @@ def test_against_a_real_pyserial_loop_port() -> None:
     with pytest.raises(PortError):
         driver.read()
     driver.close()
-
-
-# ----------------------------------------------------------------------- close
-
-
-def test_close_is_idempotent_and_later_calls_are_port_errors() -> None:
-    driver, port = make()
-    driver.close()
-    driver.close()
-    assert port.closes == 1 and driver.closed
-    with pytest.raises(PortError, match="closed"):
-        driver.output_off()
-    assert port.writes == []
-
-
-def test_close_failure_is_a_port_error_and_still_closes() -> None:
-    driver, port = make()
-    port.close_error = OSError("EIO")
-    with pytest.raises(PortError, match="closing"):
-        driver.close()
-    assert driver.closed
-    driver.close()
-    assert port.closes == 1
-
-
-def test_context_manager_closes() -> None:
-    driver, port = make()
-    with driver:
-        pass
-    assert port.closes == 1
 
 
 # ---------------------------------------------------------------- construction

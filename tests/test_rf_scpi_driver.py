@@ -14,7 +14,6 @@ import binascii
 import math
 import re
 import sys
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from devicectl.errors import (
     ValidationError,
 )
 from drivers.rf_scpi import RFScpiDriver
+from tests.scripted_port import ManualNow, ScriptedPort
 
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
@@ -81,106 +81,14 @@ def test_frame_helper_agrees_with_the_literals() -> None:
 
 # ------------------------------------------------------------------ fake port
 
-Chunk = bytes | BaseException
-
-
-class ScriptedPort:
-    """A duck-typed pyserial port that plays a script of exact exchanges.
-
-    ``expect(command, *reply)`` queues one write the driver must make, byte for
-    byte, and what the device sends back after it: byte chunks (each becomes
-    readable only after the previous one was read, like bytes trickling in) or
-    an exception instance, raised by the ``read`` that reaches it. No reply
-    means silence: ``read`` returns ``b""`` as a pyserial port does when its
-    timeout expires. ``write_error`` makes the write itself raise.
-    """
-
-    def __init__(self, timeout: float | None = 0.05) -> None:
-        self.timeout = timeout
-        self.is_open = True
-        self.writes: list[bytes] = []
-        self.resets = 0
-        self.closes = 0
-        self.close_error: BaseException | None = None
-        self._script: deque[tuple[bytes, tuple[Chunk, ...], BaseException | None]] = deque()
-        self._rx: deque[Chunk] = deque()
-
-    # -- scripting
-    def expect(
-        self, command: bytes, *reply: Chunk, write_error: BaseException | None = None
-    ) -> ScriptedPort:
-        self._script.append((command, reply, write_error))
-        return self
-
-    def inject(self, *chunks: Chunk) -> None:
-        """Bytes that are already waiting (e.g. a stale reply) before the next write."""
-        self._rx.extend(chunks)
-
-    def assert_done(self) -> None:
-        assert not self._script, f"driver never sent: {[c for c, _, _ in self._script]!r}"
-
-    # -- the pyserial surface the driver uses
-    @property
-    def in_waiting(self) -> int:
-        head = self._rx[0] if self._rx else b""
-        return len(head) if isinstance(head, bytes) else 0
-
-    def read(self, size: int = 1) -> bytes:
-        assert self.is_open, "read on a closed port"
-        assert size >= 1
-        if not self._rx:
-            return b""  # the port timeout expired
-        head = self._rx[0]
-        if isinstance(head, BaseException):
-            self._rx.popleft()
-            raise head
-        out, rest = head[:size], head[size:]
-        if rest:
-            self._rx[0] = rest
-        else:
-            self._rx.popleft()
-        return out
-
-    def write(self, data: bytes) -> int:
-        assert self.is_open, "write on a closed port"
-        data = bytes(data)
-        assert self._script, f"unexpected write {data!r}: the script is finished"
-        expected, reply, write_error = self._script.popleft()
-        assert data == expected, f"driver wrote {data!r}, script expects {expected!r}"
-        self.writes.append(data)
-        if write_error is not None:
-            raise write_error
-        self._rx.extend(reply)
-        return len(data)
-
-    def reset_input_buffer(self) -> None:
-        self.resets += 1
-        self._rx.clear()
-
-    def close(self) -> None:
-        self.closes += 1
-        self.is_open = False
-        if self.close_error is not None:
-            raise self.close_error
-
-
-class Clock:
-    """A ``now`` that the test moves by hand."""
-
-    def __init__(self, t_s: float = 100.0) -> None:
-        self.t_s = t_s
-
-    def __call__(self) -> float:
-        return self.t_s
-
 
 def make(
-    *exchanges: tuple[bytes, ...], read_retries: int = 2, now: Clock | None = None
+    *exchanges: tuple[bytes, ...], read_retries: int = 2, now: ManualNow | None = None
 ) -> tuple[RFScpiDriver, ScriptedPort]:
     port = ScriptedPort()
     for command, *reply in exchanges:
         port.expect(command, *reply)
-    driver = RFScpiDriver(port, now=now or Clock(), read_retries=read_retries)  # type: ignore[arg-type]
+    driver = RFScpiDriver(port, now=now or ManualNow(), read_retries=read_retries)  # type: ignore[arg-type]
     return driver, port
 
 
@@ -195,7 +103,7 @@ def test_identify_sends_idn_and_parses_the_identity() -> None:
 
 
 def test_read_sends_meas_all_and_returns_a_stamped_reading() -> None:
-    clock = Clock(12.5)
+    clock = ManualNow(12.5)
     driver, port = make((MEAS_0, MEAS_REPLY_0), (MEAS_1, MEAS_REPLY_1_OPEN), now=clock)
     reading = driver.read()
     assert reading == RFReading(
@@ -564,36 +472,6 @@ def test_against_a_real_pyserial_port() -> None:
     with pytest.raises(PortError):
         driver.read()
     driver.close()
-
-
-# ------------------------------------------------------------------- close
-
-
-def test_close_is_idempotent_and_later_calls_are_port_errors() -> None:
-    driver, port = make()
-    driver.close()
-    driver.close()
-    assert port.closes == 1 and driver.closed
-    with pytest.raises(PortError, match="closed"):
-        driver.output_off()
-    assert port.writes == []
-
-
-def test_close_failure_is_a_port_error_and_still_closes() -> None:
-    driver, port = make()
-    port.close_error = OSError("EIO")
-    with pytest.raises(PortError, match="closing"):
-        driver.close()
-    assert driver.closed
-    driver.close()
-    assert port.closes == 1
-
-
-def test_context_manager_closes() -> None:
-    driver, port = make()
-    with driver:
-        pass
-    assert port.closes == 1
 
 
 # ------------------------------------------------------------ construction
