@@ -352,3 +352,67 @@ def test_two_controllers_with_one_name_are_refused() -> None:
     loop, calls, _clock = make_loop("rf")
     with pytest.raises(ValueError, match="rf"):
         loop.add(FakeController("rf", calls))
+
+
+class SlowHandler(FakeController):
+    """A controller whose commands each take ``handle_s`` of (simulated) I/O time."""
+
+    def __init__(self, name: str, calls: list[tuple[Any, ...]], clock: SimClock, handle_s: float):
+        super().__init__(name, calls, clock=clock)
+        self.handle_s = handle_s
+
+    def handle(self, command: Command) -> Any:
+        result = super().handle(command)
+        assert self.clock is not None
+        self.clock.sleep(self.handle_s)
+        return result
+
+
+def _handled(calls: list[tuple[Any, ...]]) -> list[str]:
+    return [c[2] for c in calls if c[0] == "handle"]
+
+
+def test_a_burst_of_commands_is_spread_over_ticks_within_the_budget() -> None:
+    clock = SimClock()
+    loop = ControlLoop(clock)  # budget: half of 50 ms
+    calls: list[tuple[Any, ...]] = []
+    loop.add(SlowHandler("chair", calls, clock, handle_s=0.01))
+    futures = [loop.submit(Command("chair", f"start-{i}")) for i in range(7)]
+    loop.tick()
+    assert _handled(calls) == ["start-0", "start-1", "start-2"]  # 30 ms >= 25 ms: stop
+    assert [f.done() for f in futures] == [True] * 3 + [False] * 4
+    loop.tick()
+    loop.tick()
+    assert _handled(calls) == [f"start-{i}" for i in range(7)]  # order kept
+    assert all(f.done() for f in futures)
+    # Every tick still sampled and supervised the devices.
+    assert sum(1 for c in calls if c[0] == "sample") == 3
+
+
+def test_one_command_runs_every_tick_however_long_it_takes() -> None:
+    clock = SimClock()
+    loop = ControlLoop(clock)
+    calls: list[tuple[Any, ...]] = []
+    loop.add(SlowHandler("chair", calls, clock, handle_s=0.2))
+    for i in range(2):
+        loop.submit(Command("chair", f"slow-{i}"))
+    loop.tick()
+    assert _handled(calls) == ["slow-0"]
+    loop.tick()
+    assert _handled(calls) == ["slow-0", "slow-1"]
+
+
+def test_an_emergency_stop_jumps_the_queue_and_is_never_deferred() -> None:
+    clock = SimClock()
+    loop = ControlLoop(clock)
+    calls: list[tuple[Any, ...]] = []
+    loop.add(SlowHandler("chair", calls, clock, handle_s=0.03))  # each over the budget
+    for i in range(4):
+        loop.submit(Command("chair", f"start-{i}"))
+    stops = [loop.submit(Command("chair", "estop")) for _ in range(2)]
+    loop.tick()
+    # Both stops in this tick, though the first alone spent the budget; then one more.
+    assert _handled(calls) == ["estop", "estop"]
+    assert all(f.done() for f in stops)
+    loop.tick()
+    assert _handled(calls) == ["estop", "estop", "start-0"]

@@ -5,7 +5,10 @@ Every tick, at a fixed period (50 ms by default) on the loop's clock:
 1. every controller samples its device (one round trip each);
 2. every controller's supervisor checks the readings and latches faults:
    after the readings, before any command;
-3. queued commands from front-ends are carried out;
+3. queued commands from front-ends are carried out, emergency stops first,
+   within a time budget (half a period by default): the rest wait for the next
+   tick, so that a burst of commands (forty chairs started at once) can never
+   hold the loop past the devices' 250 ms watchdogs;
 4. every controller regulates and sends this tick's commands;
 5. subscribers are told what happened.
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -59,11 +63,20 @@ Subscriber = Callable[[Event], None]
 
 
 class ControlLoop:
-    def __init__(self, clock: Clock, period_s: float = DEFAULT_PERIOD_S) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        period_s: float = DEFAULT_PERIOD_S,
+        command_budget_s: float | None = None,
+    ) -> None:
+        """``command_budget_s`` (default half the period): once a tick's commands have
+        taken that long, the rest wait for the next tick (at least one runs per tick)."""
         if period_s <= 0:
             raise ValueError("period_s must be positive")
         self.clock = clock
         self.period_s = period_s
+        self.command_budget_s = period_s / 2 if command_budget_s is None else command_budget_s
+        self._pending: deque[tuple[Command, Future[Any]]] = deque()
         self.controllers: dict[str, ModalityController] = {}
         self.tick_count = 0
         self.overruns = 0
@@ -121,38 +134,62 @@ class ControlLoop:
             self.emit(Event(now, "tick", "loop", {"tick": self.tick_count}))
 
     def _run_commands(self) -> None:
-        if self._commands.empty():
-            return
-        while True:
+        pending = self._pending
+        commands = self._commands
+        while not commands.empty():
             try:
-                command, future = self._commands.get_nowait()
+                pending.append(commands.get_nowait())
             except queue.Empty:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue
-            controller = self.controllers.get(command.device)
-            try:
-                if controller is None:
-                    raise DevicectlError(f"no device named {command.device!r} on this loop")
-                future.set_result(controller.handle(command))
-            except DevicectlError as exc:
+                break
+        if not pending:
+            return
+        if len(pending) > 1 and any(c.action == "estop" for c, _ in pending):
+            # An emergency stop goes before whatever was queued ahead of it (what
+            # follows an e-stop is refused while it is latched anyway).
+            ordered = sorted(pending, key=lambda item: item[0].action != "estop")
+            pending.clear()
+            pending.extend(ordered)
+        clock = self.clock
+        started_s = clock.now()
+        while pending:
+            command, future = pending.popleft()
+            self._run_command(command, future)
+            if pending and clock.now() - started_s >= self.command_budget_s:
+                if pending[0][0].action == "estop":
+                    continue  # never deferred
                 self.log.warning(
-                    "command_rejected", device=command.device, action=command.action, error=str(exc)
+                    "commands_deferred",
+                    deferred=len(pending),
+                    spent_s=round(clock.now() - started_s, 4),
                 )
-                self.emit(
-                    Event(
-                        self.clock.now(),
-                        "command_rejected",
-                        command.device,
-                        {"action": command.action, "error": str(exc)},
-                    )
+                return
+
+    def _run_command(self, command: Command, future: Future[Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        controller = self.controllers.get(command.device)
+        try:
+            if controller is None:
+                raise DevicectlError(f"no device named {command.device!r} on this loop")
+            future.set_result(controller.handle(command))
+        except DevicectlError as exc:
+            self.log.warning(
+                "command_rejected", device=command.device, action=command.action, error=str(exc)
+            )
+            self.emit(
+                Event(
+                    self.clock.now(),
+                    "command_rejected",
+                    command.device,
+                    {"action": command.action, "error": str(exc)},
                 )
-                future.set_exception(exc)
-            except BaseException as exc:
-                # A bug on the loop thread: the caller must not wait forever; the
-                # tick re-raises it after putting every device in its safe state.
-                future.set_exception(exc)
-                raise
+            )
+            future.set_exception(exc)
+        except BaseException as exc:
+            # A bug on the loop thread: the caller must not wait forever; the
+            # tick re-raises it after putting every device in its safe state.
+            future.set_exception(exc)
+            raise
 
     def _emergency_all(self, reason: str) -> None:
         self.log.critical("loop_emergency", reason=reason)
