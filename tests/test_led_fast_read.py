@@ -83,7 +83,7 @@ def test_every_good_reply_is_accepted_with_pymodbus_registers(unit: int, regs: l
     assert fast_registers(frame, unit) == tuple(regs)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(unit=units, regs=registers, data=st.data())
 def test_a_mutated_reply_is_accepted_only_if_pymodbus_accepts_it_the_same(
     unit: int, regs: list[int], data: st.DataObject
@@ -94,7 +94,7 @@ def test_a_mutated_reply_is_accepted_only_if_pymodbus_accepts_it_the_same(
         assert pymodbus_registers(frame, unit) == fast
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(unit=units, frame=st.binary(max_size=40))
 def test_random_bytes_raise_only_typed_errors_and_never_beat_pymodbus(
     unit: int, frame: bytes
