@@ -13,7 +13,9 @@ Definitions (all times on the simulated clock):
 
 - *observable*: the first tick whose reading, as the controller received it
   (recorded by wrapping ``controller.sample``), violates a latching limit of
-  ``RFLimits``, re-evaluated here independently of the supervisor: a device
+  ``RFLimits``, re-evaluated independently of the supervisor
+  (``first_observable`` in ``tests/rf_scenario.py``, shared with the pty fault
+  matrix ``tests/test_hil_fault_matrix.py``): a device
   fault status bit, an implausible or NaN sensor, the two sensors disagreeing
   by more than ``sensor_disagree_max_c``, the hotter one at ``cutoff_c``, the
   least-squares slope over ``rise_window_s`` (8 samples or more) above
@@ -58,26 +60,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from rf_scenario import RFRig  # the tests' rig, found through sys.path
+from rf_scenario import RFRig, first_observable  # the tests' rig, found through sys.path
 
-from devicectl.control.limits import RFLimits
 from devicectl.control.loop import DEFAULT_PERIOD_S
 from devicectl.control.rf_controller import RFState
-from devicectl.devices import RFReading, RFStatus
+from devicectl.devices import RFReading
 from devicectl.logs import configure_logging
 
 KINDS = ("runaway", "sensor_open", "sensor_drift", "sensor_stuck")
 TARGET_PERIODS = 1.0  # one period plus one round trip; the in-process round trip is 0 s
 PEAK_LIMIT_C = 45.0
 AFTER_TRIP_S = 3.0  # keep running after the trip so the true peak is seen
-SLOPE_TIE_C_PER_S = 1e-9  # a slope equal to the limit up to rounding counts as over it
 FAULT_WINDOW_S = 20.0  # give up on a run this long after its fault starts
-_DEVICE_FAULT_MASK = int(
-    RFStatus.OVERTEMP_CUTOFF
-    | RFStatus.WATCHDOG_TRIPPED
-    | RFStatus.POWER_ON_RESET
-    | RFStatus.SENSOR_FAULT
-)
 
 
 @dataclass
@@ -110,62 +104,6 @@ def scenario(seed: int) -> tuple[str, float]:
     else:
         params = f"sensor={sensor}"
     return f"{kind}@{start_s}s:{params}", start_s
-
-
-def first_observable(
-    ticks: list[tuple[float, RFReading | None]], limits: RFLimits, from_s: float
-) -> tuple[float, str] | tuple[None, None]:
-    """The first tick at or after ``from_s`` whose reading violates a latching limit."""
-    lim = limits
-    stuck: list[tuple[float, float]] = []  # per sensor (value, since) while output is on
-    for i, (t, r) in enumerate(ticks):
-        if r is None:
-            continue
-        temps = (r.skin1_c, r.skin2_c)
-        found = None
-        if int(r.status) & _DEVICE_FAULT_MASK:
-            found = "device status"
-        elif not all(lim.plausible_min_c <= v <= lim.plausible_max_c for v in temps):
-            found = "implausible"
-        elif abs(temps[0] - temps[1]) > lim.sensor_disagree_max_c:
-            found = "disagree"
-        elif max(temps) >= lim.cutoff_c:
-            found = "cutoff"
-        else:
-            window = [
-                (tt, max(rr.skin1_c, rr.skin2_c))
-                for tt, rr in ticks[max(0, i - 40) : i + 1]
-                if rr is not None and tt >= t - lim.rise_window_s
-            ]
-            n = len(window)
-            if n >= 8:
-                mt = sum(x for x, _ in window) / n
-                my = sum(y for _, y in window) / n
-                sxx = sum((x - mt) ** 2 for x, _ in window)
-                sxy = sum((x - mt) * (y - my) for x, y in window)
-                slope = sxy / sxx if sxx > 0 else None
-                if slope is not None and slope > lim.rise_max_c_per_s - SLOPE_TIE_C_PER_S:
-                    found = "rise"
-                elif (
-                    slope is not None
-                    and max(temps) >= lim.alarm_c
-                    and slope > lim.hot_rise_max_c_per_s - SLOPE_TIE_C_PER_S
-                ):
-                    found = "hot rise"
-            if r.output_on:
-                if not stuck:
-                    stuck = [(temps[0], t), (temps[1], t)]
-                else:
-                    for k in (0, 1):
-                        if temps[k] != stuck[k][0]:
-                            stuck[k] = (temps[k], t)
-                        elif t - stuck[k][1] >= lim.stuck_s and found is None:
-                            found = "stuck"
-            else:
-                stuck = []
-        if found is not None and t >= from_s:
-            return t, found
-    return None, None
 
 
 def run_one(seed: int) -> Run:
