@@ -33,7 +33,9 @@ import serial
 from devicectl import cli
 from devicectl.clock import RealClock
 from devicectl.control.events import Event
-from devicectl.control.limits import RFZone
+from devicectl.control.ipl_controller import IPLState
+from devicectl.control.led_controller import LEDState
+from devicectl.control.limits import IPLPass, LEDStep, RFZone
 from devicectl.errors import DeviceTimeout, PortError
 from devicectl.logs import configure_logging
 from devicectl.plugins import SIMULATOR_GROUP, load_plugin
@@ -136,6 +138,10 @@ SERVERS = {
     "tcp": ("rf", "--tcp", "127.0.0.1:0", "--seed", "3"),
     "rfc2217": ("rf", "--rfc2217", "127.0.0.1:0", "--seed", "3"),
     "led-log": ("led", "--tcp", "localhost:0", "--log", "{tmp}/sim.jsonl"),
+    "ipl-tcp": ("ipl", "--tcp", "127.0.0.1:0", "--seed", "3"),
+    "ipl-rfc2217": ("ipl", "--rfc2217", "127.0.0.1:0", "--seed", "3"),
+    "led-tcp": ("led", "--tcp", "127.0.0.1:0", "--seed", "3"),
+    "led-rfc2217": ("led", "--rfc2217", "127.0.0.1:0", "--seed", "3"),
 }
 
 
@@ -286,6 +292,78 @@ def test_rf_over_rfc2217_url(servers: dict[str, Served]) -> None:
     port = serving["tcp_port"]
     assert serving["port"] == f"rfc2217://127.0.0.1:{port}"
     direct_rf_until_silent(server, serving["port"])
+    assert server.terminate() == 0
+    assert server.events[-1]["event"] == "stopped"
+
+
+def flash_once(server: Served, station: Station) -> None:
+    """Load a one-flash pass, arm (eye protection confirmed), fire: the served lamp is
+    armed by the host, then disarmed by the train it fired, at the set fluence."""
+    ipl = station.add_ipl(serving_line(server)["port"])  # waits out the 1 s boot
+    assert ipl.device is not None, ipl.fault_alarm
+    assert station.loop.run(until=lambda: ipl.reading is not None, max_duration_s=2.0)
+    ipl_pass = IPLPass(filter_nm=560, fluence_j_cm2=10.0, flashes=1, pulse_width_ms=10.0)
+    station.command("ipl", "load", OPERATOR, ipl_pass=ipl_pass)
+    station.command("ipl", "arm", OPERATOR, eye_protection=True)
+    assert station.loop.run(until=lambda: ipl._may_fire(), max_duration_s=5.0), ipl.status()
+    assert [(e["on"], e["reason"]) for e in server.outputs()] == [(True, "host")]
+    station.command("ipl", "fire", OPERATOR)
+    assert station.loop.run(
+        until=lambda: ipl.state in (IPLState.COMPLETE, IPLState.FAULT), max_duration_s=3.0
+    )
+    assert ipl.state is IPLState.COMPLETE, ipl.fault_alarm
+    (flash,) = ipl.flashes
+    assert flash.delivered_j_cm2 == pytest.approx(10.0, rel=0.2)
+    server.wait_for(lambda e: e["event"] == "output" and not e["on"], timeout_s=2.0)
+    assert [(e["on"], e["reason"]) for e in server.outputs()] == [(True, "host"), (False, "fired")]
+
+
+def expose_once(server: Served, station: Station) -> None:
+    """A 1 s red exposure at 50 mW/cm2: output on by the host, off by the host when the
+    step's measured on-time is reached, with the dose that implies."""
+    led = station.add_led(serving_line(server)["port"])  # waits out the 1 s boot
+    assert led.device is not None, led.fault_alarm
+    assert station.loop.run(until=lambda: led.reading is not None, max_duration_s=2.0)
+    station.command("led", "load", OPERATOR, step=LEDStep(633, 50.0, 1.0))
+    station.command("led", "start", OPERATOR)
+    assert station.loop.run(
+        until=lambda: led.state in (LEDState.COMPLETE, LEDState.FAULT), max_duration_s=4.0
+    )
+    assert led.state is LEDState.COMPLETE, led.fault_alarm
+    assert led.on_time_s >= 1.0
+    assert 0.03 < led.dose_j_cm2 <= 0.06, led.dose_j_cm2  # 50 mW/cm2 for 1 s, settling in
+    server.wait_for(lambda e: e["event"] == "output" and not e["on"], timeout_s=2.0)
+    outputs = server.outputs()
+    assert [(e["on"], e["reason"]) for e in outputs] == [(True, "host"), (False, "host")]
+    assert outputs[1]["t"] - outputs[0]["t"] == pytest.approx(1.0, abs=0.3)
+
+
+@pytest.mark.parametrize(
+    ("name", "scheme"),
+    [
+        ("ipl-tcp", "socket"),
+        ("ipl-rfc2217", "rfc2217"),
+        ("led-tcp", "socket"),
+        ("led-rfc2217", "rfc2217"),
+    ],
+)
+def test_ipl_and_led_over_tcp_and_rfc2217_with_the_real_controller(
+    servers: dict[str, Served], name: str, scheme: str
+) -> None:
+    """The IPL and LED drivers and controllers, in real time, against a served simulator
+    reached through a ``socket://`` or ``rfc2217://`` URL: output on, then off, at the
+    device (its JSON log), and the session's numbers as the controller saw them."""
+    server = servers[name]
+    serving = serving_line(server)
+    assert serving["port"].startswith(f"{scheme}://127.0.0.1:")
+    station = Station(RealClock())
+    try:
+        (flash_once if name.startswith("ipl") else expose_once)(server, station)
+    finally:
+        for controller in station.loop.controllers.values():
+            device = getattr(controller, "device", None)
+            if device is not None:
+                device.close()
     assert server.terminate() == 0
     assert server.events[-1]["event"] == "stopped"
 
