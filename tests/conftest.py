@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from devicectl.logs import configure_logging
-from tests.pty_rig import SUMMARY_KEY
+from tests.run_stash import COLLECTED_KEY, SUMMARY_KEY
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -26,3 +26,9 @@ def pytest_terminal_summary(
         terminalreporter.section("measured")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep every collected node id, before ``-k``/``-m`` deselect any (test_safety_doc.py)."""
+    config.stash[COLLECTED_KEY] = frozenset(item.nodeid for item in items)

@@ -38,8 +38,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
 from devicectl.clock import SimClock
 from devicectl.control.events import Alarm, Command, Event
 from devicectl.plugins import DRIVER_GROUP, SIMULATOR_GROUP, load_plugin
@@ -50,7 +48,6 @@ from devicectl.transport import DEFAULT_TIMEOUT_S, open_port
 from simulators.pty_server import PtyServer
 
 OPERATOR = "tech-hil"
-SUMMARY_KEY = pytest.StashKey[list[str]]()  # lines printed at the end of a run (conftest.py)
 BOOT_S = 1.0  # every simulator boots silent for 1 s (docs/simulators.md)
 DEFAULT_OPTIONS = {"rf": {}, "ipl": {"filter": "560"}, "led": {}}
 

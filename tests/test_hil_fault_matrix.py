@@ -109,8 +109,9 @@ from drivers.rf_scpi import RFScpiDriver
 from simulators.faults import DEVICE_KINDS
 from simulators.pty_server import PtyServer
 from simulators.rf_firmware import RFFirmware
-from tests.pty_rig import SUMMARY_KEY, PtyRig
+from tests.pty_rig import PtyRig
 from tests.rf_scenario import first_observable
+from tests.run_stash import SUMMARY_KEY
 
 PERIOD_S = DEFAULT_PERIOD_S
 ROUND_TRIP_S = 0.0  # simulated seconds; see the module docstring
