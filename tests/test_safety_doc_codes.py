@@ -1,0 +1,54 @@
+"""Every alarm code the controller can raise has its own section in docs/safety.md.
+
+Alarms carry a ``doc`` link to ``docs/safety.md#<code with . as ->``; a code
+without that anchor sends the technician and the QA engineer to nowhere. The
+codes are collected from the source: string literals ``"rf.x"``/``"ipl.x"``/
+``"led.x"``/``"records.x"``, ``_host_fault("x")`` (prefixed with the
+modality of the controller module, or every modality in ``base.py``), and the
+f-string codes built from ``{self.modality}`` in ``base.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTROL = ROOT / "devicectl" / "control"
+MODALITIES = ("rf", "ipl", "led")
+MODULE_MODALITY = {
+    "rf_controller.py": ("rf",),
+    "ipl_controller.py": ("ipl",),
+    "led_controller.py": ("led",),
+    "base.py": MODALITIES,
+}
+NOT_ALARMS = {"records.sqlite"}  # a file name, not a code
+
+
+def raised_codes() -> set[str]:
+    codes: set[str] = set()
+    for path in (ROOT / "devicectl").rglob("*.py"):
+        text = path.read_text()
+        codes |= set(re.findall(r'"((?:rf|ipl|led|records)\.[a-z_]+)"', text))
+        modalities = MODULE_MODALITY.get(path.name, ()) if path.parent == CONTROL else ()
+        for condition in re.findall(r'_host_fault\(\s*"([a-z_]+)"', text):
+            codes |= {f"{m}.{condition}" for m in modalities}
+        for condition in re.findall(r'f"\{self\.modality\}\.([a-z_]+)"', text):
+            codes |= {f"{m}.{condition}" for m in modalities}
+    return codes - NOT_ALARMS
+
+
+def test_the_scan_finds_the_codes_it_should() -> None:
+    codes = raised_codes()
+    # One of each way a code is written, so a broken scan cannot pass quietly.
+    assert {"rf.runaway", "ipl.block_stuck", "led.stale", "records.lagging"} <= codes
+    assert {"rf.contact_timeout", "ipl.flash_unconfirmed", "led.interlock_timeout"} <= codes
+    assert {"rf.estop", "ipl.connect", "led.safe_state_unconfirmed"} <= codes
+    assert {f"{m}.energy_while_latched" for m in MODALITIES} <= codes
+
+
+def test_every_alarm_code_has_a_section_in_the_safety_case() -> None:
+    doc = (ROOT / "docs" / "safety.md").read_text()
+    anchors = set(re.findall(r'<a id="([a-z_-]+)"></a>', doc))
+    missing = sorted(c for c in raised_codes() if c.replace(".", "-") not in anchors)
+    assert not missing, f"docs/safety.md has no section for: {', '.join(missing)}"
