@@ -95,6 +95,7 @@ LED_FAULTS = {
     "sensor_open": ("+5s", {"led.implausible", "led.firmware_skin_cutoff"}),
     "sensor_stuck": ("+20s", {"led.sensor_stuck"}),
     "sensor_drift:rate=0.5": ("", {"led.skin_overtemp", "led.firmware_skin_cutoff"}),
+    "sensor_drift": ("", {"led.sensor_fall"}),  # the default drift reads low
     "no_reply": ("+3s", {"led.stale"}),
     "garble": ("+3s", {"led.stale"}),
     "contact_loss": ("+40s", {"led.interlock_timeout"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -103,3 +104,42 @@ def test_device_fault_bits_latch(bit: LEDFault, code: str) -> None:
     sup = LEDSupervisor(LEDLimits())
     alarms = sup.check(0.0, reading(0.0, faults=bit), ON)
     assert code in codes(alarms) and all(a.latches for a in alarms if a.code == code)
+
+
+def _noisy(rng: random.Random, temp: float) -> float:
+    return round(temp + rng.gauss(0.0, 0.05), 1)  # the sensor: 0.05 degC noise, 0.1 resolution
+
+
+def test_a_skin_sensor_drifting_low_under_the_lit_canopy_trips_in_seconds() -> None:
+    rng = random.Random(2)
+    sup = LEDSupervisor(LEDLimits())
+    tripped = None
+    for i in range(400):
+        t = i * 0.05
+        true_c = 35.0 + 0.01 * t
+        skin = true_c if t < 10.0 else true_c - 0.3 * (t - 10.0)  # drift -0.3 degC/s from 10 s
+        if "led.sensor_fall" in codes(sup.check(t, reading(t, skin=_noisy(rng, skin)), ON)):
+            tripped = t
+            break
+    assert tripped is not None and 10.0 < tripped <= 14.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_skin_cooling_toward_a_lower_equilibrium_is_not_a_fall(seed: int) -> None:
+    # The fastest physical cooling under a lit canopy: 7.5 degC above the equilibrium
+    # with the spec's 180 s time constant (about 0.04 degC/s), for two minutes.
+    rng = random.Random(seed)
+    sup = LEDSupervisor(LEDLimits())
+    for i in range(2400):
+        t = i * 0.05
+        skin = 34.0 + 7.5 * math.exp(-t / 180.0)
+        assert "led.sensor_fall" not in codes(sup.check(t, reading(t, skin=_noisy(rng, skin)), ON))
+
+
+def test_a_fall_while_dark_is_skin_cooling_not_a_fault() -> None:
+    sup = LEDSupervisor(LEDLimits())
+    off = LEDContext(False, 0.0, False)
+    for i in range(200):
+        t = i * 0.05
+        dark = reading(t, irr=0.0, skin=40.0 - 0.5 * t, on=False)
+        assert "led.sensor_fall" not in codes(sup.check(t, dark, off))

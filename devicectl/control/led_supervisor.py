@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from devicectl.control.events import Alarm, AlarmPriority, fault_alarm
 from devicectl.control.limits import LEDLimits
+from devicectl.control.slope import SlopeEstimator
 from devicectl.devices import LEDFault, LEDReading
 
 _FAULT_TEXT = (
@@ -48,6 +49,8 @@ class LEDSupervisor:
         self._low_since_s: float | None = None
         self._stuck: tuple[float, float] | None = None
         self._active: set[str] = set()
+        # Skin slope while lit: at least 2 s of samples before it speaks.
+        self._fall = SlopeEstimator(limits.skin_fall_window_s, min_samples=40)
 
     def begin_step(self) -> None:
         self.dose_j_cm2 = 0.0
@@ -60,6 +63,7 @@ class LEDSupervisor:
         self._low_since_s = None
         self._stuck = None
         self._active.clear()
+        self._fall.clear()
 
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
         return fault_alarm(self.device, code, message, value, limit)
@@ -119,6 +123,7 @@ class LEDSupervisor:
             out.append(self._fault("led.output_dropped", "output dropped while delivering", 0, 1))
         self._check_irradiance(now_s, reading, ctx, out)
         self._check_stuck(now_s, skin, reading.output_on, out)
+        self._check_fall(now_s, skin, ctx.output_expected and reading.output_on, out)
         if ctx.step_active and self._last_t_s is not None and reading.output_on:
             dt = now_s - self._last_t_s
             self.dose_j_cm2 += reading.irradiance_mw_cm2 * dt / 1000.0
@@ -187,6 +192,25 @@ class LEDSupervisor:
                 )
         else:
             self._low_since_s = None
+
+    def _check_fall(self, now_s: float, skin: float, lit: bool, out: list[Alarm]) -> None:
+        """A skin reading falling fast under a lit canopy is lying (see ``LEDLimits``)."""
+        if not lit:
+            self._fall.clear()
+            return
+        self._fall.add(now_s, skin)
+        rate = self._fall.slope()
+        limit = self.limits.skin_fall_max_c_per_s
+        if rate is not None and rate < -limit:
+            out.append(
+                self._fault(
+                    "led.sensor_fall",
+                    f"skin sensor falling {-rate:.2f} degC/s under the lit canopy "
+                    "(drifting low, or off the skin)",
+                    rate,
+                    -limit,
+                )
+            )
 
     def _check_stuck(self, now_s: float, skin: float, on: bool, out: list[Alarm]) -> None:
         if not on:

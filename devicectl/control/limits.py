@@ -195,6 +195,12 @@ class LEDLimits:
     plausible_max_c: float = 60.0
     stuck_s: float = 10.0
     interlock_timeout_s: float = 30.0
+    # Under a lit canopy skin warms, or cools toward a lower equilibrium no faster
+    # than excess / 180 s (docs/protocols/led.md): at most about 0.04 degC/s. A
+    # reading falling faster than this, over the window, is a sensor drifting low
+    # or lifted off the skin: with one skin sensor nothing else would notice.
+    skin_fall_max_c_per_s: float = 0.15
+    skin_fall_window_s: float = 5.0
 
 
 @dataclass(frozen=True)
