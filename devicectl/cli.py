@@ -311,6 +311,95 @@ def run(
     )
 
 
+@app.command("console")
+def console_command(
+    protocol: Annotated[
+        Path | None,
+        typer.Argument(help="Protocol file (TOML); default: the built-in Pore Patrol."),
+    ] = None,
+    device: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--device",
+            help="KIND=URL for a real device, e.g. rf=/dev/ttyUSB0 (repeatable). "
+            "None: every device is its simulator.",
+        ),
+    ] = None,
+    driver: Annotated[
+        list[str] | None,
+        typer.Option("--driver", help="KIND=NAME: the driver for a --device (see run --help)."),
+    ] = None,
+    operator: Annotated[
+        str | None,
+        typer.Option("--operator", help="Pre-fill the sign-in with this operator id."),
+    ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="Simulators in simulated time, paced at --speed times real time "
+            "(a 20-minute LED step in 20 s at 60).",
+        ),
+    ] = False,
+    speed: Annotated[
+        float,
+        typer.Option(help="With --fast: simulated seconds per wall second (0: no pacing)."),
+    ] = 60.0,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="Inject a simulator fault: DEVICE=SPEC, e.g. rf=runaway@100s."),
+    ] = None,
+    db: DbOpt = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Serve this console to a browser (a tablet at the chair) on 127.0.0.1 "
+            "with textual-serve, instead of running it in this terminal.",
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(help="With --serve: the HTTP port.")] = 8000,
+) -> None:
+    """The technician console: run a whole session at the chair, with keys or buttons.
+
+    Sign in with your operator id first; every action is recorded with it.
+    Escape is the EMERGENCY STOP on every screen: every device to its safe
+    state at once. Keys: C confirm, A arm, S start, F flash, N next zone,
+    P pause, R resume, K acknowledge the oldest alarm, X abort, E end a
+    faulted session, H help, ctrl+q quit.
+    """
+    from devicectl.session.api import builtin_protocol
+
+    path = protocol if protocol is not None else builtin_protocol("pore-patrol.toml")
+    devices = _parse_devices(device)
+    drivers = _parse_pairs(driver, "--driver") or {}
+    faults = _parse_faults(fault)
+    if devices and (fast or faults):
+        raise ConfigError("--fast and --fault are for simulators: leave out --device")
+    if serve:
+        from devicectl.console.serve import serve_console
+
+        serve_console(sys.argv[1:], port=port)
+        return
+    from devicectl.console.app import ConsoleApp
+    from devicectl.console.backend import ConsoleBackend, ConsoleConfig
+
+    backend = ConsoleBackend(
+        ConsoleConfig(
+            path,
+            devices=devices,
+            drivers=drivers,
+            fast=fast,
+            speed=speed,
+            seed=seed,
+            faults=faults,
+            db=db,
+        )
+    )
+    ConsoleApp(backend, operator=operator).run()
+
+
 records_app = typer.Typer(help="Inspect, verify and export session records.", no_args_is_help=True)
 app.add_typer(records_app, name="records")
 

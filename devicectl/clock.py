@@ -72,3 +72,54 @@ class SimClock:
     def sleep(self, duration_s: float) -> None:
         if duration_s > 0:
             self._now_s += duration_s
+
+
+class PacedSimClock(SimClock):
+    """Virtual time that is held to at most ``speed`` times wall time.
+
+    For a person watching simulated devices (the console's ``--fast``): a
+    20-minute LED step takes 20 wall seconds at ``speed=60``. Every advance of
+    virtual time sleeps until the wall clock has caught up with
+    ``virtual / speed``; it only ever slows the owner down, never skips ticks,
+    so the controllers see exactly the ticks they would at full speed.
+    ``speed <= 0`` means no pacing (as fast as the CPU allows: tests), but
+    every advance still yields the GIL once, so a UI thread in the same
+    process is never starved by a loop running flat out.
+    If the owner falls behind by more than a second (a slow machine), pacing
+    restarts from now instead of racing to catch up.
+    """
+
+    MAX_LAG_S = 1.0
+    MIN_SLEEP_S = 0.002  # below this, let a few ticks run before sleeping
+
+    def __init__(self, speed: float, start_s: float = 0.0) -> None:
+        super().__init__(start_s)
+        self.speed = speed
+        self._anchor_virtual = float(start_s)
+        self._anchor_wall = time.monotonic()
+
+    def set_speed(self, speed: float) -> None:
+        """Change the pace from now on (the time already run is not paced again)."""
+        self.speed = speed
+        self._anchor_virtual = self.now()
+        self._anchor_wall = time.monotonic()
+
+    def sleep_until(self, deadline_s: float) -> None:
+        super().sleep_until(deadline_s)
+        self._pace()
+
+    def sleep(self, duration_s: float) -> None:
+        super().sleep(duration_s)
+        self._pace()
+
+    def _pace(self) -> None:
+        if self.speed <= 0:
+            return
+        wall = time.monotonic()
+        due = self._anchor_wall + (self.now() - self._anchor_virtual) / self.speed
+        ahead = due - wall
+        if ahead > self.MIN_SLEEP_S:
+            time.sleep(ahead)
+        elif ahead < -self.MAX_LAG_S:
+            self._anchor_virtual = self.now()
+            self._anchor_wall = wall

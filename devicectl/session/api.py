@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from devicectl.clock import RealClock
+from devicectl.clock import Clock, RealClock
 from devicectl.control.events import Alarm, Event
 from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.errors import ConfigError
@@ -154,7 +154,7 @@ def run_protocol(
             f"{protocol.name}: an IPL pass on a real device needs a person at the chair "
             "(eye protection, every trigger): run it from the console (devicectl console)"
         )
-    station, technician = _station(needed, devices, drivers or {}, seed, faults)
+    station, technician = build_station(needed, devices, drivers or {}, seed, faults)
     store = RecordStore.open(db)
     try:
         store.mark_interrupted()
@@ -234,15 +234,19 @@ def progress_needs_operator(protocol: SessionProtocol) -> bool:
     )
 
 
-def _station(
+def build_station(
     needed: list[str],
     devices: dict[str, str] | None,
     drivers: dict[str, str],
     seed: int,
     faults: dict[str, list[str]] | None,
+    sim_clock: Clock | None = None,
 ) -> tuple[Station, SimulatedTechnician | None]:
+    """The station a session runs on: the ``needed`` devices on their simulators
+    (on ``sim_clock``, default a fresh SimClock) when ``devices`` is empty, else
+    the given ports in real time. ConfigError names a missing or unknown device."""
     if not devices:
-        return simulated_station(seed=seed, faults=faults, devices=tuple(needed))
+        return simulated_station(seed=seed, faults=faults, devices=tuple(needed), clock=sim_clock)
     missing = [d for d in needed if d not in devices]
     if missing:
         raise ConfigError(

@@ -12,6 +12,11 @@ Guarantees:
   says so (operator ``auto``, ``unattended`` in the session row).
 - The IPL eye-protection confirmation and the flash triggers come from a
   person, except in an unattended run whose devices are all simulators.
+- With ``operator_gates`` (the technician console), the runner also waits for
+  the operator's ``arm`` and ``start`` of each RF zone, ``next_zone`` after
+  moving the handpiece, ``arm`` (eye protection) of an IPL pass and ``start``
+  of an LED exposure; each arrives as a command with the operator's id, so the
+  record holds who did it. Without it (scripted runs) those happen by themselves.
 - A device fault stops the session at that step (state ``faulted``). After the
   operator acknowledges the device, ``resume`` carries on with what is left of
   that step (remaining zones, flashes or exposure time); ``end`` closes the
@@ -38,6 +43,7 @@ from devicectl.errors import ControlError, DevicectlError
 from devicectl.station import Station
 
 AUTO_OPERATOR = "auto"
+GATE_ACTIONS = ("confirm", "arm", "start", "next_zone")  # answers to a WAITING_CONFIRM prompt
 Wait = Callable[[], bool]
 Plan = Generator[Wait, None, None]
 
@@ -87,6 +93,7 @@ class SessionRunner:
         technician: Technician | None = None,
         move_s: float = 5.0,
         simulated: bool = False,
+        operator_gates: bool = False,
     ) -> None:
         if not operator_id.strip():
             raise ControlError("a session needs an operator id")
@@ -96,6 +103,8 @@ class SessionRunner:
         self.auto_confirm = auto_confirm
         self.simulated = simulated  # every device is a simulator: nobody can be hurt
         self.prompt: str | None = None  # what a WAITING_CONFIRM state waits for
+        self.awaiting: str | None = None  # the action that answers the prompt
+        self.operator_gates = operator_gates
         self.technician = technician
         self.move_s = move_s
         self.state = SessionState.RUNNING
@@ -148,11 +157,13 @@ class SessionRunner:
                 {"action": action, "operator_id": operator},
             )
         )
-        if action == "confirm":
+        if action in GATE_ACTIONS:
             if not operator.strip():
-                raise ControlError("confirming a manual step needs an operator id")
+                raise ControlError(f"{action} needs an operator id")
             if self.state is not SessionState.WAITING_CONFIRM:
-                raise ControlError(f"nothing to confirm while {self.state.value}")
+                raise ControlError(f"nothing to {action} while {self.state.value}")
+            if action != self.awaiting:
+                raise ControlError(f"{action} refused: waiting for {self.awaiting} ({self.prompt})")
             self._confirmed_by = operator
             return True
         if action == "pause":
@@ -218,7 +229,9 @@ class SessionRunner:
                 controller = self._devices()[name]
                 if "resume" in controller.machine.get_triggers(controller.state):
                     controller.handle(Command(name, "resume", {}, self.operator_id))
-            self._set_state(SessionState.RUNNING)
+            # Paused while a prompt was open: the prompt still waits for its answer.
+            waiting = self.awaiting is not None
+            self._set_state(SessionState.WAITING_CONFIRM if waiting else SessionState.RUNNING)
             return True
         if self.state is SessionState.FAULTED:
             still = self._faulted_device()
@@ -297,14 +310,27 @@ class SessionRunner:
         controller = self._device(device)
         return controller.handle(Command(device, action, args, operator_id or self.operator_id))
 
-    def _wait_confirmation(self, progress: StepProgress, prompt: str) -> Iterator[Wait]:
-        """Wait for an operator's ``confirm`` (with their id) of ``prompt``."""
+    def _wait_confirmation(
+        self, progress: StepProgress, prompt: str, action: str = "confirm"
+    ) -> Iterator[Wait]:
+        """Wait for an operator's ``action`` (with their id) answering ``prompt``."""
         self._confirmed_by = None
         self.prompt = prompt
+        self.awaiting = action
         self._set_state(SessionState.WAITING_CONFIRM)
         yield lambda: self._confirmed_by is not None
         self.prompt = None
+        self.awaiting = None
         self._set_state(SessionState.RUNNING)
+
+    def _gated_by(self) -> str | None:
+        """Who answered the last gate (the runner's operator when there are no gates)."""
+        return self._confirmed_by if self.operator_gates else None
+
+    def _gate(self, progress: StepProgress, action: str, prompt: str) -> Iterator[Wait]:
+        """With ``operator_gates``, wait for the operator's ``action``; else nothing."""
+        if self.operator_gates:
+            yield from self._wait_confirmation(progress, prompt, action)
 
     def _manual_plan(self, step: Any, progress: StepProgress) -> Plan:
         if not getattr(step, "confirm", True):
@@ -344,11 +370,14 @@ class SessionRunner:
                 continue
             if done or progress.detail.get("moved"):
                 yield from self._move_to_next_zone("rf")
+                yield from self._gate(progress, "next_zone", f"next zone: {zone.name}")
             progress.detail["moved"] = True
             self._do("rf", "load", zone=zone)
             yield lambda: rf.reading is not None
-            self._do("rf", "arm")
-            self._do("rf", "start")
+            yield from self._gate(progress, "arm", f"arm RF: zone {zone.name}")
+            self._do("rf", "arm", self._gated_by())
+            yield from self._gate(progress, "start", f"start RF: zone {zone.name}")
+            self._do("rf", "start", self._gated_by())
             yield lambda: rf.state in (RFState.COMPLETE, RFState.FAULT, RFState.ESTOP)
             if rf.state is not RFState.COMPLETE:
                 raise ControlError(f"rf: zone {zone.name!r} did not complete")
@@ -378,7 +407,11 @@ class SessionRunner:
         if unattended:
             eyes_by = AUTO_OPERATOR
         else:
-            yield from self._wait_confirmation(progress, "confirm: eye protection on (everyone)")
+            yield from self._wait_confirmation(
+                progress,
+                "confirm: eye protection on (everyone)",
+                "arm" if self.operator_gates else "confirm",
+            )
             eyes_by = self._confirmed_by or ""
         progress.detail["eye_protection_by"] = eyes_by
         self._do("ipl", "arm", eyes_by, eye_protection=True)
@@ -409,7 +442,8 @@ class SessionRunner:
             return
         self._do("led", "load", step=replace(planned, duration_s=remaining))
         yield lambda: led.reading is not None
-        self._do("led", "start")
+        yield from self._gate(progress, "start", "start LED exposure")
+        self._do("led", "start", self._gated_by())
         yield lambda: led.state in (LEDState.COMPLETE, LEDState.FAULT, LEDState.ESTOP)
         result = led.results[-1]
         progress.detail["on_time_s"] = done_s + result.on_time_s

@@ -41,9 +41,11 @@ def simulated_station(
     seed: int = 7,
     faults: dict[str, list[str]] | None = None,
     devices: tuple[str, ...] = ("rf", "ipl", "led"),
+    clock: Clock | None = None,
 ) -> tuple[Station, SimulatedTechnician]:
-    """Every device its in-process simulator, in simulated time."""
-    station = Station.simulated()
+    """Every device its in-process simulator, in simulated time (or on ``clock``:
+    a RealClock runs them in real time, as the console does without ``--fast``)."""
+    station = Station.simulated() if clock is None else Station(clock)
     technician = SimulatedTechnician(station.clock)
     for device in devices:
         url = sim_url(device, seed, (faults or {}).get(device, []))

@@ -1,0 +1,79 @@
+"""The alarms the console shows, in IEC 60601-1-8 order: oldest unacknowledged first.
+
+Colours follow IEC 60601-1-8: HIGH red, MEDIUM yellow, LOW cyan; the priority
+is also written out, so colour is never the only cue. An alarm that repeats
+(same device and code) while still unacknowledged is counted on its row, not
+added again, so a flapping condition cannot push older alarms off the screen.
+Acknowledging needs the operator's id and is kept on the row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devicectl.console.bridge import AlarmEvent
+from devicectl.control.events import Alarm, AlarmPriority
+
+PRIORITY_STYLE = {
+    AlarmPriority.HIGH: "bold white on red",
+    AlarmPriority.MEDIUM: "bold black on yellow",
+    AlarmPriority.LOW: "bold black on cyan",
+}
+PRIORITY_LABEL = {
+    AlarmPriority.HIGH: "HIGH",
+    AlarmPriority.MEDIUM: "MED ",
+    AlarmPriority.LOW: "LOW ",
+}
+MAX_ACKNOWLEDGED = 50
+
+
+@dataclass
+class AlarmEntry:
+    t_s: float
+    alarm: Alarm
+    count: int = 1
+    acknowledged_by: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.alarm.device, self.alarm.code)
+
+
+class AlarmBoard:
+    """The console's alarm list; lives on the UI thread only."""
+
+    def __init__(self) -> None:
+        self._entries: list[AlarmEntry] = []
+
+    def add(self, event: AlarmEvent) -> None:
+        alarm = event.alarm
+        for entry in self._entries:
+            if entry.acknowledged_by is None and entry.key == (alarm.device, alarm.code):
+                entry.count += 1
+                entry.alarm = alarm  # the latest value and message
+                return
+        self._entries.append(AlarmEntry(event.t_s, alarm))
+
+    def unacknowledged(self) -> list[AlarmEntry]:
+        """Oldest first; among the same time, the higher priority first."""
+        pending = [e for e in self._entries if e.acknowledged_by is None]
+        return sorted(pending, key=lambda e: (e.t_s, -int(e.alarm.priority)))
+
+    def ordered(self) -> list[AlarmEntry]:
+        """What the panel lists: unacknowledged oldest first, then acknowledged newest first."""
+        done = [e for e in self._entries if e.acknowledged_by is not None]
+        done.sort(key=lambda e: -e.t_s)
+        return self.unacknowledged() + done[:MAX_ACKNOWLEDGED]
+
+    def oldest(self) -> AlarmEntry | None:
+        pending = self.unacknowledged()
+        return pending[0] if pending else None
+
+    def acknowledge(self, entry: AlarmEntry, operator_id: str) -> None:
+        if not operator_id.strip():
+            raise ValueError("acknowledging an alarm needs the operator's id")
+        entry.acknowledged_by = operator_id
+        acked = [e for e in self._entries if e.acknowledged_by is not None]
+        if len(acked) > MAX_ACKNOWLEDGED * 2:  # keep the list bounded
+            oldest = min(acked, key=lambda e: e.t_s)
+            self._entries.remove(oldest)

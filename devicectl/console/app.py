@@ -1,0 +1,213 @@
+"""The technician console: a Textual app over one :class:`ConsoleBackend`.
+
+Emergency stop is Escape, bound on the App with ``priority=True``: priority
+bindings are checked before any screen, dialog or focused widget (an Input
+included), so it acts from every screen and every state. Escape because it is
+the largest, corner key on clinic keyboards, found by touch with gloves, and
+it means "stop" already; Space and Enter press the focused button and letters
+are taken by the actions. A false press is safe: it only stops the devices.
+Every screen also has a red EMERGENCY STOP button for a touch screen.
+
+The UI polls the bridge every ``poll_s`` (0.1 s): it renders what the loop
+copied out, and it sends commands without waiting for them. Everything the
+operator does is sent with the signed-in operator id.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.widgets import Button
+
+from devicectl.console.alarms import AlarmBoard
+from devicectl.console.backend import ConsoleBackend
+from devicectl.console.desk import DESK
+from devicectl.console.screens import ConfirmAbortScreen, HelpScreen, MainScreen, SignInScreen
+from devicectl.console.snapshot import Snapshot
+from devicectl.errors import DevicectlError
+
+POLL_S = 0.1
+ESTOP_KEY = "escape"
+
+CSS = """
+Screen { layout: vertical; }
+#top-bar { height: 3; }
+#prompt { width: 1fr; height: 3; padding: 0 1; content-align: left middle; }
+.estop { background: red; color: white; text-style: bold; width: 30; height: 3; }
+#main-grid { grid-size: 2 2; grid-columns: 1fr 1fr; grid-rows: 11 8; height: 19; }
+.box { border: round $primary; padding: 0 1; }
+#trace { height: 5; }
+#trace-line { height: 2; }
+#alarms { height: 8; }
+#status { height: 1; padding: 0 1; color: $warning; }
+#actions { height: 3; }
+.action { width: auto; min-width: 10; }
+#signin-box, #dialog { width: 72; height: auto; border: thick $primary; padding: 1 2; }
+SignInScreen, ConfirmAbortScreen, HelpScreen { align: center middle; }
+"""
+
+
+class ConsoleApp(App[None]):
+    """The console; ``start_loop=False`` leaves the loop to the caller (snapshot tests)."""
+
+    TITLE = "devicectl console"
+    ENABLE_COMMAND_PALETTE = False  # nothing at the chair but the session's own actions
+    CSS = CSS
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(ESTOP_KEY, "estop", "EMERGENCY STOP", priority=True),
+        Binding("f1", "help", "Help"),
+        Binding("h", "help", "Help", show=False),
+    ]
+
+    def __init__(
+        self,
+        backend: ConsoleBackend,
+        *,
+        operator: str | None = None,
+        start_loop: bool = True,
+        poll_s: float = POLL_S,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.operator: str | None = None
+        self.alarms = AlarmBoard()
+        self.snapshot: Snapshot | None = None
+        self.notices: list[str] = []
+        self._prefill = operator
+        self._start_loop = start_loop
+        self._poll_s = poll_s
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        if self._start_loop:
+            self.backend.start()
+        self.push_screen(MainScreen())
+        self.push_screen(SignInScreen(self._prefill, self.backend.config.mode), self._signed_in)
+        self.set_interval(self._poll_s, self.refresh_from_loop)
+
+    def _signed_in(self, operator: str | None) -> None:
+        if not operator:
+            return
+        try:
+            self.backend.sign_in(operator)
+        except DevicectlError as exc:
+            self.say(f"sign-in failed: {exc}")
+            self.push_screen(SignInScreen(operator, self.backend.config.mode), self._signed_in)
+            return
+        self.operator = operator
+        self.say(f"signed in as {operator}")
+
+    def on_unmount(self) -> None:
+        self.backend.close()
+
+    # -- loop -> screen ----------------------------------------------------------------
+
+    def refresh_from_loop(self) -> None:
+        """Take what the loop copied out since the last poll and show it."""
+        poll = self.backend.bridge.poll()
+        for alarm in poll.alarms:
+            self.alarms.add(alarm)
+        for notice in poll.notices:
+            self.say(notice)
+        if poll.snapshot is not None:
+            self.snapshot = poll.snapshot
+        main = self._main()
+        if main is not None:
+            main.show(self.snapshot, self.alarms.ordered(), poll.trace)
+
+    def _main(self) -> MainScreen | None:
+        for screen in self.screen_stack:
+            if isinstance(screen, MainScreen):
+                return screen
+        return None
+
+    def say(self, text: str) -> None:
+        """One line on the status bar (latest first); kept for the tests."""
+        self.notices.append(text)
+        main = self._main()
+        if main is not None:
+            main.say(text)
+
+    # -- actions ---------------------------------------------------------------------
+
+    def action_estop(self) -> None:
+        self.backend.estop(self.operator)
+        self.say("EMERGENCY STOP sent: every device to its safe state")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def _signed(self) -> str | None:
+        if self.operator is None:
+            self.say("sign in first")
+        return self.operator
+
+    def _session(self, action: str) -> None:
+        operator = self._signed()
+        if operator is not None:
+            self.backend.send("session", action, operator)
+
+    def action_confirm(self) -> None:
+        self._session("confirm")
+
+    def action_arm(self) -> None:
+        self._session("arm")
+
+    def action_start(self) -> None:
+        self._session("start")
+
+    def action_next_zone(self) -> None:
+        self._session("next_zone")
+
+    def action_pause(self) -> None:
+        self._session("pause")
+
+    def action_resume(self) -> None:
+        self._session("resume")
+
+    def action_end(self) -> None:
+        self._session("end")
+
+    def action_flash(self) -> None:
+        operator = self._signed()
+        if operator is not None:
+            self.backend.send("ipl", "fire", operator)
+
+    def action_abort(self) -> None:
+        if self._signed() is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._session("abort")
+                self.say("abort sent: every device to its safe state")
+
+        self.push_screen(ConfirmAbortScreen(), answered)
+
+    def action_acknowledge(self) -> None:
+        """Acknowledge the oldest unacknowledged alarm, and its device's latched fault."""
+        operator = self._signed()
+        if operator is None:
+            return
+        entry = self.alarms.oldest()
+        if entry is None:
+            self.say("no alarm to acknowledge")
+            return
+        alarm = entry.alarm
+        self.alarms.acknowledge(entry, operator)
+        self.backend.send(DESK, "alarm_ack", operator, device=alarm.device, code=alarm.code)
+        states = self.snapshot.device_states() if self.snapshot is not None else {}
+        if alarm.device == DESK:
+            self.backend.send(DESK, "acknowledge", operator)  # the E-stop: every device
+        elif states.get(alarm.device) in ("fault", "estop"):
+            self.backend.send(DESK, "acknowledge", operator, device=alarm.device)
+        self.say(f"acknowledged by {operator}: {alarm.message}")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "estop":
+            event.stop()
+            self.action_estop()

@@ -1,0 +1,204 @@
+"""Everything the console runs besides the screen: station, loop thread, desk, record.
+
+Clock choice (how the simulators' time relates to the wall):
+
+- ``--device KIND=URL``: real devices, :class:`RealClock` (the only choice).
+- no ``--device``: every device is its in-process simulator on a
+  :class:`RealClock`, in real time: the console then behaves exactly as at a
+  real chair (a 20-minute LED step takes 20 minutes).
+- ``--fast``: the simulators run in simulated time on a :class:`PacedSimClock`
+  at ``speed`` times real time (default 60: a 20-minute LED step in 20 s, an
+  RF zone in a few seconds). Pacing rather than "as fast as possible" because
+  a person must be able to watch the numbers move and press keys between
+  steps, and because a loop spinning flat out would hold the GIL against the
+  UI thread. ``speed=0`` removes the pacing (tests run sessions that way: the
+  session waits at every prompt anyway).
+
+In every mode the loop runs on its own thread (``ControlLoop.start``); the
+console talks to it only through :class:`LoopBridge` and ``ConsoleDesk``.
+
+The record: at sign-in a session row is opened for the operator (SQLite or
+PostgreSQL, as ``devicectl run``), and a :class:`SessionRecorder` writes every
+event of the loop into it from then on, through the writer thread, exactly as
+a scripted run does. On close the session is aborted if still running (every
+device to its safe state) and the record closed with its outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from devicectl.clock import Clock, PacedSimClock, RealClock
+from devicectl.console.bridge import LoopBridge, TracePoint
+from devicectl.console.desk import DESK, ConsoleDesk
+from devicectl.console.snapshot import Snapshot, take_snapshot
+from devicectl.control.events import Command
+from devicectl.control.rf_controller import RFController
+from devicectl.records.store import RecordStore
+from devicectl.records.writer import RecordWriter
+from devicectl.session.api import build_station
+from devicectl.session.protocol_file import SessionProtocol, load_protocol
+from devicectl.session.recorder import SessionRecorder
+from devicectl.session.runner import SessionRunner, SessionState, step_kind
+from devicectl.station import Station
+
+DEFAULT_SPEED = 60.0
+OUTCOMES = {SessionState.COMPLETE: "complete", SessionState.ENDED: "fault"}
+
+
+@dataclass
+class ConsoleConfig:
+    """What ``devicectl console`` was asked for."""
+
+    protocol_path: Path
+    devices: dict[str, str] | None = None
+    drivers: dict[str, str] = field(default_factory=dict)
+    fast: bool = False
+    speed: float = DEFAULT_SPEED
+    seed: int = 7
+    faults: dict[str, list[str]] | None = None
+    db: str | None = None
+    record: bool = True
+
+    @property
+    def mode(self) -> str:
+        if self.devices:
+            return "real devices"
+        if self.fast:
+            return f"simulators, simulated time x{self.speed:g}" if self.speed > 0 else "sim max"
+        return "simulators, real time"
+
+
+class ConsoleBackend:
+    """Builds and owns the station, the loop thread, the desk and the bridge."""
+
+    def __init__(self, config: ConsoleConfig) -> None:
+        self.config = config
+        self.protocol: SessionProtocol = load_protocol(config.protocol_path)
+        self.log = structlog.get_logger("devicectl.console").bind(device=DESK)
+        needed = sorted({step_kind(s) for s in self.protocol.steps} - {"manual"})
+        clock: Clock = PacedSimClock(config.speed) if config.fast else RealClock()
+        self.station: Station
+        self.station, self.technician = build_station(
+            needed, config.devices, config.drivers, config.seed, config.faults, sim_clock=clock
+        )
+        loop = self.station.loop
+        self.desk = ConsoleDesk(loop, self._make_runner)
+        loop.add(self.desk)
+        self.bridge = LoopBridge(loop, self._snapshot, self._trace)
+        self.store: RecordStore | None = None
+        self.writer: RecordWriter | None = None
+        self.recorder: SessionRecorder | None = None
+        self.session_id: str | None = None
+        self._started = False
+        self._closed = False
+
+    # -- loop-thread callbacks ------------------------------------------------------
+
+    def _make_runner(self, operator: str) -> SessionRunner:
+        return SessionRunner(
+            self.station,
+            self.protocol,
+            operator_id=operator,
+            technician=self.technician,
+            simulated=not self.config.devices,
+            operator_gates=True,
+        )
+
+    def _snapshot(self, t_s: float, tick: int) -> Snapshot:
+        return take_snapshot(t_s, tick, self.station.loop.controllers, self.desk.runner)
+
+    def _trace(self, t_s: float) -> TracePoint:
+        controllers = self.station.loop.controllers
+        rf = controllers.get("rf")
+        led = controllers.get("led")
+        rf_r = getattr(rf, "reading", None) if isinstance(rf, RFController) else None
+        led_r = getattr(led, "reading", None)
+        return TracePoint(
+            t_s,
+            rf_r.skin_max_c if rf_r is not None else None,
+            getattr(led_r, "skin_temp_c", None),
+        )
+
+    # -- lifecycle (UI thread) ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop thread: devices are read and shown before anyone signs in."""
+        if not self._started:
+            self._started = True
+            self.station.loop.start()
+            self.log.info("console_started", mode=self.config.mode)
+
+    def sign_in(self, operator: str) -> None:
+        """Open the session's record for ``operator``, then create its runner on the loop.
+
+        The record is opened here (database I/O), never on the loop thread.
+        """
+        operator = operator.strip()
+        if self.config.record and self.store is None:
+            store = RecordStore.open(self.config.db)
+            store.mark_interrupted()
+            sha = hashlib.sha256(self.config.protocol_path.read_bytes()).hexdigest()
+            self.session_id = store.begin_session(
+                protocol_name=self.protocol.name, protocol_sha256=sha, operator_id=operator
+            )
+            self.store = store
+            self.writer = RecordWriter(store, self.session_id)
+            self.recorder = SessionRecorder(
+                self.station,
+                self.writer,
+                step_index=self._step_index,
+                on_record_lost=self._record_lost,
+            )
+            self.log.info("session_record_opened", session_id=self.session_id)
+        self.send(DESK, "sign_in", operator)
+
+    def _step_index(self) -> int | None:
+        runner = self.desk.runner
+        if runner is None or runner.current >= len(runner.steps):
+            return None
+        return runner.current + 1
+
+    def _record_lost(self, why: str) -> None:
+        # On the loop thread: the record can no longer be kept, so nothing may go on.
+        self.log.error("record_lost", error=why)
+        self.desk.estop_all(self.desk.operator_id)
+
+    def send(self, target: str, action: str, operator: str | None, **args: Any) -> None:
+        """Queue ``action`` for ``target`` (a device, "session" or "console"); never waits."""
+        self.bridge.send(Command(target, action, args, operator))
+
+    def estop(self, operator: str | None) -> None:
+        """Every device to its safe state on the next tick: one command to the desk."""
+        self.send(DESK, "estop", operator)
+
+    def close(self) -> None:
+        """Stop the loop with every device safe, and close the record with its outcome."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = self.station.loop
+        loop.stop()
+        runner = self.desk.runner
+        if runner is not None and not runner.finished:
+            runner.abort(runner.operator_id)
+        for name, controller in self.desk.devices().items():
+            if not controller.latched and "abort" in controller.machine.get_triggers(
+                controller.state
+            ):
+                controller.handle(Command(name, "abort", {}, self.desk.operator_id))
+        loop.tick()  # the loop thread is stopped: this thread may tick once to record it
+        self.bridge.close()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.writer is not None:
+            state = runner.state if runner is not None else SessionState.ABORTED
+            self.writer.close(OUTCOMES.get(state, "aborted"))
+        if self.store is not None:
+            self.store.close()
+        self.log.info("console_closed", session_id=self.session_id)

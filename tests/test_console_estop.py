@@ -1,0 +1,128 @@
+"""Emergency stop: one key (Escape), from every screen, every device safe at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from console_helpers import (
+    SIZE,
+    EventLog,
+    answer_prompt,
+    make_app,
+    press,
+    prompt_shown,
+    sign_in,
+    wait_for,
+)
+
+from devicectl.console.app import ConsoleApp
+from devicectl.console.screens import ConfirmAbortScreen, HelpScreen, MainScreen, SignInScreen
+
+
+def _all_stopped(app: ConsoleApp) -> bool:
+    """Every device in estop, and its next reading shows the output off."""
+    snap = app.snapshot
+    return (
+        snap is not None
+        and set(snap.device_states().values()) == {"estop"}
+        and snap.rf is not None
+        and snap.rf.output_on is False
+    )
+
+
+async def _deliver_rf(pilot: object, app: ConsoleApp) -> None:
+    """Sign in and walk the keys to RF output on (the first zone delivering)."""
+    await sign_in(pilot, app)  # type: ignore[arg-type]
+    for action in ("confirm", "confirm", "arm", "start"):
+        await answer_prompt(pilot, app, action)  # type: ignore[arg-type]
+    await wait_for(
+        pilot,  # type: ignore[arg-type]
+        lambda: (
+            app.snapshot is not None
+            and app.snapshot.rf is not None
+            and app.snapshot.rf.output_on is True
+        ),
+    )
+
+
+@pytest.mark.parametrize("screen", ["sign-in", "main", "abort dialog", "help dialog"])
+def test_escape_stops_every_device_from_every_screen(screen: str) -> None:
+    app = make_app()
+    log = EventLog()
+    app.backend.station.loop.subscribe(log)
+    expected = {
+        "sign-in": SignInScreen,
+        "main": MainScreen,
+        "abort dialog": ConfirmAbortScreen,
+        "help dialog": HelpScreen,
+    }[screen]
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            if screen != "sign-in":
+                await _deliver_rf(pilot, app)
+            if screen == "abort dialog":
+                await press(pilot, "x")
+            elif screen == "help dialog":
+                await press(pilot, "h")
+            assert isinstance(app.screen, expected)
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: _all_stopped(app), timeout_s=5.0)
+            snap = app.snapshot
+            assert snap is not None and snap.rf is not None and snap.led is not None
+            assert snap.rf.output_on is False and snap.led.output_on is False
+            assert snap.ipl is not None and snap.ipl.energy is False
+            # the screen the key was pressed on is still there: Escape did not dismiss it
+            assert isinstance(app.screen, expected)
+            oldest = app.alarms.oldest()
+            assert oldest is not None and oldest.alarm.code == "console.estop"
+
+    asyncio.run(scenario())
+    estops = [e for e in log.events if e.kind == "state" and e.data["state"] == "estop"]
+    assert {e.device for e in estops} == {"rf", "ipl", "led"}
+    assert len({e.t_s for e in estops}) == 1  # every device in the same tick
+    if screen != "sign-in":
+        rf_off = [
+            e
+            for e in log.events
+            if e.device == "rf" and e.data.get("command") == "safe_state" and e.data["confirmed"]
+        ]
+        assert rf_off and rf_off[-1].t_s == estops[0].t_s
+
+
+def test_after_an_estop_acknowledge_and_resume_carry_the_session_on() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await _deliver_rf(pilot, app)
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: _all_stopped(app))
+            await wait_for(
+                pilot,
+                lambda: (
+                    app.snapshot is not None
+                    and app.snapshot.session is not None
+                    and app.snapshot.session.state == "faulted"
+                ),
+            )
+            await press(pilot, "k")  # the E-stop alarm: every device acknowledged
+            await wait_for(
+                pilot,
+                lambda: (
+                    app.snapshot is not None
+                    and set(app.snapshot.device_states().values()) == {"idle"}
+                ),
+            )
+            await press(pilot, "r")
+            await wait_for(pilot, lambda: prompt_shown(app))
+            # the interrupted zone starts again, from placing the handpiece
+            session = app.snapshot.session if app.snapshot else None
+            assert session is not None and session.awaiting == "next_zone"
+            assert session.prompt == "next zone: forehead"
+            entry = app.alarms.ordered()[0]
+            assert entry.acknowledged_by == "tech-042"
+
+    asyncio.run(scenario())

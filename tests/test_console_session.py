@@ -1,0 +1,116 @@
+"""The console, driven with keys through Textual's headless pilot, on fast simulators."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from console_helpers import (
+    OPERATOR,
+    SIZE,
+    EventLog,
+    answer_prompt,
+    make_app,
+    press,
+    sign_in,
+    wait_for,
+)
+
+from devicectl.clock import PacedSimClock
+from devicectl.console.panels import render_alarms, render_rf
+from devicectl.console.screens import SignInScreen
+from devicectl.control.events import AlarmPriority
+from devicectl.records.store import RecordStore
+
+
+def test_a_pore_patrol_session_runs_to_the_end_with_keys(tmp_path: Path) -> None:
+    db = tmp_path / "records.sqlite"
+    app = make_app(db)
+    clock = app.backend.station.clock
+    assert isinstance(clock, PacedSimClock)
+    flashes_pressed = 0
+
+    async def scenario() -> None:
+        nonlocal flashes_pressed
+        async with app.run_test(size=SIZE) as pilot:
+            # Nothing happens before sign-in: no session, and an empty id is refused.
+            await press(pilot, "enter")
+            assert isinstance(app.screen, SignInScreen)
+            assert app.snapshot is not None and app.snapshot.session is None
+            await sign_in(pilot, app)
+            for _ in range(4000):  # about 200 s of app time at most
+                await pilot.pause(0.05)
+                snap = app.snapshot
+                assert snap is not None and snap.session is not None
+                session = snap.session
+                if session.state == "complete":
+                    break
+                assert session.state not in ("faulted", "aborted", "ended"), session
+                if session.state == "waiting_confirm" and session.awaiting:
+                    await answer_prompt(pilot, app, session.awaiting)
+                    continue
+                # During the IPL pass, paced at 25x: an armed handpiece dumps an
+                # unused charge after 30 s, and a flash key must come before that.
+                clock.set_speed(25 if session.current == 4 else 0)
+                if snap.ipl is not None and snap.ipl.state == "armed":
+                    # The trigger: one key per flash (a refused early press is harmless).
+                    await press(pilot, "f")
+                    flashes_pressed += 1
+            steps = app.snapshot.session.steps if app.snapshot and app.snapshot.session else ()
+            assert [s.outcome for s in steps] == ["complete"] * 7
+            assert app.snapshot is not None and app.snapshot.led is not None
+            assert app.snapshot.led.dose_j_cm2 > 100.0
+
+    asyncio.run(scenario())
+    assert flashes_pressed >= 40  # every flash had its own key press
+    session_id = app.backend.session_id
+    assert session_id is not None
+    with RecordStore.open(db, readonly=True) as store:
+        detail = store.session_detail(session_id)
+        assert detail.session.outcome == "complete"
+        assert detail.session.operator_id == OPERATOR
+        actions = {
+            (e.data.get("action") if isinstance(e.data, dict) else None)
+            for e in detail.operator_actions
+            if e.operator_id == OPERATOR
+        }
+        assert {"sign_in", "confirm", "arm", "start", "next_zone", "fire"} <= actions
+        assert not store.verify(session_id)[0].problems
+
+
+def test_an_injected_fault_shows_a_high_alarm_and_output_off_in_the_same_tick() -> None:
+    app = make_app(faults={"rf": ["runaway@0s"]})
+    log = EventLog()
+    app.backend.station.loop.subscribe(log)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            for action in ("confirm", "confirm", "arm", "start"):
+                await answer_prompt(pilot, app, action)
+            await wait_for(pilot, lambda: app.alarms.oldest() is not None)
+            await wait_for(
+                pilot, lambda: app.snapshot is not None and app.snapshot.rf.state == "fault"
+            )
+            oldest = app.alarms.oldest()
+            assert oldest is not None and oldest.alarm.priority is AlarmPriority.HIGH
+            assert oldest.alarm.device == "rf"
+            shown = render_alarms(app.alarms.ordered()).plain
+            assert shown.startswith(" HIGH ") and "rf:" in shown
+            rf_text = render_rf(app.snapshot.rf).plain
+            assert "FAULT" in rf_text and "output off" in rf_text and "OUTPUT ON" not in rf_text
+
+    asyncio.run(scenario())
+    rf_events = [e for e in log.events if e.device == "rf"]
+    on = next(e for e in rf_events if e.data.get("command") == "output_on")
+    alarm = next(
+        e for e in rf_events if e.kind == "alarm" and e.data["alarm"].priority is AlarmPriority.HIGH
+    )
+    safe = next(
+        e for e in rf_events if e.data.get("command") == "safe_state" and e.t_s >= alarm.t_s
+    )
+    fault = next(e for e in rf_events if e.kind == "state" and e.data["state"] == "fault")
+    assert on.t_s < alarm.t_s
+    # Alarm, transition to fault, and output off confirmed by readback: one tick.
+    assert alarm.t_s == fault.t_s == safe.t_s
+    assert safe.data["confirmed"] is True
