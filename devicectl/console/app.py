@@ -39,8 +39,9 @@ Screen { layout: vertical; }
 #main-grid { grid-size: 2 2; grid-columns: 1fr 1fr; grid-rows: 11 8; height: 19; }
 .box { border: round $primary; padding: 0 1; }
 #trace { height: 5; }
+#trace-label { height: 1; }
 #trace-line { height: 2; }
-#alarms { height: 8; }
+#alarms { height: 1fr; min-height: 6; }
 #status { height: 1; padding: 0 1; color: $warning; }
 #actions { height: 3; }
 .action { width: auto; min-width: 10; }

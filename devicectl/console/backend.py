@@ -70,7 +70,8 @@ class ConsoleConfig:
         if self.devices:
             return "real devices"
         if self.fast:
-            return f"simulators, simulated time x{self.speed:g}" if self.speed > 0 else "sim max"
+            pace = f"x{self.speed:g}" if self.speed > 0 else "unpaced"
+            return f"simulators, simulated time {pace}"
         return "simulators, real time"
 
 

@@ -33,20 +33,20 @@ from devicectl.console.panels import (
 )
 from devicectl.console.snapshot import Snapshot
 
-ESTOP_LABEL = "EMERGENCY STOP  [Esc]"
+ESTOP_LABEL = "EMERGENCY STOP  (Esc)"
 
 # (key, action, button label); the action names are ConsoleApp's action_* methods.
 ACTIONS = [
-    ("c", "confirm", "Confirm [C]"),
-    ("a", "arm", "Arm [A]"),
-    ("s", "start", "Start [S]"),
-    ("f", "flash", "Flash [F]"),
-    ("n", "next_zone", "Next zone [N]"),
-    ("p", "pause", "Pause [P]"),
-    ("r", "resume", "Resume [R]"),
-    ("k", "acknowledge", "Acknowledge [K]"),
-    ("x", "abort", "Abort [X]"),
-    ("e", "end", "End [E]"),
+    ("c", "confirm", "Confirm (C)"),
+    ("a", "arm", "Arm (A)"),
+    ("s", "start", "Start (S)"),
+    ("f", "flash", "Flash (F)"),
+    ("n", "next_zone", "Next zone (N)"),
+    ("p", "pause", "Pause (P)"),
+    ("r", "resume", "Resume (R)"),
+    ("k", "acknowledge", "Acknowledge (K)"),
+    ("x", "abort", "Abort (X)"),
+    ("e", "end", "End (E)"),
 ]
 
 
@@ -69,7 +69,7 @@ class SignInScreen(Screen[str]):
             yield Static(f"devices: {self._mode}", id="signin-mode")
             yield Static("Operator id (recorded with every action):")
             yield Input(value=self._prefill, placeholder="e.g. tech-042", id="operator")
-            yield Button("Sign in [Enter]", id="signin", variant="primary")
+            yield Button("Sign in (Enter)", id="signin", variant="primary")
             yield Static("", id="signin-error")
 
     def on_mount(self) -> None:
@@ -159,8 +159,8 @@ class ConfirmAbortScreen(ModalScreen[bool]):
                 id="dialog-text",
             )
             with Horizontal():
-                yield Button("Abort session [Y]", id="yes", variant="warning")
-                yield Button("Back [N]", id="no")
+                yield Button("Abort session (Y)", id="yes", variant="warning")
+                yield Button("Back (N)", id="no")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
@@ -181,12 +181,12 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         lines = ["Esc     EMERGENCY STOP: every device to its safe state, from any screen"]
-        lines += [f"{key.upper()}       {label.split(' [')[0]}" for key, _a, label in ACTIONS]
+        lines += [f"{key.upper()}       {label.split(' (')[0]}" for key, _a, label in ACTIONS]
         lines += ["H / F1  this help", "ctrl+q  quit (a running session is aborted first)"]
         with Vertical(id="dialog"):
             yield estop_button()
             yield Static("\n".join(lines), id="dialog-text")
-            yield Button("Close [H]", id="close")
+            yield Button("Close (H)", id="close")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,99 @@
+"""Snapshot tests of the main screen: idle, delivering, fault.
+
+Deterministic: the loop is not started on its own thread; the test drives it
+in simulated time (SimClock, seed 7) to an exact condition, so every number,
+the trace and the alarm times are the same on every run. No wall-clock time is
+on the screen. Update with ``pytest --snapshot-update`` and look at the SVGs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from console_helpers import SIZE, make_app, press
+from textual.pilot import Pilot
+
+from devicectl.console.app import ConsoleApp
+from devicectl.control.rf_controller import RFController, RFState
+
+
+def _drive(app: ConsoleApp, until: Callable[[], bool], max_s: float = 600.0) -> None:
+    """Run the loop in simulated time on this thread until ``until()``."""
+    assert app.backend.station.loop.run(until=until, max_duration_s=max_s), "condition not met"
+
+
+async def _show(pilot: Pilot[Any], app: ConsoleApp) -> None:
+    """Make the screen show the loop as it is now (ask, tick once, show)."""
+    app.refresh_from_loop()
+    loop = app.backend.station.loop
+    loop.run(max_duration_s=loop.period_s)
+    app.refresh_from_loop()
+    await pilot.pause()
+
+
+async def _key(pilot: Pilot[Any], app: ConsoleApp, key: str, until: Callable[[], bool]) -> None:
+    await press(pilot, key)
+    _drive(app, until)
+
+
+def _rf(app: ConsoleApp) -> RFController:
+    rf = app.backend.station.loop.controllers["rf"]
+    assert isinstance(rf, RFController)
+    return rf
+
+
+async def _to_rf_start(pilot: Pilot[Any], app: ConsoleApp) -> None:
+    """Sign in and press the keys up to RF start, driving the loop between them."""
+    desk = app.backend.desk
+    await press(pilot, *"tech-042", "enter")
+    _drive(app, lambda: desk.runner is not None and desk.runner.awaiting == "confirm")
+    # (key, then the runner's step index and the action it waits for)
+    for key, step, awaiting in (("c", 1, "confirm"), ("c", 2, "arm"), ("a", 2, "start")):
+        await _key(
+            pilot,
+            app,
+            key,
+            lambda step=step, awaiting=awaiting: (
+                desk.runner is not None  # type: ignore[misc]
+                and (desk.runner.current, desk.runner.awaiting) == (step, awaiting)
+            ),
+        )
+    await _key(pilot, app, "s", lambda: _rf(app).state is not RFState.ARMED)
+
+
+def test_main_screen_idle(snap_compare: Any) -> None:
+    app = make_app(start_loop=False)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await press(pilot, *"tech-042", "enter")
+        desk = app.backend.desk
+        _drive(app, lambda: desk.runner is not None and desk.runner.awaiting == "confirm")
+        await _show(pilot, app)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_main_screen_delivering(snap_compare: Any) -> None:
+    app = make_app(start_loop=False)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.DELIVERING and rf.status()["held_s"] >= 30.0)
+        await _show(pilot, app)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_main_screen_fault(snap_compare: Any) -> None:
+    app = make_app(start_loop=False, faults={"rf": ["runaway@0s"]})
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.FAULT)
+        _drive(app, lambda: rf.reading is not None and not rf.reading.output_on)
+        await _show(pilot, app)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
