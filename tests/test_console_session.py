@@ -46,12 +46,15 @@ def test_a_pore_patrol_session_runs_to_the_end_with_keys(tmp_path: Path) -> None
                 if session.state == "complete":
                     break
                 assert session.state not in ("faulted", "aborted", "ended"), session
+                # From the IPL step on until its end, paced at 25x: an armed handpiece
+                # dumps an unused charge after 30 s (and the controller then waits
+                # for a charge that never comes), so a flash key must come first.
+                pace = 25 if session.current == 4 else 0
+                if clock.speed != pace:
+                    clock.set_speed(pace)
                 if session.state == "waiting_confirm" and session.awaiting:
                     await answer_prompt(pilot, app, session.awaiting)
                     continue
-                # During the IPL pass, paced at 25x: an armed handpiece dumps an
-                # unused charge after 30 s, and a flash key must come before that.
-                clock.set_speed(25 if session.current == 4 else 0)
                 if snap.ipl is not None and snap.ipl.state == "armed":
                     # The trigger: one key per flash (a refused early press is harmless).
                     await press(pilot, "f")
