@@ -7,6 +7,7 @@ from pathlib import Path
 
 from console_helpers import (
     OPERATOR,
+    PORE_PATROL,
     SIZE,
     EventLog,
     answer_prompt,
@@ -16,10 +17,13 @@ from console_helpers import (
     wait_for,
 )
 
-from devicectl.clock import PacedSimClock
+from devicectl.clock import PacedSimClock, RealClock
+from devicectl.console.app import ConsoleApp
+from devicectl.console.backend import ConsoleBackend, ConsoleConfig
 from devicectl.console.panels import render_alarms, render_rf
 from devicectl.console.screens import SignInScreen
 from devicectl.control.events import AlarmPriority
+from devicectl.control.rf_controller import RFController, RFState
 from devicectl.records.store import RecordStore
 
 
@@ -117,3 +121,46 @@ def test_an_injected_fault_shows_a_high_alarm_and_output_off_in_the_same_tick() 
     # Alarm, transition to fault, and output off confirmed by readback: one tick.
     assert alarm.t_s == fault.t_s == safe.t_s
     assert safe.data["confirmed"] is True
+
+
+def test_without_fast_the_simulators_run_in_real_time() -> None:
+    app = ConsoleApp(ConsoleBackend(ConsoleConfig(PORE_PATROL, record=False)), poll_s=0.05)
+    assert isinstance(app.backend.station.clock, RealClock)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None, timeout_s=5.0)
+            first = app.snapshot
+            assert first is not None
+            await pilot.pause(1.0)
+            later = app.snapshot
+            assert later is not None and later.rf is not None
+            # about one second of loop time per second, at 20 ticks a second
+            assert 0.5 < later.t_s - first.t_s < 3.0
+            assert 10 <= later.tick - first.tick <= 60
+            assert later.rf.output_on is False and later.rf.skin1_c is not None
+
+    asyncio.run(scenario())
+
+
+def test_quitting_mid_delivery_aborts_the_session_with_every_device_safe(tmp_path: Path) -> None:
+    db = tmp_path / "records.sqlite"
+    app = make_app(db)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            for action in ("confirm", "confirm", "arm", "start"):
+                await answer_prompt(pilot, app, action)
+            await wait_for(
+                pilot, lambda: app.snapshot is not None and app.snapshot.rf.output_on is True
+            )
+            await press(pilot, "ctrl+q")
+
+    asyncio.run(scenario())
+    rf = app.backend.station.loop.controllers["rf"]
+    assert isinstance(rf, RFController)
+    assert rf.state is RFState.IDLE and rf.reading is not None and not rf.reading.output_on
+    assert app.backend.session_id is not None
+    with RecordStore.open(db, readonly=True) as store:
+        assert store.session_detail(app.backend.session_id).session.outcome == "aborted"

@@ -157,7 +157,7 @@ class ConsoleBackend:
                 on_record_lost=self._record_lost,
             )
             self.log.info("session_record_opened", session_id=self.session_id)
-        self.send(DESK, "sign_in", operator)
+        self.send(DESK, "sign_in", operator, session_id=self.session_id)
 
     def _step_index(self) -> int | None:
         runner = self.desk.runner

@@ -72,7 +72,7 @@ class ConsoleDesk:
         if not operator:
             raise ControlError(f"console: {action} needs a signed-in operator")
         if action == "sign_in":
-            return self._sign_in(operator)
+            return self._sign_in(operator, command.args.get("session_id"))
         if action == "acknowledge":
             return self._acknowledge(operator, command.args.get("device"))
         if action == "alarm_ack":
@@ -115,11 +115,14 @@ class ConsoleDesk:
         )
         return True
 
-    def _sign_in(self, operator: str) -> bool:
+    def _sign_in(self, operator: str, session_id: str | None) -> bool:
         if self.runner is not None:
             raise ControlError(f"console: already signed in as {self.operator_id}")
         self.operator_id = operator
+        # Every later log line of the loop thread carries who is signed in, and the session.
         structlog.contextvars.bind_contextvars(operator_id=operator)
+        if session_id is not None:
+            structlog.contextvars.bind_contextvars(session_id=session_id)
         if self.make_runner is not None:
             self.runner = self.make_runner(operator)
         self._emit("signed_in", operator_id=operator)
