@@ -111,12 +111,14 @@ def test_output_is_said_in_words_not_only_colour() -> None:
     assert "NO READING" in output_badge(None).plain
 
 
-def test_an_armed_handpiece_without_charge_says_how_to_recharge() -> None:
-    view = IPLView("armed", False, 0.0, 5.0, 10.0, 12, 11.9, 12.0, 3, 40, None)
-    assert "P then R to recharge" in render_ipl(view).plain
+def test_the_ipl_panel_says_energy_on_only_for_a_charged_handpiece() -> None:
+    # A dumped charge is the controller's business now (ipl.charge_dumped pauses the
+    # pass): the panel only has to show the energy the device reports.
     charged = IPLView("armed", True, 100.0, 5.0, 10.0, 12, 11.9, 12.0, 3, 40, None)
-    assert "recharge" not in render_ipl(charged).plain
     assert "ENERGY ON" in render_ipl(charged).plain
+    dumped = IPLView("paused", False, 0.0, 5.0, 10.0, 12, 11.9, 12.0, 3, 40, None)
+    assert "ENERGY ON" not in render_ipl(dumped).plain
+    assert "energy off" in render_ipl(dumped).plain
 
 
 def test_paced_clock_holds_simulated_time_to_speed_times_wall_time() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -268,3 +269,26 @@ def test_fluence_is_limited_per_trigger_not_per_pulse() -> None:
     rig = IPLRig.create()
     with pytest.raises(ValidationError, match="per trigger"):
         rig.load(flashes=1, fluence=15.0, pulse_count=2, pulse_delay_ms=20.0)
+
+
+def test_a_charge_the_handpiece_dumped_pauses_the_pass_until_resumed() -> None:
+    # The handpiece dumps a charge held unused for 30 s and disarms (docs/protocols/ipl.md);
+    # the controller must not stay "armed" with every trigger refused.
+    rig = IPLRig.create()
+    alarms: list[Any] = []
+    rig.station.loop.subscribe(
+        lambda e: alarms.append(e.data["alarm"]) if e.kind == "alarm" else None
+    )
+    rig.load(flashes=2)
+    rig.arm()
+    assert rig.wait_armed()
+    assert rig.run_until((IPLState.PAUSED, IPLState.FAULT), 40.0)
+    assert rig.ipl.state is IPLState.PAUSED and rig.ipl.pause_reason == "charge dumped"
+    assert [(a.code, a.priority, a.latches) for a in alarms] == [
+        ("ipl.charge_dumped", AlarmPriority.MEDIUM, False)
+    ]
+    assert not rig.sim.armed and not rig.sim.charged
+    rig.station.command("ipl", "resume", OPERATOR)
+    run_pass(rig, 2)
+    assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
+    assert len(rig.sim.flashes) == 2

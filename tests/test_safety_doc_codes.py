@@ -3,7 +3,7 @@
 Alarms carry a ``doc`` link to ``docs/safety.md#<code with . as ->``; a code
 without that anchor sends the technician and the QA engineer to nowhere. The
 codes are collected from the source: string literals ``"rf.x"``/``"ipl.x"``/
-``"led.x"``/``"records.x"``, ``_host_fault("x")`` (prefixed with the
+``"led.x"``/``"records.x"``/``"console.x"``/``"session.x"``, ``_host_fault("x")`` (prefixed with the
 modality of the controller module, or every modality in ``base.py``), and the
 f-string codes built from ``{self.modality}`` in ``base.py``.
 """
@@ -29,7 +29,7 @@ def raised_codes() -> set[str]:
     codes: set[str] = set()
     for path in (ROOT / "devicectl").rglob("*.py"):
         text = path.read_text()
-        codes |= set(re.findall(r'"((?:rf|ipl|led|records)\.[a-z_]+)"', text))
+        codes |= set(re.findall(r'"((?:rf|ipl|led|records|console|session)\.[a-z_]+)"', text))
         modalities = MODULE_MODALITY.get(path.name, ()) if path.parent == CONTROL else ()
         for condition in re.findall(r'_host_fault\(\s*"([a-z_]+)"', text):
             codes |= {f"{m}.{condition}" for m in modalities}
@@ -45,6 +45,7 @@ def test_the_scan_finds_the_codes_it_should() -> None:
     assert {"rf.contact_timeout", "ipl.flash_unconfirmed", "led.interlock_timeout"} <= codes
     assert {"rf.estop", "ipl.connect", "led.safe_state_unconfirmed"} <= codes
     assert {f"{m}.energy_while_latched" for m in MODALITIES} <= codes
+    assert {"console.estop", "ipl.charge_dumped", "led.sensor_fall"} <= codes
 
 
 def test_every_alarm_code_has_a_section_in_the_safety_case() -> None:

@@ -109,9 +109,6 @@ def render_ipl(v: IPLView | None) -> Text:
         f"flashes {v.flashes_done}/{v.flashes_planned}  shots {_num(v.shots, '{:.0f}')}\n"
         f"last delivered {_num(v.last_fluence_j_cm2)} J/cm²  set {_num(v.set_fluence_j_cm2)}"
     )
-    if v.state == "armed" and v.energy is False:
-        # The handpiece dumps a charge held 30 s unused; the controller stays armed.
-        out.append("\nhandpiece dumped its charge: P then R to recharge", style="bold yellow")
     return _with_fault(out, v.fault)
 
 

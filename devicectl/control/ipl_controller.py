@@ -57,6 +57,7 @@ ENERGY_STATES = (S.CHARGING, S.ARMED, S.FIRING)
 _ENERGY_NAMES = {s.name for s in ENERGY_STATES}
 _NOT_SAFE = [s for s in IPLState if s not in (S.FAULT, S.ESTOP)]
 _ENERGY_BITS = int(IPLStatus.ARMED | IPLStatus.CHARGED | IPLStatus.CHARGING)
+_HELD_BITS = int(IPLStatus.ARMED | IPLStatus.CHARGED)  # what an armed handpiece reports
 
 STATES: list[dict[str, Any]] = [
     {"name": S.IDLE},
@@ -196,6 +197,21 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             self._step_charging(now_s, reading)
         elif state is S.FIRING:
             self._step_firing(now_s, reading)
+        elif state is S.ARMED and not int(reading.status) & _HELD_BITS:
+            # The handpiece dumps a charge held unused for 30 s (docs/protocols/ipl.md)
+            # and disarms: no trigger can fire until it is charged again, which only
+            # the operator's resume asks for.
+            self._pause("charge dumped")
+            self._raise(
+                Alarm(
+                    self.name,
+                    "ipl.charge_dumped",
+                    AlarmPriority.MEDIUM,
+                    f"{self.name}: the handpiece dumped a charge held unused; pass paused "
+                    "(resume to recharge)",
+                    False,
+                )
+            )
 
     def _step_charging(self, now_s: float, reading: IPLReading) -> None:
         if reading.has(IPLStatus.CHARGED):

@@ -457,7 +457,8 @@ class SessionRunner:
         for name, controller in self._devices().items():
             if controller.latched:
                 alarm = controller.fault_alarm
-                return f"{name}: {alarm.message}" if alarm else f"{name}: {controller.state.value}"
+                # An alarm's message already starts with its device's name.
+                return alarm.message if alarm else f"{name}: {controller.state.value}"
         return None
 
     def _fault(self, message: str) -> None:
