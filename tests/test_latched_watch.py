@@ -110,3 +110,22 @@ def test_a_watch_that_cannot_confirm_off_closes_the_port() -> None:
     rig.run_for(0.3)  # past the 250 ms watchdog of the simulator
     assert not rig.sim.output_on
     assert rig.rf.state is RFState.ESTOP
+
+
+def test_reported_energy_trusts_the_safe_state_readback_over_an_older_reading() -> None:
+    rig = RFRig.create()
+    rig.start_zone()
+    rig.run_for(1.0)
+    assert rig.rf.reading is not None and rig.rf.reading.output_on
+    assert rig.rf.reported_energy() is True
+    rig.station.command("rf", "estop", OPERATOR)  # between ticks: the reading is older
+    assert rig.rf.reading.output_on  # what the tick's sample said
+    assert rig.rf.reported_energy() is False  # what the readback since says
+    rig.run_for(0.05)
+    assert rig.rf.reading is not None and not rig.rf.reading.output_on
+    assert rig.rf.reported_energy() is False
+    # A newer reading that shows energy again wins over the old readback.
+    rig.rf.device.set_power(10.0)
+    rig.rf.device.output_on()
+    rig.rf.sample(rig.station.clock.now() + 0.05)
+    assert rig.rf.reported_energy() is True

@@ -125,7 +125,7 @@ def rf_view(rf: RFController, runner: Any) -> RFView:
                 total = len(step.zones)
     return RFView(
         state=rf.state.value,
-        output_on=r.output_on if r is not None else None,
+        output_on=rf.reported_energy(),
         zone=zone.name if zone is not None else None,
         zones_done=done,
         zones_total=total,
@@ -149,7 +149,7 @@ def ipl_view(ipl: IPLController) -> IPLView:
     p = ipl.ipl_pass
     return IPLView(
         state=ipl.state.value,
-        energy=bool(r.status & _IPL_ENERGY) if r is not None else None,
+        energy=ipl.reported_energy(),
         charge_pct=r.charge_pct if r is not None else None,
         crystal_c=r.crystal_temp_c if r is not None else None,
         crystal_max_c=ipl.limits.crystal_arm_max_c,
@@ -167,7 +167,7 @@ def led_view(led: LEDController) -> LEDView:
     plan = led.step_plan
     return LEDView(
         state=led.state.value,
-        output_on=r.output_on if r is not None else None,
+        output_on=led.reported_energy(),
         irradiance_mw_cm2=r.irradiance_mw_cm2 if r is not None else None,
         setpoint_mw_cm2=plan.irradiance_mw_cm2 if plan is not None else None,
         elapsed_s=led.on_time_s,

@@ -104,6 +104,7 @@ class ControllerCore(Generic[D, R]):
         self.reading_error: str | None = None
         self.fault_alarm: Alarm | None = None
         self.last_safe_state: SafeStateResult | None = None
+        self.safe_state_confirmed_at_s: float | None = None
         self._pending_fault: Alarm | None = None
         self._clear_on_first_tick = False
         self._energy_while_latched = False
@@ -230,6 +231,22 @@ class ControllerCore(Generic[D, R]):
         """Whether ``reading`` shows energy enabled or stored (output on, lamp armed)."""
         raise NotImplementedError
 
+    def reported_energy(self) -> bool | None:
+        """Whether the device last reported energy on (output on, lamp charged or armed).
+
+        None before any reading. A safe state confirmed by readback after the
+        tick's reading was taken overrides that reading: the readback is the
+        newer word from the device, so a front-end never shows "on" for the rest
+        of the tick in which an emergency stop turned it off.
+        """
+        reading = self.reading
+        if reading is None:
+            return None
+        confirmed_at = self.safe_state_confirmed_at_s
+        if confirmed_at is not None and reading.t_s <= confirmed_at:  # type: ignore[attr-defined]
+            return False
+        return self._shows_energy(reading)
+
     def _watch_latched(self) -> None:
         """Safety rule 2 for as long as a fault or e-stop is latched, not only on entry.
 
@@ -288,6 +305,7 @@ class ControllerCore(Generic[D, R]):
             if not self.latched:
                 self._pending_fault = alarm
         else:
+            self.safe_state_confirmed_at_s = self.clock.now()
             self.log.info("safe_state_confirmed")
         return result
 
