@@ -16,13 +16,12 @@ import functools
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -45,69 +44,12 @@ from drivers.rf_scpi import RFScpiDriver
 from simulators.rf_firmware import RFFirmware
 from simulators.serve import is_loopback, parse_host_port, serve
 from simulators.tcp_server import TcpServer
+from tests.served_process import Served, devicectl_script
 
 OPERATOR = "tech-042"
 WATCHDOG_S = 0.25
 SLACK_S = 0.4  # scheduling slack on a loaded machine, on top of the watchdog
 START_TIMEOUT_S = 15.0
-
-
-def devicectl_script() -> str:
-    found = shutil.which("devicectl") or str(Path(sys.executable).with_name("devicectl"))
-    assert Path(found).exists(), "the devicectl console script is not installed"
-    return found
-
-
-class Served:
-    """A ``devicectl sim serve`` subprocess and the JSON lines it has printed."""
-
-    def __init__(self, proc: subprocess.Popen[str], tmp: Path) -> None:
-        self.proc = proc
-        self.tmp = tmp
-        self.events: list[dict[str, Any]] = []
-        self.other: list[str] = []
-        self._cond = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._cond:
-                try:
-                    self.events.append(json.loads(line))
-                except ValueError:
-                    self.other.append(line)
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    raise AssertionError(
-                        f"no such event within {timeout_s} s; events {self.events}, "
-                        f"other output {self.other}, exit {self.proc.poll()}"
-                    )
-                self._cond.wait(min(remaining, 0.05))
-
-    def outputs(self) -> list[dict[str, Any]]:
-        with self._cond:
-            return [e for e in self.events if e["event"] == "output"]
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
-        return code
 
 
 def start_served(tmp_path: Path, *args: str) -> Served:
