@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
-from simulators.stream import WATCHDOG_S, SimulatedStream
+from simulators.stream import WATCHDOG_S, SimulatedStream, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -335,11 +335,7 @@ class IPLFirmware(SimulatedStream):
         faults: Sequence[str] = (),
         **options: object,
     ) -> None:
-        for name in options:
-            if name not in OPTIONS:
-                raise ValueError(
-                    f"unknown option {name!r} for the ipl simulator (allowed: {', '.join(OPTIONS)})"
-                )
+        check_options("ipl", options, OPTIONS)
         filter_nm = DEFAULT_FILTER_NM
         if "filter" in options:
             filter_nm = _whole_option("filter", options["filter"], 0, 65535)

@@ -39,7 +39,7 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
-from simulators.stream import WATCHDOG_S, SimulatedStream
+from simulators.stream import WATCHDOG_S, SimulatedStream, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -215,11 +215,7 @@ class LEDFirmware(SimulatedStream):
         faults: Sequence[str] = (),
         **options: str,
     ) -> None:
-        for name in options:
-            if name not in OPTIONS:
-                raise ValueError(
-                    f"unknown option {name!r} for the led simulator (allowed: {', '.join(OPTIONS)})"
-                )
+        check_options("led", options, OPTIONS)
         unit = 1
         if "unit" in options:
             text = options["unit"]

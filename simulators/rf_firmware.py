@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from simulators.faults import FaultSpec, parse_fault
 from simulators.skin import SkinModel, SkinParams, tenths
-from simulators.stream import WATCHDOG_S, SimulatedStream
+from simulators.stream import WATCHDOG_S, SimulatedStream, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -111,11 +111,7 @@ class RFFirmware(SimulatedStream):
         faults: Sequence[str] = (),
         **options: str,
     ) -> None:
-        for name in options:
-            if name not in OPTIONS:
-                raise ValueError(
-                    f"unknown option {name!r} for the rf simulator (allowed: {', '.join(OPTIONS)})"
-                )
+        check_options("rf", options, OPTIONS)
         params = SkinParams()
         if "skin0" in options:
             try:

@@ -12,10 +12,21 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping, Sequence
 
 from devicectl.clock import Clock
 
 WATCHDOG_S = 0.25  # every device's host watchdog (DESIGN.md)
+
+
+def check_options(device: str, options: Mapping[str, object], allowed: Sequence[str]) -> None:
+    """Refuse a sim:// URL option the simulator does not know (a typo must not pass)."""
+    for name in options:
+        if name not in allowed:
+            raise ValueError(
+                f"unknown option {name!r} for the {device} simulator "
+                f"(allowed: {', '.join(allowed)})"
+            )
 
 
 class SimulatedStream:
