@@ -19,29 +19,36 @@ from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.control.loop import DEFAULT_PERIOD_S, ControlLoop
 from devicectl.control.rf_controller import RFController
 from devicectl.plugins import DRIVER_GROUP, load_plugin
-from devicectl.transport import open_port
+from devicectl.transport import DEFAULT_TIMEOUT_S, open_port
 
 DEFAULT_DRIVERS = {"rf": "rf_scpi", "ipl": "ipl_cobs", "led": "led_modbus"}
 C = TypeVar("C", RFController, IPLController, LEDController)
 
 
-def device_opener(url: str, clock: Clock, driver: str) -> Callable[[], Any]:
-    """A function that opens ``url`` and wraps the port in the named driver."""
+def device_opener(
+    url: str, clock: Clock, driver: str, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Callable[[], Any]:
+    """A function that opens ``url`` (read timeout ``timeout_s``) and wraps the port
+    in the named driver; drivers take their reply timeout from the port."""
     driver_cls = load_plugin(DRIVER_GROUP, driver)
 
     def open_device() -> Any:
-        return driver_cls(open_port(url, clock=clock), now=clock.now)
+        return driver_cls(open_port(url, clock=clock, timeout_s=timeout_s), now=clock.now)
 
     return open_device
 
 
-def rf_opener(url: str, clock: Clock, driver: str = DEFAULT_DRIVERS["rf"]) -> Callable[[], Any]:
-    return device_opener(url, clock, driver)
-
-
 class Station:
-    def __init__(self, clock: Clock, period_s: float = DEFAULT_PERIOD_S) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        period_s: float = DEFAULT_PERIOD_S,
+        port_timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        """``port_timeout_s``: how long a driver waits for a reply before calling it
+        lost (50 ms by default; more for a slow USB adapter, see PITFALLS.md)."""
         self.clock = clock
+        self.port_timeout_s = port_timeout_s
         self.loop = ControlLoop(clock, period_s)
 
     @classmethod
@@ -92,7 +99,7 @@ class Station:
         )
 
     def _opener(self, url: str, driver: str) -> Callable[[], Any]:
-        return device_opener(url, self.clock, driver)
+        return device_opener(url, self.clock, driver, self.port_timeout_s)
 
     def _add(self, controller: C) -> C:
         self.loop.add(controller)

@@ -170,6 +170,7 @@ _POWER_ON_RESET = int(LEDFault.POWER_ON_RESET)
 _HEARTBEAT_VALUE = 1
 
 _MAX_UNIT = 247  # Modbus serial line: unicast addresses 1-247
+_DEFAULT_TIMEOUT_S = 0.05
 
 _EXCEPTION_TEXT = {
     1: "illegal function",
@@ -325,9 +326,11 @@ class LEDModbusDriver:
     ``port`` is any open ``serial.SerialBase`` (or an object with the same
     ``read``/``write``/``in_waiting``/``reset_input_buffer``/``timeout``/
     ``is_open``/``close``); under a ``SimClock`` it must be the port that
-    ``open_port(url, clock=clock)`` returned. The driver sets ``port.timeout``
-    to ``timeout_s``: one read that waits that long and gets nothing means the
-    reply is lost. ``unit`` is the Modbus server address (1-247). ``retries``
+    ``open_port(url, clock=clock)`` returned. One read that waits ``timeout_s``
+    and gets nothing means the reply is lost; by default that is the port's own
+    read timeout (as for every driver: the port is opened with the station's
+    timeout), or 50 ms when the port has none that is finite and positive. The
+    driver sets ``port.timeout`` to it. ``unit`` is the Modbus server address (1-247). ``retries``
     (0 or 1, see PITFALLS.md) is how many extra tries a read or ``output_off``
     gets. ``now`` stamps :attr:`LEDReading.t_s`. Use a driver from one thread
     only (its pymodbus client is not shared across threads; PITFALLS.md).
@@ -342,11 +345,19 @@ class LEDModbusDriver:
         *,
         now: Callable[[], float] = time.monotonic,
         unit: int = 1,
-        timeout_s: float = 0.05,
+        timeout_s: float | None = None,
         retries: int = 1,
     ) -> None:
         if isinstance(unit, bool) or not isinstance(unit, int) or not 1 <= unit <= _MAX_UNIT:
             raise ConfigError(f"Modbus unit must be a whole number 1-{_MAX_UNIT}, not {unit!r}")
+        if timeout_s is None:
+            port_timeout = getattr(port, "timeout", None)
+            usable = (
+                isinstance(port_timeout, int | float)
+                and not isinstance(port_timeout, bool)
+                and 0 < port_timeout < math.inf
+            )
+            timeout_s = float(port_timeout) if usable else _DEFAULT_TIMEOUT_S
         if (
             isinstance(timeout_s, bool)
             or not isinstance(timeout_s, int | float)

@@ -40,43 +40,16 @@ from typing import Any
 
 from devicectl.clock import SimClock
 from devicectl.control.events import Alarm, Command, Event
-from devicectl.plugins import DRIVER_GROUP, SIMULATOR_GROUP, load_plugin
+from devicectl.plugins import SIMULATOR_GROUP, load_plugin
 from devicectl.records import RecordStore, RecordWriter
 from devicectl.session.recorder import SessionRecorder
-from devicectl.station import DEFAULT_DRIVERS, Station
-from devicectl.transport import DEFAULT_TIMEOUT_S, open_port
+from devicectl.station import Station
+from devicectl.transport import DEFAULT_TIMEOUT_S
 from simulators.pty_server import PtyServer
 
 OPERATOR = "tech-hil"
 BOOT_S = 1.0  # every simulator boots silent for 1 s (docs/simulators.md)
 DEFAULT_OPTIONS = {"rf": {}, "ipl": {"filter": "560"}, "led": {}}
-
-
-class PtyStation(Station):
-    """A station whose ports get a wall-clock read timeout of the rig's choosing.
-
-    On this path a timeout costs no simulated time, only wall time; the
-    production 50 ms leaves a loaded machine (two cores shared with other test
-    runs) too little margin for the server thread to be scheduled, and a late
-    reply to a command that is never retried (``OUTP ON``, ``FIRE``) is, rightly,
-    a fault. Everything else is the ordinary ``open_port`` + driver path.
-    """
-
-    def __init__(self, clock: SimClock, timeout_s: float) -> None:
-        super().__init__(clock)
-        self.timeout_s = timeout_s
-
-    def _opener(self, url: str, driver: str) -> Callable[[], Any]:
-        driver_cls = load_plugin(DRIVER_GROUP, driver)
-        clock, timeout_s = self.clock, self.timeout_s
-        # the pymodbus-based LED driver takes its timeout itself (and sets the port's)
-        extra = {"timeout_s": timeout_s} if driver == DEFAULT_DRIVERS["led"] else {}
-
-        def open_device() -> Any:
-            port = open_port(url, clock=clock, timeout_s=timeout_s)
-            return driver_cls(port, now=clock.now, **extra)
-
-        return open_device
 
 
 @dataclass
@@ -109,11 +82,16 @@ class PtyRig:
     ) -> PtyRig:
         """Serve the simulator, let it boot in simulated time, connect the controller.
 
-        ``timeout_s`` is the ports' wall-clock read timeout (see :class:`PtyStation`).
+        ``timeout_s`` is the ports' wall-clock read timeout. On this path a
+        timeout costs no simulated time, only wall time; the production 50 ms
+        leaves a loaded machine (two cores shared with other test runs) too
+        little margin for the server thread to be scheduled, and a late reply
+        to a command that is never retried (``OUTP ON``, ``FIRE``) is, rightly,
+        a fault. Everything else is the ordinary ``open_port`` + driver path.
         With ``store`` a session is begun and every event of the loop is
         recorded into it, committed per tick (safety rule 6).
         """
-        station = PtyStation(SimClock(), timeout_s)
+        station = Station(SimClock(), port_timeout_s=timeout_s)
         factory = load_plugin(SIMULATOR_GROUP, modality)
         opts = {**DEFAULT_OPTIONS[modality], **(options or {})}
         server = PtyServer(

@@ -654,10 +654,25 @@ def test_bad_unit_is_refused(unit: int) -> None:
         LEDModbusDriver(ScriptedPort(), unit=unit)
 
 
-@pytest.mark.parametrize("timeout_s", [0, -1, math.inf, math.nan, True, None])
+@pytest.mark.parametrize("timeout_s", [0, -1, math.inf, math.nan, True])
 def test_bad_timeout_is_refused(timeout_s: float) -> None:
     with pytest.raises(ConfigError, match="timeout"):
         LEDModbusDriver(ScriptedPort(), timeout_s=timeout_s)
+
+
+@pytest.mark.parametrize(
+    ("port_timeout_s", "used_s"), [(0.2, 0.2), (0.05, 0.05), (None, 0.05), (0, 0.05)]
+)
+def test_the_reply_timeout_is_the_ports_unless_given(
+    port_timeout_s: float | None, used_s: float
+) -> None:
+    # Every driver takes its reply timeout from the port the station opened; the LED
+    # driver sets it back on the port, since pymodbus reads it from there.
+    port = ScriptedPort(timeout=port_timeout_s)
+    driver = LEDModbusDriver(port)  # type: ignore[arg-type]
+    assert driver.timeout_s == used_s and port.timeout == used_s
+    explicit = LEDModbusDriver(ScriptedPort(timeout=0.2), timeout_s=0.1)  # type: ignore[arg-type]
+    assert explicit.timeout_s == 0.1
 
 
 @pytest.mark.parametrize("retries", [-1, 2, 1.0, True])

@@ -207,3 +207,16 @@ def test_bad_sim_url_is_a_config_error_naming_the_url(url: str, words: tuple[str
 def test_a_sim_url_without_a_name_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="sim://NAME"):
         open_port("sim://?seed=1", clock=SimClock())
+
+
+def test_a_station_opens_its_ports_with_its_reply_timeout() -> None:
+    from devicectl.station import Station
+
+    station = Station.simulated()
+    slow = Station(station.clock, port_timeout_s=0.2)
+    rf = slow.add_rf("sim://rf?seed=1")
+    led = slow.add_led("sim://led?seed=1")
+    assert rf.device is not None and rf.device._port.timeout == 0.2
+    assert led.device is not None and led.device.timeout_s == 0.2
+    default = station.add_rf("sim://rf?seed=2")
+    assert default.device is not None and default.device._port.timeout == 0.05
