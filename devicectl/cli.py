@@ -20,6 +20,7 @@ from rich.table import Table
 
 from devicectl import plugins
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
+from devicectl.transport import DEFAULT_TIMEOUT_S
 
 app = typer.Typer(
     help="Control clinic energy-based treatment devices (RF, IPL, LED) and their simulators.",
@@ -146,6 +147,7 @@ def _run_session(
     db: str | None,
     seed: int,
     faults: dict[str, list[str]] | None = None,
+    port_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> int:
     from devicectl.session.api import run_protocol_file
 
@@ -160,6 +162,7 @@ def _run_session(
             drivers=drivers,
             seed=seed,
             faults=faults,
+            port_timeout_s=port_timeout_s,
         )
         typer.echo(json.dumps(outcome.as_dict(), indent=2))
     else:
@@ -180,6 +183,7 @@ def _run_session(
                 seed=seed,
                 faults=faults,
                 progress=show,
+                port_timeout_s=port_timeout_s,
             )
         _print_session_summary(outcome)
         wall_s = time.perf_counter() - wall_start
@@ -262,6 +266,16 @@ def demo(
     raise typer.Exit(code)
 
 
+PortTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--port-timeout",
+        help="Seconds a real device's reply may take before it counts as lost "
+        "(0.005-0.2; raise it for a USB adapter with a high latency timer).",
+    ),
+]
+
+
 @app.command()
 def run(
     protocol: Annotated[
@@ -295,6 +309,7 @@ def run(
     ] = False,
     db: DbOpt = None,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    port_timeout: PortTimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Run a protocol file: validate it whole, then walk its steps on the devices."""
     raise typer.Exit(
@@ -307,6 +322,7 @@ def run(
             as_json,
             db,
             seed,
+            port_timeout_s=port_timeout,
         )
     )
 
@@ -360,6 +376,7 @@ def console_command(
         ),
     ] = False,
     port: Annotated[int, typer.Option(help="With --serve: the HTTP port.")] = 8000,
+    port_timeout: PortTimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
     """The technician console: run a whole session at the chair, with keys or buttons.
 
@@ -394,6 +411,7 @@ def console_command(
             speed=speed,
             seed=seed,
             faults=faults,
+            port_timeout_s=port_timeout,
             db=db,
         )
     )

@@ -535,3 +535,41 @@ def test_a_record_store_that_cannot_be_opened_is_one_clear_line(
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
     assert "r.sqlite" in err and "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("value", ["0.5", "0", "nan", "-0.05"])
+def test_run_refuses_a_port_timeout_the_loop_cannot_live_with(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+    value: str,
+) -> None:
+    code, _out, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "run",
+        str(Path(__file__).resolve().parents[1] / "protocols" / "rf-express.toml"),
+        "--yes",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+        f"--port-timeout={value}",
+    )
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.startswith("devicectl:")]
+    assert len(lines) == 1 and "--port-timeout must be 0.005-0.2 s" in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_a_real_device_station_opens_its_ports_with_the_port_timeout() -> None:
+    from devicectl.session.api import build_station
+
+    station, technician = build_station(
+        ["rf"], {"rf": "sim://rf?seed=11"}, {}, 7, None, port_timeout_s=0.12
+    )
+    rf = station.loop.controllers["rf"]
+    assert technician is None and station.port_timeout_s == 0.12
+    assert rf.device is not None and rf.device._port.timeout == 0.12
+    rf.device.close()

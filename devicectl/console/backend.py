@@ -46,6 +46,7 @@ from devicectl.session.protocol_file import SessionProtocol, load_protocol
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
 from devicectl.station import Station
+from devicectl.transport import DEFAULT_TIMEOUT_S
 
 DEFAULT_SPEED = 60.0
 OUTCOMES = {SessionState.COMPLETE: "complete", SessionState.ENDED: "fault"}
@@ -64,6 +65,7 @@ class ConsoleConfig:
     faults: dict[str, list[str]] | None = None
     db: str | None = None
     record: bool = True
+    port_timeout_s: float = DEFAULT_TIMEOUT_S  # real devices' reply timeout
 
     @property
     def mode(self) -> str:
@@ -86,7 +88,13 @@ class ConsoleBackend:
         clock: Clock = PacedSimClock(config.speed) if config.fast else RealClock()
         self.station: Station
         self.station, self.technician = build_station(
-            needed, config.devices, config.drivers, config.seed, config.faults, sim_clock=clock
+            needed,
+            config.devices,
+            config.drivers,
+            config.seed,
+            config.faults,
+            sim_clock=clock,
+            port_timeout_s=config.port_timeout_s,
         )
         loop = self.station.loop
         self.desk = ConsoleDesk(loop, self._make_runner)

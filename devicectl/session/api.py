@@ -32,6 +32,7 @@ from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
 from devicectl.session.simulated import SimulatedTechnician, simulated_station
 from devicectl.station import DEFAULT_DRIVERS, Station
+from devicectl.transport import DEFAULT_TIMEOUT_S
 
 MAX_SESSION_S = 4 * 3600.0
 PACKAGED_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
@@ -108,6 +109,7 @@ def run_protocol_file(
     faults: dict[str, list[str]] | None = None,
     progress: ProgressFn | None = None,
     progress_every_ticks: int = 20,
+    port_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> SessionOutcome:
     protocol = load_protocol(Path(path))
     sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -123,6 +125,7 @@ def run_protocol_file(
         faults=faults,
         progress=progress,
         progress_every_ticks=progress_every_ticks,
+        port_timeout_s=port_timeout_s,
     )
 
 
@@ -139,8 +142,12 @@ def run_protocol(
     faults: dict[str, list[str]] | None = None,
     progress: ProgressFn | None = None,
     progress_every_ticks: int = 20,
+    port_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> SessionOutcome:
-    """Run ``protocol`` to its end; a fault in an unattended run ends the session."""
+    """Run ``protocol`` to its end; a fault in an unattended run ends the session.
+
+    ``port_timeout_s`` is the reply timeout of real devices' ports (``devices``).
+    """
     if not operator_id.strip():
         raise ConfigError("a session needs an operator id (--operator)")
     if not auto_confirm and progress_needs_operator(protocol):
@@ -154,7 +161,9 @@ def run_protocol(
             f"{protocol.name}: an IPL pass on a real device needs a person at the chair "
             "(eye protection, every trigger): run it from the console (devicectl console)"
         )
-    station, technician = build_station(needed, devices, drivers or {}, seed, faults)
+    station, technician = build_station(
+        needed, devices, drivers or {}, seed, faults, port_timeout_s=port_timeout_s
+    )
     store = RecordStore.open(db)
     try:
         store.mark_interrupted()
@@ -234,6 +243,21 @@ def progress_needs_operator(protocol: SessionProtocol) -> bool:
     )
 
 
+PORT_TIMEOUT_MIN_S = 0.005
+PORT_TIMEOUT_MAX_S = 0.2
+
+
+def check_port_timeout(port_timeout_s: float) -> None:
+    """A reply timeout the loop can live with: a lost reply must not hold the tick
+    past the devices' 250 ms watchdog (ConfigError otherwise)."""
+    if not PORT_TIMEOUT_MIN_S <= port_timeout_s <= PORT_TIMEOUT_MAX_S:  # NaN fails too
+        raise ConfigError(
+            f"--port-timeout must be {PORT_TIMEOUT_MIN_S}-{PORT_TIMEOUT_MAX_S} s (a lost "
+            f"reply must not hold the loop past the 250 ms device watchdog), "
+            f"not {port_timeout_s!r}"
+        )
+
+
 def build_station(
     needed: list[str],
     devices: dict[str, str] | None,
@@ -241,10 +265,13 @@ def build_station(
     seed: int,
     faults: dict[str, list[str]] | None,
     sim_clock: Clock | None = None,
+    port_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[Station, SimulatedTechnician | None]:
     """The station a session runs on: the ``needed`` devices on their simulators
     (on ``sim_clock``, default a fresh SimClock) when ``devices`` is empty, else
-    the given ports in real time. ConfigError names a missing or unknown device."""
+    the given ports in real time, with ``port_timeout_s`` (checked by
+    :func:`check_port_timeout`). ConfigError names a missing or unknown device."""
+    check_port_timeout(port_timeout_s)
     if not devices:
         return simulated_station(seed=seed, faults=faults, devices=tuple(needed), clock=sim_clock)
     missing = [d for d in needed if d not in devices]
@@ -256,7 +283,7 @@ def build_station(
     unknown = [d for d in devices if d not in ("rf", "ipl", "led")]
     if unknown:
         raise ConfigError(f"unknown device kind {unknown[0]!r} (rf, ipl, led)")
-    station = Station(RealClock())
+    station = Station(RealClock(), port_timeout_s=port_timeout_s)
     limits: dict[str, Any] = {"rf": RFLimits(), "ipl": IPLLimits(), "led": LEDLimits()}
     for device, url in devices.items():
         driver = drivers.get(device, DEFAULT_DRIVERS[device])
