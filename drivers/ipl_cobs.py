@@ -43,8 +43,6 @@ low (see PITFALLS.md) or a round trip costs ~16 ms.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 import serial
@@ -124,16 +122,7 @@ class IPLCobsDriver(SequencedPortDriver):
     MAX_SEQ: ClassVar[int] = MAX_SEQ
     modality: ClassVar[str] = "ipl"
     default_simulator: ClassVar[str] = "ipl"
-
-    def __init__(
-        self,
-        port: serial.SerialBase,
-        *,
-        now: Callable[[], float] = time.monotonic,
-        read_retries: int = 2,
-    ) -> None:
-        super().__init__(port, now=now, read_retries=read_retries)
-        self._last_fields: StatusFields | None = None
+    _last_fields: StatusFields | None = None  # the last status reply, once there is one
 
     # ------------------------------------------------------------ properties
 

@@ -28,8 +28,6 @@ timer low (see PITFALLS.md) or a round trip costs ~16 ms.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 import serial
@@ -104,17 +102,6 @@ class RFScpiDriver(SequencedPortDriver):
     MAX_SEQ: ClassVar[int] = MAX_SEQ
     modality: ClassVar[str] = "rf"
     default_simulator: ClassVar[str] = "rf"
-
-    def __init__(
-        self,
-        port: serial.SerialBase,
-        *,
-        now: Callable[[], float] = time.monotonic,
-        read_retries: int = 2,
-    ) -> None:
-        super().__init__(port, now=now, read_retries=read_retries)
-
-    # ------------------------------------------------------------ properties
 
     # ------------------------------------------------------- RFGenerator API
 
