@@ -17,13 +17,17 @@ and simulators as a real session:
   simulator steps its physics finer while heating): no controller, supervisor
   or loop. No tick that samples a heating RF device over its wire protocol can
   be faster than this.
+- ``wire-all`` (a ceiling, no target): the same for the full session's three
+  devices: one ``read()`` each of the RF (output on at 5 W), IPL (idle) and
+  LED (idle) drivers per 50 ms, for the full session's simulated duration. No
+  tick of the full session, which samples all three every tick, can be faster.
 
 Each workload runs once to warm up (imports, first-use caches), then
 ``--runs`` times; the figure is the best run, with the median beside it. The
 last line is one JSON object with ``sim_s_per_wall_s``; the exit code is 1 when
 the best run misses the workload's target.
 
-    uv run python benchmarks/sim_speed.py [--workload pore-patrol|rf-demo] [--runs N]
+    uv run python benchmarks/sim_speed.py [--workload NAME] [--runs N]
 """
 
 from __future__ import annotations
@@ -42,8 +46,7 @@ from devicectl.clock import SimClock
 from devicectl.demo import run_rf_demo
 from devicectl.logs import configure_logging
 from devicectl.session.api import builtin_protocol, run_protocol_file
-from devicectl.transport import open_port
-from drivers.rf_scpi import RFScpiDriver
+from devicectl.station import DEFAULT_DRIVERS, device_opener
 
 DEMO_SIMULATED_S = 1040.0  # what the five-zone demo simulates
 
@@ -78,26 +81,44 @@ def _pore_patrol(folder: Path, index: int) -> Run:
     return Run(outcome.simulated_s, ticks, outcome.outcome == "complete")
 
 
-def _rf_wire(_: Path, __: int) -> Run:
+PORE_PATROL_SIMULATED_S = 1993.0  # what the full session simulates (about)
+
+
+def _wire(kinds: tuple[str, ...], simulated_s: float) -> Run:
+    """One ``read()`` per device per 50 ms simulated tick, RF output on at 5 W
+    (the simulator steps its physics finer while heating), nothing else."""
     clock = SimClock()
-    driver = RFScpiDriver(open_port("sim://rf?seed=7", clock=clock), now=clock.now)
-    clock.sleep(1.5)  # the simulated generator boots in 1 s
-    driver.clear_status()
-    driver.set_power(5.0)
-    driver.output_on()
-    ticks = round(DEMO_SIMULATED_S / 0.05)
+    rf, *others = (
+        device_opener(f"sim://{kind}?seed=7", clock, DEFAULT_DRIVERS[kind])() for kind in kinds
+    )
+    clock.sleep(1.5)  # every simulated device boots in 1 s
+    for driver in (rf, *others):
+        driver.clear_status()
+    rf.set_power(5.0)
+    rf.output_on()
+    ticks = round(simulated_s / 0.05)
     on = True
     for _ in range(ticks):
         clock.sleep(0.05)
-        on = on and driver.read().output_on
-    driver.close()
+        on = rf.read().output_on and on
+        for driver in others:
+            driver.read()
+    for driver in (rf, *others):
+        driver.close()
     return Run(ticks * 0.05, ticks, on)  # output stayed on: the figure is the heating case
 
 
 WORKLOADS = {
     "rf-demo": Workload("five-zone RF demo", 2000.0, _rf_demo),
     "pore-patrol": Workload("Pore Patrol session (RF, IPL, LED, record)", 3000.0, _pore_patrol),
-    "rf-wire": Workload("RF driver reads alone (a ceiling)", None, _rf_wire),
+    "rf-wire": Workload(
+        "RF driver reads alone (a ceiling)", None, lambda _, __: _wire(("rf",), DEMO_SIMULATED_S)
+    ),
+    "wire-all": Workload(
+        "RF, IPL and LED driver reads alone (a ceiling)",
+        None,
+        lambda _, __: _wire(("rf", "ipl", "led"), PORE_PATROL_SIMULATED_S),
+    ),
 }
 
 
