@@ -73,8 +73,15 @@ class Device(Protocol):
     def close(self) -> None: ...
 
 
+class Timestamped(Protocol):
+    """A reading: taken at ``t_s`` on the station's clock."""
+
+    @property
+    def t_s(self) -> float: ...
+
+
 D = TypeVar("D", bound=Device)
-R = TypeVar("R")
+R = TypeVar("R", bound=Timestamped)
 
 
 class ControllerCore(Generic[D, R]):
@@ -243,7 +250,7 @@ class ControllerCore(Generic[D, R]):
         if reading is None:
             return None
         confirmed_at = self.safe_state_confirmed_at_s
-        if confirmed_at is not None and reading.t_s <= confirmed_at:  # type: ignore[attr-defined]
+        if confirmed_at is not None and reading.t_s <= confirmed_at:
             return False
         return self._shows_energy(reading)
 

@@ -421,8 +421,7 @@ class SessionRunner:
             if unattended:
                 yield lambda: ipl.state is IPLState.ARMED and ipl._may_fire()
                 self._do("ipl", "fire")
-            start = len(ipl.flashes)
-            yield lambda start=start: len(ipl.flashes) > start or ipl.latched  # type: ignore[misc]
+            yield _next_flash_or_latch(ipl)
             if ipl.latched:
                 raise ControlError(
                     f"ipl: {ipl.fault_alarm.message if ipl.fault_alarm else 'fault'}"
@@ -520,3 +519,9 @@ def step_kind(step: Any) -> str:
         if name.startswith(k):
             return k
     raise ControlError(f"unknown step type {type(step).__name__}")
+
+
+def _next_flash_or_latch(ipl: IPLController) -> Callable[[], bool]:
+    """A wait condition: one more flash than now, or the controller latched."""
+    start = len(ipl.flashes)
+    return lambda: len(ipl.flashes) > start or ipl.latched
