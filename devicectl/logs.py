@@ -3,7 +3,8 @@
 The log file is ``$DEVICECTL_LOG`` if set, else ``./devicectl-logs/devicectl.jsonl``
 (``--log-file`` on the command line overrides both). Terminal output is shown
 only with ``--verbose``. Every line carries the logger's bound context:
-``device`` for a controller, and ``session_id`` once a session binds it.
+``device`` for a controller, ``session_id`` once a session binds it, and
+``step`` (the protocol step's number, from 1) while a session step runs.
 
 Debug-level events (every power command) are filtered out cheaply unless
 ``verbose`` asks for them; the loop never formats a line nobody will read.

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from devicectl.control.rf_controller import RFState
 from devicectl.logs import configure_logging, default_log_path
+from devicectl.session.api import run_protocol_file
 from tests.rf_scenario import OPERATOR, RFRig
 
 Configure = Callable[..., Path]
@@ -162,3 +163,35 @@ def test_a_non_latching_alarm_is_logged_as_a_warning() -> None:
     assert alarm["code"] == "rf.contact_lost"
     assert alarm["priority"] == "MEDIUM" and alarm["log_level"] == "warning"
     assert alarm["latches"] is False
+
+
+def test_session_lines_carry_session_id_and_the_running_step(
+    tmp_path: Path, reconfigure: Configure
+) -> None:
+    """A device's own lines (its state changes, commands, power) name the session and
+    the protocol step they belong to; lines between steps name no step."""
+    protocol = tmp_path / "short.toml"
+    protocol.write_text(
+        '[session]\nname = "Short"\nversion = "1"\n\n'
+        '[[step]]\nkind = "manual"\ntitle = "Cleanse"\ninstructions = "Cleanse."\n\n'
+        '[[step]]\nkind = "rf"\ntitle = "RF"\ntarget_c = 40.0\nhold_s = 5\nzones = ["chin"]\n',
+        encoding="utf-8",
+    )
+    path = reconfigure(log_file=tmp_path / "log.jsonl", verbose=False)
+    outcome = run_protocol_file(
+        protocol, operator_id="tech-1", auto_confirm=True, db=str(tmp_path / "r.sqlite")
+    )
+    assert outcome.outcome == "complete"
+    lines = read_json_lines(path)
+    rf_lines = [line for line in lines if line.get("device") == "rf"]
+    in_step = [line for line in rf_lines if line["event"] in ("state", "command")]
+    assert {line["event"] for line in in_step} == {"state", "command"}
+    assert all(line["step"] == 2 for line in in_step), in_step
+    assert all(line["session_id"] == outcome.session_id for line in in_step)
+    manual = [line for line in lines if line["event"] == "manual_step_confirmed"]
+    assert [line["step"] for line in manual] == [1]
+    # Before the first step (devices connecting, before the session is opened) and
+    # after the last, no step is bound.
+    connected = [line for line in lines if line["event"] == "device_connected"]
+    assert connected and all("step" not in line for line in connected)
+    assert "step" not in structlog.contextvars.get_contextvars()

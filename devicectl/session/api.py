@@ -230,7 +230,7 @@ def run_protocol(
             db=store.db,
         )
     finally:
-        structlog.contextvars.unbind_contextvars("session_id")
+        structlog.contextvars.unbind_contextvars("session_id", "step")
         store.close()
 
 

@@ -248,6 +248,9 @@ class SessionRunner:
     def _start_step(self, now_s: float) -> None:
         progress = self.steps[self.current]
         step = self.protocol.steps[self.current]
+        # Every log line of the loop thread (devices, loop, runner) carries the step
+        # until it ends; the runner runs on the loop thread, so this binds there.
+        structlog.contextvars.bind_contextvars(step=progress.index)
         if progress.outcome == "pending":
             progress.outcome = "running"
             progress.started_s = now_s
@@ -481,6 +484,7 @@ class SessionRunner:
         progress.outcome = outcome
         progress.ended_s = self.station.clock.now()
         self.log.info("step_ended", step=progress.index, kind=progress.kind, outcome=outcome)
+        structlog.contextvars.unbind_contextvars("step")
         self._emit(
             Event(
                 progress.ended_s,
@@ -507,6 +511,7 @@ class SessionRunner:
     def _finish(self, state: SessionState) -> None:
         self._plan = None
         self._set_state(state)
+        structlog.contextvars.unbind_contextvars("step")
 
 
 def step_kind(step: Any) -> str:
