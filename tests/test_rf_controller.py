@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from devicectl.control import rf_controller
-from devicectl.control.events import Alarm, AlarmPriority, Event
+from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFZone
 from devicectl.control.rf_controller import RFState
 from devicectl.diagram import diagram
@@ -343,6 +343,43 @@ def test_acknowledge_needs_an_operator_id_and_is_logged_with_it() -> None:
     # and the zone can be delivered again
     rig.start_zone(name="forehead (again)", hold_s=5.0)
     assert rig.rf.state is RFState.DELIVERING
+
+
+def test_start_in_the_tick_of_an_acknowledgement_waits_for_a_supervised_reading() -> None:
+    """The supervisor does not run while latched, so the reading of the tick in which
+    a fault is acknowledged was never checked. A load, arm and start queued behind the
+    acknowledgement (one tick, as a fast front-end can) must not switch output on with
+    the sensors still disagreeing: the guard needs a reading the supervisor passed."""
+    rig, _rec = make_rig("sensor_drift@2s")
+    assert rig.run_until((RFState.FAULT,), max_s=20.0)
+    assert rig.rf.fault_alarm is not None
+    assert rig.rf.fault_alarm.code == "rf.sensor_disagree"
+    rig.run_for(1.0)
+    reading = rig.rf.reading
+    assert reading is not None and reading.contact_ok
+    assert abs(reading.skin1_c - reading.skin2_c) > rig.rf.limits.sensor_disagree_max_c
+
+    loop = rig.station.loop
+    zone = RFZone("forehead", 42.0, 60.0)
+    futures = [
+        loop.submit(Command("rf", action, args, OPERATOR))
+        for action, args in (
+            ("acknowledge", {}),
+            ("load", {"zone": zone}),
+            ("arm", {}),
+            ("start", {}),
+        )
+    ]
+    loop.tick()
+    assert all(f.done() for f in futures)
+    assert futures[0].result() is True
+    assert rig.rf.state is not RFState.DELIVERING
+    assert not rig.sim.output_on
+    assert not any(on for _t, on, _ in rig.sim.output_log), rig.sim.output_log
+    # the next tick's supervisor sees the disagreement again and latches it
+    rig.run_for(0.1)
+    assert rig.rf.state is RFState.FAULT
+    assert rig.sim.output_log == []
 
 
 def test_acknowledge_refused_when_nothing_is_latched() -> None:
