@@ -23,7 +23,7 @@ from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFZone
 from devicectl.control.rf_controller import RFState
 from devicectl.diagram import diagram
-from devicectl.errors import ControlError, FaultLatched, ValidationError
+from devicectl.errors import ControlError, DeviceTimeout, FaultLatched, ValidationError
 from tests.rf_scenario import OPERATOR, RFRig
 
 TICK_S = 0.05
@@ -527,6 +527,44 @@ def test_transient_contact_loss_pauses_then_operator_resumes(
     assert [a.code for a in rec.alarms()] == ["rf.contact_lost"]
     assert_output_only_while_delivering(rig, rec)
     assert not rig.sim.output_on
+
+
+# -- an energy command that fails -----------------------------------------------------------
+
+
+def test_an_output_on_whose_reply_is_lost_latches_before_the_next_queued_command() -> None:
+    """``OUTP ON`` reached the device but its reply was lost: the device is on and the
+    host does not know it. That is rf.command_failed, and it must latch before any
+    other command of the same tick runs; a pause and resume queued behind the start
+    must not send the energy command a second time."""
+    rig, rec = make_rig()
+    station = rig.station
+    station.command("rf", "load", OPERATOR, zone=RFZone("forehead", 42.0, 60.0))
+    station.command("rf", "arm", OPERATOR)
+    device = rig.rf.device
+    assert device is not None
+    really_on = device.output_on
+    sent: list[float] = []
+
+    def reply_lost() -> None:
+        really_on()
+        sent.append(station.clock.now())
+        raise DeviceTimeout("no reply to 'OUTP ON' (test: the reply was lost)")
+
+    device.output_on = reply_lost  # type: ignore[method-assign]
+    loop = station.loop
+    futures = [loop.submit(Command("rf", a, {}, OPERATOR)) for a in ("start", "pause", "resume")]
+    loop.tick()
+
+    assert len(sent) == 1, sent
+    assert [on for _t, on, _ in rig.sim.output_log] == [True, False], rig.sim.output_log
+    assert not rig.sim.output_on
+    assert rig.rf.state is RFState.FAULT
+    assert rig.rf.fault_alarm is not None and rig.rf.fault_alarm.code == "rf.command_failed"
+    for future in futures[1:]:
+        assert isinstance(future.exception(), FaultLatched)
+    assert rig.rf.last_safe_state is not None and rig.rf.last_safe_state.confirmed
+    assert_output_only_while_delivering(rig, rec)
 
 
 # -- a device that stops answering ------------------------------------------------------

@@ -354,7 +354,8 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             self._emit("device_command", command="output_on", power_w=power)
         except DeviceError as exc:
             # The state is already `delivering`; the fault (and its safe state)
-            # follows in this same tick, before any other command.
+            # latches as soon as this command returns (``handle``), before any
+            # other command of the tick.
             self._pending_fault = self._host_fault("command_failed", f"output on: {exc}")
             return
         self.pause_reason = None
