@@ -466,6 +466,27 @@ def test_emergency_stop_from_every_state(state: RFState) -> None:
     assert not rig.sim.output_on
 
 
+def test_an_acknowledgement_queued_before_an_emergency_stop_does_not_clear_it() -> None:
+    """One operator acknowledges a fault; within the same tick another presses the
+    emergency stop. The loop runs the stop first; the acknowledgement, meant for the
+    earlier fault, must not then take the controller out of the stop it never saw."""
+    rig, rec = _faulted_rig()
+    rig.run_for(10.0)  # cooled: the acknowledgement alone would succeed
+    loop = rig.station.loop
+    ack = loop.submit(Command("rf", "acknowledge", {}, "tech-A"))
+    stop = loop.submit(Command("rf", "estop", {}, "tech-B"))
+    loop.tick()
+
+    assert stop.result() is True
+    assert rig.rf.state is RFState.ESTOP
+    assert isinstance(ack.exception(), ControlError)
+    assert rec.of("acknowledged") == []
+    assert not rig.sim.output_on
+    # the stop is left only by an acknowledgement given after it
+    assert rig.station.command("rf", "acknowledge", "tech-B") is True
+    assert rig.rf.state is RFState.IDLE
+
+
 # -- transient contact loss ------------------------------------------------------------------
 
 
