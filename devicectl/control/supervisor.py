@@ -12,6 +12,7 @@ the section of docs/safety.md that explains it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from devicectl.control.cem43 import CEM43Accumulator
@@ -136,6 +137,18 @@ class RFSupervisor:
                         None,
                     )
                 )
+        # Measured power: the device reports 0.0 W and up (docs/protocols/rf.md); a NaN
+        # would make the power check below compare False and pass whatever it hides.
+        if not 0.0 <= reading.power_w < math.inf:
+            out.append(
+                self._fault(
+                    "rf.implausible",
+                    f"measured power reads {reading.power_w} W, not a finite number of "
+                    "watts of 0.0 or more",
+                    reading.power_w,
+                    None,
+                )
+            )
         if out:
             return out
         temp = t1 if t1 >= t2 else t2
