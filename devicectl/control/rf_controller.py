@@ -37,7 +37,7 @@ from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFLimits, RFZone
 from devicectl.control.regulator import PulseRegulator, RegulatorTuning
 from devicectl.control.supervisor import RFSupervisor, SupervisorContext
-from devicectl.devices import RFGenerator, RFReading
+from devicectl.devices import RFGenerator, RFReading, RFStatus
 from devicectl.errors import ControlError, DeviceError
 
 HOLD_ENTRY_MARGIN_C = 0.3  # the hold clock starts when the skin is within this of target
@@ -326,7 +326,9 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
     # -- device specifics of the safe state ----------------------------------------
 
     def _shows_energy(self, reading: RFReading) -> bool:
-        return reading.output_on
+        # Either word of the reading saying "on" counts: a contradiction must not
+        # hide energy from the latched watch (the supervisor calls it implausible).
+        return reading.output_on or bool(reading.status & RFStatus.OUTPUT_ON)
 
     def _turn_off(self, device: RFGenerator) -> None:
         device.output_off()

@@ -28,6 +28,8 @@ _DEVICE_FAULT_BITS = (
     (RFStatus.SENSOR_FAULT, "rf.sensor_fault", "device reports a sensor fault"),
 )
 
+_OUTPUT_ON = int(RFStatus.OUTPUT_ON)
+
 _DEVICE_FAULT_MASK = int(
     RFStatus.OVERTEMP_CUTOFF
     | RFStatus.WATCHDOG_TRIPPED
@@ -146,6 +148,18 @@ class RFSupervisor:
                     f"measured power reads {reading.power_w} W, not a finite number of "
                     "watts of 0.0 or more",
                     reading.power_w,
+                    None,
+                )
+            )
+        # One reading, two words on the output: the ON/OFF field and status bit 0. If
+        # they disagree the device's report of its own energy cannot be trusted.
+        if reading.output_on != bool(status & _OUTPUT_ON):
+            out.append(
+                self._fault(
+                    "rf.implausible",
+                    f"output reported {'ON' if reading.output_on else 'OFF'} but status "
+                    f"bit OUTPUT_ON is {'set' if status & _OUTPUT_ON else 'clear'}",
+                    None,
                     None,
                 )
             )
