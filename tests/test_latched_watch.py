@@ -10,6 +10,7 @@ state, and leave the latch in place.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from devicectl.control.events import AlarmPriority, Event
@@ -62,6 +63,25 @@ def test_rf_output_switched_on_while_latched_is_switched_off_again() -> None:
     rig.run_for(1.0)
     assert _codes(alarms).count("rf.energy_while_latched") == 1  # once per episode
     assert not rig.sim.output_on
+
+
+def test_rf_output_on_is_seen_while_latched_even_if_only_its_status_bit_says_so() -> None:
+    """A reading whose ON/OFF field says OFF while status bit 0 says the output is on:
+    the watch must not take the field's word for it."""
+    rig = RFRig.create()
+    alarms = _alarms(rig.station)
+    rig.station.command("rf", "estop", OPERATOR)
+    device = rig.rf.device
+    really_read = device.read
+    device.read = lambda: replace(really_read(), output_on=False)  # type: ignore[method-assign]
+    device.set_power(10.0)  # the rogue host
+    device.output_on()
+    assert rig.sim.output_on
+    rig.run_for(0.1)
+
+    assert not rig.sim.output_on
+    assert rig.rf.state is RFState.ESTOP
+    assert "rf.energy_while_latched" in _codes(alarms)
 
 
 def test_led_output_switched_on_while_latched_is_switched_off_again() -> None:

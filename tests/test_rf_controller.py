@@ -19,11 +19,11 @@ import pytest
 from structlog.testing import capture_logs
 
 from devicectl.control import rf_controller
-from devicectl.control.events import Alarm, AlarmPriority, Event
+from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFZone
 from devicectl.control.rf_controller import RFState
 from devicectl.diagram import diagram
-from devicectl.errors import ControlError, FaultLatched, ValidationError
+from devicectl.errors import ControlError, DeviceTimeout, FaultLatched, ValidationError
 from tests.rf_scenario import OPERATOR, RFRig
 
 TICK_S = 0.05
@@ -345,6 +345,43 @@ def test_acknowledge_needs_an_operator_id_and_is_logged_with_it() -> None:
     assert rig.rf.state is RFState.DELIVERING
 
 
+def test_start_in_the_tick_of_an_acknowledgement_waits_for_a_supervised_reading() -> None:
+    """The supervisor does not run while latched, so the reading of the tick in which
+    a fault is acknowledged was never checked. A load, arm and start queued behind the
+    acknowledgement (one tick, as a fast front-end can) must not switch output on with
+    the sensors still disagreeing: the guard needs a reading the supervisor passed."""
+    rig, _rec = make_rig("sensor_drift@2s")
+    assert rig.run_until((RFState.FAULT,), max_s=20.0)
+    assert rig.rf.fault_alarm is not None
+    assert rig.rf.fault_alarm.code == "rf.sensor_disagree"
+    rig.run_for(1.0)
+    reading = rig.rf.reading
+    assert reading is not None and reading.contact_ok
+    assert abs(reading.skin1_c - reading.skin2_c) > rig.rf.limits.sensor_disagree_max_c
+
+    loop = rig.station.loop
+    zone = RFZone("forehead", 42.0, 60.0)
+    futures = [
+        loop.submit(Command("rf", action, args, OPERATOR))
+        for action, args in (
+            ("acknowledge", {}),
+            ("load", {"zone": zone}),
+            ("arm", {}),
+            ("start", {}),
+        )
+    ]
+    loop.tick()
+    assert all(f.done() for f in futures)
+    assert futures[0].result() is True
+    assert rig.rf.state is not RFState.DELIVERING
+    assert not rig.sim.output_on
+    assert not any(on for _t, on, _ in rig.sim.output_log), rig.sim.output_log
+    # the next tick's supervisor sees the disagreement again and latches it
+    rig.run_for(0.1)
+    assert rig.rf.state is RFState.FAULT
+    assert rig.sim.output_log == []
+
+
 def test_acknowledge_refused_when_nothing_is_latched() -> None:
     rig, _rec = make_rig()
     with pytest.raises(ControlError, match="nothing to acknowledge"):
@@ -429,6 +466,27 @@ def test_emergency_stop_from_every_state(state: RFState) -> None:
     assert not rig.sim.output_on
 
 
+def test_an_acknowledgement_queued_before_an_emergency_stop_does_not_clear_it() -> None:
+    """One operator acknowledges a fault; within the same tick another presses the
+    emergency stop. The loop runs the stop first; the acknowledgement, meant for the
+    earlier fault, must not then take the controller out of the stop it never saw."""
+    rig, rec = _faulted_rig()
+    rig.run_for(10.0)  # cooled: the acknowledgement alone would succeed
+    loop = rig.station.loop
+    ack = loop.submit(Command("rf", "acknowledge", {}, "tech-A"))
+    stop = loop.submit(Command("rf", "estop", {}, "tech-B"))
+    loop.tick()
+
+    assert stop.result() is True
+    assert rig.rf.state is RFState.ESTOP
+    assert isinstance(ack.exception(), ControlError)
+    assert rec.of("acknowledged") == []
+    assert not rig.sim.output_on
+    # the stop is left only by an acknowledgement given after it
+    assert rig.station.command("rf", "acknowledge", "tech-B") is True
+    assert rig.rf.state is RFState.IDLE
+
+
 # -- transient contact loss ------------------------------------------------------------------
 
 
@@ -490,6 +548,44 @@ def test_transient_contact_loss_pauses_then_operator_resumes(
     assert [a.code for a in rec.alarms()] == ["rf.contact_lost"]
     assert_output_only_while_delivering(rig, rec)
     assert not rig.sim.output_on
+
+
+# -- an energy command that fails -----------------------------------------------------------
+
+
+def test_an_output_on_whose_reply_is_lost_latches_before_the_next_queued_command() -> None:
+    """``OUTP ON`` reached the device but its reply was lost: the device is on and the
+    host does not know it. That is rf.command_failed, and it must latch before any
+    other command of the same tick runs; a pause and resume queued behind the start
+    must not send the energy command a second time."""
+    rig, rec = make_rig()
+    station = rig.station
+    station.command("rf", "load", OPERATOR, zone=RFZone("forehead", 42.0, 60.0))
+    station.command("rf", "arm", OPERATOR)
+    device = rig.rf.device
+    assert device is not None
+    really_on = device.output_on
+    sent: list[float] = []
+
+    def reply_lost() -> None:
+        really_on()
+        sent.append(station.clock.now())
+        raise DeviceTimeout("no reply to 'OUTP ON' (test: the reply was lost)")
+
+    device.output_on = reply_lost  # type: ignore[method-assign]
+    loop = station.loop
+    futures = [loop.submit(Command("rf", a, {}, OPERATOR)) for a in ("start", "pause", "resume")]
+    loop.tick()
+
+    assert len(sent) == 1, sent
+    assert [on for _t, on, _ in rig.sim.output_log] == [True, False], rig.sim.output_log
+    assert not rig.sim.output_on
+    assert rig.rf.state is RFState.FAULT
+    assert rig.rf.fault_alarm is not None and rig.rf.fault_alarm.code == "rf.command_failed"
+    for future in futures[1:]:
+        assert isinstance(future.exception(), FaultLatched)
+    assert rig.rf.last_safe_state is not None and rig.rf.last_safe_state.confirmed
+    assert_output_only_while_delivering(rig, rec)
 
 
 # -- a device that stops answering ------------------------------------------------------

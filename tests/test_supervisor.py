@@ -68,6 +68,30 @@ def test_implausible_sensor(bad: float) -> None:
     assert "sensor 2" in alarms[0].message
 
 
+@pytest.mark.parametrize("bad", [math.nan, -80.0])
+def test_implausible_measured_power_is_a_fault(bad: float) -> None:
+    """A NaN measured power made ``max(measured, commanded) > limit`` compare False,
+    so whatever power the meter could not report passed unseen; the device reports
+    0.0 W or more (docs/protocols/rf.md), and the codec leaves plausibility to us."""
+    for ctx in (DELIVERING, IDLE):
+        sup = RFSupervisor(RFLimits())
+        alarms = sup.check(0.0, reading(0.0, 36.0, power_w=bad, on=ctx is DELIVERING), ctx)
+        assert "rf.implausible" in codes(alarms), (ctx, alarms)
+        assert all(a.latches for a in alarms if a.code == "rf.implausible")
+
+
+@pytest.mark.parametrize("on", [False, True], ids=["field-off-bit-on", "field-on-bit-off"])
+def test_output_field_contradicting_its_status_bit_is_implausible(on: bool) -> None:
+    """MEAS:ALL? reports the output twice, as ON/OFF and as status bit 0. The checks
+    that use the field would let an output the bit shows on pass as off."""
+    status = OK if on else OK | RFStatus.OUTPUT_ON
+    for ctx in (DELIVERING, IDLE):
+        sup = RFSupervisor(RFLimits())
+        r = RFReading(0.0, 36.0, 36.0, 120.0, 10.0 if on else 0.0, on, status)
+        alarms = sup.check(0.0, r, ctx)
+        assert "rf.implausible" in codes(alarms), (ctx, alarms)
+
+
 def test_disagreement_over_1_5_c() -> None:
     sup = RFSupervisor(RFLimits())
     assert sup.check(0.0, reading(0.0, 38.0, 39.5), DELIVERING) == []

@@ -398,9 +398,18 @@ class ControllerCore(Generic[D, R]):
                 + "; acknowledge it first"
             )
         custom = getattr(self, f"_do_{action}", None)
-        if custom is not None:
-            return custom(command)
-        return self._trigger_checked(action)
+        try:
+            if custom is not None:
+                return custom(command)
+            return self._trigger_checked(action)
+        finally:
+            # A fault found while carrying out the command (an energy command whose
+            # reply was lost, a safe state on exit that could not be confirmed)
+            # latches now, before the next queued command of this tick can run:
+            # otherwise a pause and resume queued behind a failed start would send
+            # the energy command again.
+            if self._pending_fault is not None:
+                self._trip(self._pending_fault)
 
     def _trigger_checked(self, action: str) -> bool:
         if action not in self.machine.get_triggers(self.state):

@@ -5,10 +5,12 @@ Every tick, at a fixed period (50 ms by default) on the loop's clock:
 1. every controller samples its device (one round trip each);
 2. every controller's supervisor checks the readings and latches faults:
    after the readings, before any command;
-3. queued commands from front-ends are carried out, emergency stops first,
-   within a time budget (half a period by default): the rest wait for the next
-   tick, so that a burst of commands (forty chairs started at once) can never
-   hold the loop past the devices' 250 ms watchdogs;
+3. queued commands from front-ends are carried out, emergency stops first
+   (an acknowledge queued before an emergency stop is refused: it was meant
+   for an earlier fault, not for the stop), within a time budget (half a
+   period by default): the rest wait for the next tick, so that a burst of
+   commands (forty chairs started at once) can never hold the loop past the
+   devices' 250 ms watchdogs;
 4. every controller regulates and sends this tick's commands;
 5. subscribers are told what happened.
 
@@ -38,7 +40,7 @@ import structlog
 
 from devicectl.clock import Clock
 from devicectl.control.events import Command, Event
-from devicectl.errors import DevicectlError
+from devicectl.errors import ControlError, DevicectlError
 
 DEFAULT_PERIOD_S = 0.05
 
@@ -145,10 +147,32 @@ class ControlLoop:
             return
         if len(pending) > 1 and any(c.action == "estop" for c, _ in pending):
             # An emergency stop goes before whatever was queued ahead of it (what
-            # follows an e-stop is refused while it is latched anyway).
-            ordered = sorted(pending, key=lambda item: item[0].action != "estop")
+            # follows an e-stop is refused while it is latched anyway). The one
+            # command not refused while latched is acknowledge: one queued before
+            # the stop was meant for an earlier fault and must not clear the stop.
+            last_stop = max(i for i, (c, _) in enumerate(pending) if c.action == "estop")
+            superseded = [
+                item
+                for i, item in enumerate(pending)
+                if i < last_stop and item[0].action == "acknowledge"
+            ]
+            dropped = {id(future) for _, future in superseded}
+            ordered = sorted(
+                (item for item in pending if id(item[1]) not in dropped),
+                key=lambda item: item[0].action != "estop",
+            )
             pending.clear()
             pending.extend(ordered)
+            for command, future in superseded:
+                if future.set_running_or_notify_cancel():
+                    self._reject(
+                        command,
+                        future,
+                        ControlError(
+                            f"{command.device}: acknowledge refused: an emergency stop was "
+                            "issued after it; acknowledge again"
+                        ),
+                    )
         clock = self.clock
         started_s = clock.now()
         while pending:
@@ -173,23 +197,27 @@ class ControlLoop:
                 raise DevicectlError(f"no device named {command.device!r} on this loop")
             future.set_result(controller.handle(command))
         except DevicectlError as exc:
-            self.log.warning(
-                "command_rejected", device=command.device, action=command.action, error=str(exc)
-            )
-            self.emit(
-                Event(
-                    self.clock.now(),
-                    "command_rejected",
-                    command.device,
-                    {"action": command.action, "error": str(exc)},
-                )
-            )
-            future.set_exception(exc)
+            self._reject(command, future, exc)
         except BaseException as exc:
             # A bug on the loop thread: the caller must not wait forever; the
             # tick re-raises it after putting every device in its safe state.
             future.set_exception(exc)
             raise
+
+    def _reject(self, command: Command, future: Future[Any], exc: DevicectlError) -> None:
+        """A refused command: logged, told to subscribers, its future holds the error."""
+        self.log.warning(
+            "command_rejected", device=command.device, action=command.action, error=str(exc)
+        )
+        self.emit(
+            Event(
+                self.clock.now(),
+                "command_rejected",
+                command.device,
+                {"action": command.action, "error": str(exc)},
+            )
+        )
+        future.set_exception(exc)
 
     def _emergency_all(self, reason: str) -> None:
         self.log.critical("loop_emergency", reason=reason)

@@ -37,7 +37,7 @@ from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFLimits, RFZone
 from devicectl.control.regulator import PulseRegulator, RegulatorTuning
 from devicectl.control.supervisor import RFSupervisor, SupervisorContext
-from devicectl.devices import RFGenerator, RFReading
+from devicectl.devices import RFGenerator, RFReading, RFStatus
 from devicectl.errors import ControlError, DeviceError
 
 HOLD_ENTRY_MARGIN_C = 0.3  # the hold clock starts when the skin is within this of target
@@ -149,6 +149,9 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self._held_s = 0.0
         self._peak_c = -math.inf
         self._last_step_s: float | None = None
+        # The reading the supervisor last checked and passed (no latching alarm) in a
+        # non-latched state: the only reading the energise guard may rely on.
+        self._passed_reading: RFReading | None = None
         super().__init__(
             opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
         )
@@ -158,6 +161,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
     def supervise(self, now_s: float) -> None:
         """Run the supervisor on this tick's reading; latch the first fault it finds."""
         state = self.state
+        self._passed_reading = None
         if state is S.FAULT or state is S.ESTOP:
             self._watch_latched()
             return
@@ -182,6 +186,8 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self._apply_alarms(alarms)
         if self._pending_fault is not None:
             self._trip(self._pending_fault)
+        if not self.latched:
+            self._passed_reading = reading
 
     def step(self, now_s: float) -> None:
         """Regulate and account the zone; runs after supervision and commands."""
@@ -306,6 +312,11 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         reading = self.reading
         if reading is None:
             return "no fresh reading from the device"
+        if reading is not self._passed_reading:
+            # In the tick of an acknowledgement the supervisor did not check this
+            # reading (it does not run while latched): a condition that is still
+            # there (sensors disagreeing, a device fault bit) would go unseen.
+            return "this tick's reading has not been checked by the supervisor; try again"
         if not reading.contact_ok:
             return "no electrode contact"
         if not reading.skin_max_c < self.limits.alarm_c:
@@ -315,7 +326,9 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
     # -- device specifics of the safe state ----------------------------------------
 
     def _shows_energy(self, reading: RFReading) -> bool:
-        return reading.output_on
+        # Either word of the reading saying "on" counts: a contradiction must not
+        # hide energy from the latched watch (the supervisor calls it implausible).
+        return reading.output_on or bool(reading.status & RFStatus.OUTPUT_ON)
 
     def _turn_off(self, device: RFGenerator) -> None:
         device.output_off()
@@ -343,7 +356,8 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             self._emit("device_command", command="output_on", power_w=power)
         except DeviceError as exc:
             # The state is already `delivering`; the fault (and its safe state)
-            # follows in this same tick, before any other command.
+            # latches as soon as this command returns (``handle``), before any
+            # other command of the tick.
             self._pending_fault = self._host_fault("command_failed", f"output on: {exc}")
             return
         self.pause_reason = None

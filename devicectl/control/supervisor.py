@@ -12,6 +12,7 @@ the section of docs/safety.md that explains it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from devicectl.control.cem43 import CEM43Accumulator
@@ -26,6 +27,8 @@ _DEVICE_FAULT_BITS = (
     (RFStatus.POWER_ON_RESET, "rf.device_reset", "device rebooted"),
     (RFStatus.SENSOR_FAULT, "rf.sensor_fault", "device reports a sensor fault"),
 )
+
+_OUTPUT_ON = int(RFStatus.OUTPUT_ON)
 
 _DEVICE_FAULT_MASK = int(
     RFStatus.OVERTEMP_CUTOFF
@@ -136,6 +139,30 @@ class RFSupervisor:
                         None,
                     )
                 )
+        # Measured power: the device reports 0.0 W and up (docs/protocols/rf.md); a NaN
+        # would make the power check below compare False and pass whatever it hides.
+        if not 0.0 <= reading.power_w < math.inf:
+            out.append(
+                self._fault(
+                    "rf.implausible",
+                    f"measured power reads {reading.power_w} W, not a finite number of "
+                    "watts of 0.0 or more",
+                    reading.power_w,
+                    None,
+                )
+            )
+        # One reading, two words on the output: the ON/OFF field and status bit 0. If
+        # they disagree the device's report of its own energy cannot be trusted.
+        if reading.output_on != bool(status & _OUTPUT_ON):
+            out.append(
+                self._fault(
+                    "rf.implausible",
+                    f"output reported {'ON' if reading.output_on else 'OFF'} but status "
+                    f"bit OUTPUT_ON is {'set' if status & _OUTPUT_ON else 'clear'}",
+                    None,
+                    None,
+                )
+            )
         if out:
             return out
         temp = t1 if t1 >= t2 else t2
