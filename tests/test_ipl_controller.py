@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from devicectl.control.events import AlarmPriority
 from devicectl.control.ipl_controller import IPLState
 from devicectl.control.limits import IPLPass
-from devicectl.errors import ControlError, FaultLatched, ValidationError
+from devicectl.errors import ControlError, DeviceTimeout, FaultLatched, ValidationError
 from tests.ipl_scenario import OPERATOR, IPLRig
 
 
@@ -292,3 +292,40 @@ def test_a_charge_the_handpiece_dumped_pauses_the_pass_until_resumed() -> None:
     run_pass(rig, 2)
     assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
     assert len(rig.sim.flashes) == 2
+
+
+class _ReplyLostAfterSending:
+    """The controller's own driver, except that the named commands reach the device
+    and act there, but their reply is lost (a ``DeviceTimeout`` after sending)."""
+
+    def __init__(self, inner: Any, *lost: str) -> None:
+        self._inner = inner
+        self._lost = set(lost)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self._lost:
+            return attr
+
+        def sent_then_lost(*args: Any, **kwargs: Any) -> Any:
+            attr(*args, **kwargs)
+            self._lost.discard(name)
+            raise DeviceTimeout(f"reply to {name} lost")
+
+        return sent_then_lost
+
+
+def test_a_pass_whose_parameters_may_not_have_reached_the_device_cannot_be_armed() -> None:
+    # A SET_PARAMS whose reply is lost may have acted: the device may now hold the
+    # new pass (20 J/cm2) while the controller kept the old one (10 J/cm2). Arming
+    # the old pass would flash the patient with parameters nobody armed.
+    rig = IPLRig.create()
+    rig.load(flashes=3, fluence=10.0)
+    rig.ipl.device = _ReplyLostAfterSending(rig.ipl.device, "set_params")
+    with pytest.raises(ControlError, match="parameters"):
+        rig.load(flashes=3, fluence=20.0)
+    with pytest.raises(ControlError):
+        rig.arm()
+    rig.run_for(3.0)
+    assert rig.sim.flashes == []
+    assert not rig.sim.armed and not rig.sim.charged

@@ -300,7 +300,18 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         try:
             self.device.set_params(params)
         except DeviceError as exc:
-            raise ControlError(f"{self.name}: device refused the parameters: {exc}") from exc
+            # A lost reply does not say whether SET_PARAMS acted: the device may hold
+            # the new parameters, the old pass, or neither. Keeping the old pass
+            # loaded would let `arm` charge for parameters nobody checked against
+            # it, so no pass stays loaded until a load succeeds.
+            self.ipl_pass = None
+            self.eye_protection_confirmed_by = None
+            if self.state is not S.IDLE:
+                self._fire("abort")
+            raise ControlError(
+                f"{self.name}: the parameters were not confirmed by the device ({exc}); "
+                "no pass is loaded, load it again"
+            ) from exc
         self.ipl_pass = ipl_pass
         self.flashes = []
         self.eye_protection_confirmed_by = None
