@@ -363,6 +363,10 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             return "no fresh status from the device"
         if not r.has(IPLStatus.ARMED):
             return "device does not report armed yet"
+        if not r.has(IPLStatus.CONTACT_OK):
+            # The contact-loss pause runs after the tick's commands; the firmware's
+            # own contact interlock is layer 1 and must not be the only one.
+            return "no skin contact"
         if self._fired_at_s is not None and (
             self.clock.now() - self._fired_at_s < self.limits.min_interval_s
         ):
