@@ -47,6 +47,7 @@ class LEDSupervisor:
         self._last_t_s: float | None = None
         self._on_since_s: float | None = None
         self._low_since_s: float | None = None
+        self._lit_since_s: float | None = None  # light measured while output expected off
         self._stuck: tuple[float, float] | None = None
         self._active: set[str] = set()
         # Skin slope while lit: at least 2 s of samples before it speaks.
@@ -61,6 +62,7 @@ class LEDSupervisor:
         self._last_t_s = None
         self._on_since_s = None
         self._low_since_s = None
+        self._lit_since_s = None
         self._stuck = None
         self._active.clear()
         self._fall.clear()
@@ -168,6 +170,25 @@ class LEDSupervisor:
                     ctx.setpoint_mw_cm2,
                 )
             )
+        # Light that outlives an off: the safe state is read back from the status
+        # bit, which a driver stage stuck on would not change; the photodiode is
+        # the independent word. After a real off the light decays with 0.2 s
+        # (docs/protocols/led.md), so it is gone well within settle_s.
+        if not ctx.output_expected and measured > lim.dark_max_mw_cm2:
+            if self._lit_since_s is None:
+                self._lit_since_s = now_s
+            elif now_s - self._lit_since_s >= lim.settle_s:
+                out.append(
+                    self._fault(
+                        "led.output_unexpected",
+                        f"irradiance {measured:.1f} mW/cm2 measured "
+                        f"{now_s - self._lit_since_s:.1f} s after the output should be off",
+                        measured,
+                        lim.dark_max_mw_cm2,
+                    )
+                )
+        else:
+            self._lit_since_s = None
         if not (ctx.output_expected and reading.output_on):
             self._on_since_s = None
             self._low_since_s = None
