@@ -161,3 +161,12 @@ def test_light_measured_long_after_the_output_reads_off_is_a_fault() -> None:
             tripped = t
             break
     assert tripped is not None and tripped <= 1.1
+
+
+def test_a_fault_bit_the_protocol_does_not_define_is_a_fault() -> None:
+    # fault_bits (input 5) defines bits 0-5; the driver keeps any other bit so that
+    # the host sees it. A device reporting a fault the host does not know must not
+    # be treated as healthy while the canopy is lit.
+    sup = LEDSupervisor(LEDLimits())
+    alarms = sup.check(0.0, reading(0.0, faults=LEDFault(1 << 6)), ON)
+    assert any(a.latches for a in alarms)

@@ -28,6 +28,9 @@ _FAULT_MASK = int(
     | LEDFault.STRING_FAIL
     | LEDFault.POWER_ON_RESET
 )
+# Every bit the protocol defines (docs/protocols/led.md, input 5); any other is a
+# fault the host cannot name, never a healthy canopy.
+_DEFINED_FAULTS = _FAULT_MASK | int(LEDFault.INTERLOCK_OPEN)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,16 @@ class LEDSupervisor:
             for bit, code, text in _FAULT_TEXT:
                 if faults & bit:
                     out.append(self._fault(code, text, None, None))
+        undefined = faults & ~_DEFINED_FAULTS
+        if undefined:
+            out.append(
+                self._fault(
+                    "led.implausible",
+                    f"fault bits 0x{undefined:04X} that the protocol does not define",
+                    faults,
+                    None,
+                )
+            )
         skin = reading.skin_temp_c
         if not (lim.plausible_min_c <= skin <= lim.plausible_max_c):
             out.append(self._fault("led.implausible", f"skin sensor reads {skin}", skin, None))
