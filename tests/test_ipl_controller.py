@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -11,7 +12,8 @@ from structlog.testing import capture_logs
 from devicectl.control.events import AlarmPriority
 from devicectl.control.ipl_controller import IPLState
 from devicectl.control.limits import IPLPass
-from devicectl.errors import ControlError, FaultLatched, ValidationError
+from devicectl.devices import IPLStatus
+from devicectl.errors import ControlError, DeviceTimeout, FaultLatched, ValidationError
 from tests.ipl_scenario import OPERATOR, IPLRig
 
 
@@ -292,3 +294,76 @@ def test_a_charge_the_handpiece_dumped_pauses_the_pass_until_resumed() -> None:
     run_pass(rig, 2)
     assert rig.ipl.state is IPLState.COMPLETE, rig.ipl.fault_alarm
     assert len(rig.sim.flashes) == 2
+
+
+class _ReplyLostAfterSending:
+    """The controller's own driver, except that the named commands reach the device
+    and act there, but their reply is lost (a ``DeviceTimeout`` after sending)."""
+
+    def __init__(self, inner: Any, *lost: str) -> None:
+        self._inner = inner
+        self._lost = set(lost)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self._lost:
+            return attr
+
+        def sent_then_lost(*args: Any, **kwargs: Any) -> Any:
+            attr(*args, **kwargs)
+            self._lost.discard(name)
+            raise DeviceTimeout(f"reply to {name} lost")
+
+        return sent_then_lost
+
+
+def test_a_pass_whose_parameters_may_not_have_reached_the_device_cannot_be_armed() -> None:
+    # A SET_PARAMS whose reply is lost may have acted: the device may now hold the
+    # new pass (20 J/cm2) while the controller kept the old one (10 J/cm2). Arming
+    # the old pass would flash the patient with parameters nobody armed.
+    rig = IPLRig.create()
+    rig.load(flashes=3, fluence=10.0)
+    rig.ipl.device = _ReplyLostAfterSending(rig.ipl.device, "set_params")
+    with pytest.raises(ControlError, match="parameters"):
+        rig.load(flashes=3, fluence=20.0)
+    with pytest.raises(ControlError):
+        rig.arm()
+    rig.run_for(3.0)
+    assert rig.sim.flashes == []
+    assert not rig.sim.armed and not rig.sim.charged
+
+
+class _ContactReadsLost:
+    """The controller's own driver, whose status readings stop showing skin contact
+    once ``lost`` is set, while the handpiece stays armed: a firmware whose own
+    contact interlock did not act (layer 1 failed), which layer 3 must not rely on."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.lost = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def read(self) -> Any:
+        reading = self._inner.read()
+        if not self.lost:
+            return reading
+        return dataclasses.replace(reading, status=reading.status & ~IPLStatus.CONTACT_OK)
+
+
+def test_fire_is_refused_on_a_reading_without_skin_contact() -> None:
+    # H13: "L3 and L1: ARM and FIRE need skin contact". The contact-loss pause runs
+    # in the step phase, after the tick's commands, so the fire guard itself must
+    # refuse a trigger on a reading that shows no contact, armed or not.
+    rig = IPLRig.create()
+    rig.load(flashes=2)
+    rig.arm()
+    assert rig.wait_armed()
+    rig.station.loop.run(until=lambda: rig.ipl._may_fire(), max_duration_s=5.0)
+    device = _ContactReadsLost(rig.ipl.device)
+    rig.ipl.device = device
+    device.lost = True
+    with pytest.raises(ControlError, match="contact"):
+        rig.station.command("ipl", "fire", OPERATOR)
+    assert rig.sim.flashes == []

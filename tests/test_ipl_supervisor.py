@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from devicectl.control.events import AlarmPriority
@@ -63,3 +64,23 @@ def test_an_open_thermistor_is_a_fault_and_clears_the_warning() -> None:
     assert _codes(supervisor, block_c=41.0) == ["ipl.block_warm"]
     assert "ipl.implausible" in _codes(supervisor, block_c=math.nan)
     assert _codes(supervisor, block_c=41.0) == ["ipl.block_warm"]
+
+
+def _shots(count: int) -> IPLReading:
+    return dataclasses.replace(_reading(), shot_count=count)
+
+
+def test_a_shot_counter_that_goes_back_is_implausible() -> None:
+    # The counter is the lamp's life count (docs/protocols/ipl.md): it never goes
+    # back. Taken at its word, a drop from 100 to 40 would make the next 60 flashes
+    # look commanded, so the uncommanded ones at 41 and 42 would pass unseen.
+    supervisor = IPLSupervisor(IPLLimits())
+    assert _codes_of(supervisor, _shots(100)) == []
+    raised = _codes_of(supervisor, _shots(40))
+    raised += _codes_of(supervisor, _shots(41))
+    raised += _codes_of(supervisor, _shots(42))
+    assert "ipl.implausible" in raised
+
+
+def _codes_of(supervisor: IPLSupervisor, reading: IPLReading) -> list[str]:
+    return [a.code for a in supervisor.check(reading, IDLE)]

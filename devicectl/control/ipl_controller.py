@@ -300,7 +300,18 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         try:
             self.device.set_params(params)
         except DeviceError as exc:
-            raise ControlError(f"{self.name}: device refused the parameters: {exc}") from exc
+            # A lost reply does not say whether SET_PARAMS acted: the device may hold
+            # the new parameters, the old pass, or neither. Keeping the old pass
+            # loaded would let `arm` charge for parameters nobody checked against
+            # it, so no pass stays loaded until a load succeeds.
+            self.ipl_pass = None
+            self.eye_protection_confirmed_by = None
+            if self.state is not S.IDLE:
+                self._fire("abort")
+            raise ControlError(
+                f"{self.name}: the parameters were not confirmed by the device ({exc}); "
+                "no pass is loaded, load it again"
+            ) from exc
         self.ipl_pass = ipl_pass
         self.flashes = []
         self.eye_protection_confirmed_by = None
@@ -352,6 +363,10 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             return "no fresh status from the device"
         if not r.has(IPLStatus.ARMED):
             return "device does not report armed yet"
+        if not r.has(IPLStatus.CONTACT_OK):
+            # The contact-loss pause runs after the tick's commands; the firmware's
+            # own contact interlock is layer 1 and must not be the only one.
+            return "no skin contact"
         if self._fired_at_s is not None and (
             self.clock.now() - self._fired_at_s < self.limits.min_interval_s
         ):

@@ -44,6 +44,7 @@ class IPLSupervisor:
         self.device = device
         self._missed_ticks = 0
         self._shots_base: int | None = None  # shot counter when counting started
+        self._last_shots: int | None = None  # the counter in the last reading
         self._flashes_without_rise = 0
         self._trains_without_block_rise = 0
         self._active: set[str] = set()
@@ -52,6 +53,7 @@ class IPLSupervisor:
         """After an acknowledgement or a reconnect: count shots afresh."""
         self._missed_ticks = 0
         self._shots_base = None
+        self._last_shots = None
         self._flashes_without_rise = 0
         self._trains_without_block_rise = 0
         self._active.clear()
@@ -136,6 +138,19 @@ class IPLSupervisor:
                     "charged or armed while not treating",
                     status & _ENERGY_BITS,
                     0,
+                )
+            )
+        # The shot counter is the lamp's life count: it never goes back. One that
+        # does cannot be trusted to show an uncommanded flash (the drop would make
+        # as many flashes look commanded).
+        last_shots, self._last_shots = self._last_shots, reading.shot_count
+        if last_shots is not None and reading.shot_count < last_shots:
+            out.append(
+                self._fault(
+                    "ipl.implausible",
+                    f"shot counter went back from {last_shots} to {reading.shot_count}",
+                    reading.shot_count,
+                    last_shots,
                 )
             )
         # Every flash must have been commanded, and must have delivered its fluence.

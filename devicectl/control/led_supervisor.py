@@ -28,6 +28,9 @@ _FAULT_MASK = int(
     | LEDFault.STRING_FAIL
     | LEDFault.POWER_ON_RESET
 )
+# Every bit the protocol defines (docs/protocols/led.md, input 5); any other is a
+# fault the host cannot name, never a healthy canopy.
+_DEFINED_FAULTS = _FAULT_MASK | int(LEDFault.INTERLOCK_OPEN)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class LEDSupervisor:
         self._last_t_s: float | None = None
         self._on_since_s: float | None = None
         self._low_since_s: float | None = None
+        self._lit_since_s: float | None = None  # light measured while output expected off
         self._stuck: tuple[float, float] | None = None
         self._active: set[str] = set()
         # Skin slope while lit: at least 2 s of samples before it speaks.
@@ -61,6 +65,7 @@ class LEDSupervisor:
         self._last_t_s = None
         self._on_since_s = None
         self._low_since_s = None
+        self._lit_since_s = None
         self._stuck = None
         self._active.clear()
         self._fall.clear()
@@ -89,6 +94,16 @@ class LEDSupervisor:
             for bit, code, text in _FAULT_TEXT:
                 if faults & bit:
                     out.append(self._fault(code, text, None, None))
+        undefined = faults & ~_DEFINED_FAULTS
+        if undefined:
+            out.append(
+                self._fault(
+                    "led.implausible",
+                    f"fault bits 0x{undefined:04X} that the protocol does not define",
+                    faults,
+                    None,
+                )
+            )
         skin = reading.skin_temp_c
         if not (lim.plausible_min_c <= skin <= lim.plausible_max_c):
             out.append(self._fault("led.implausible", f"skin sensor reads {skin}", skin, None))
@@ -168,6 +183,25 @@ class LEDSupervisor:
                     ctx.setpoint_mw_cm2,
                 )
             )
+        # Light that outlives an off: the safe state is read back from the status
+        # bit, which a driver stage stuck on would not change; the photodiode is
+        # the independent word. After a real off the light decays with 0.2 s
+        # (docs/protocols/led.md), so it is gone well within settle_s.
+        if not ctx.output_expected and measured > lim.dark_max_mw_cm2:
+            if self._lit_since_s is None:
+                self._lit_since_s = now_s
+            elif now_s - self._lit_since_s >= lim.settle_s:
+                out.append(
+                    self._fault(
+                        "led.output_unexpected",
+                        f"irradiance {measured:.1f} mW/cm2 measured "
+                        f"{now_s - self._lit_since_s:.1f} s after the output should be off",
+                        measured,
+                        lim.dark_max_mw_cm2,
+                    )
+                )
+        else:
+            self._lit_since_s = None
         if not (ctx.output_expected and reading.output_on):
             self._on_since_s = None
             self._low_since_s = None

@@ -189,6 +189,8 @@ class LEDLimits:
     over_irradiance_fraction: float = 0.2  # measured above setpoint by more than this: fault
     collapse_fraction: float = 0.5  # measured below this fraction of setpoint ...
     collapse_s: float = 1.0  # ... for this long (after settling) is a fault
+    # Measured above this for settle_s while the output should be off: still lit.
+    dark_max_mw_cm2: float = 2.0
     settle_s: float = 1.0
     stale_ticks: int = 2
     plausible_min_c: float = 15.0
