@@ -113,6 +113,9 @@ class ControllerCore(Generic[D, R]):
         self.last_safe_state: SafeStateResult | None = None
         self.safe_state_confirmed_at_s: float | None = None
         self._pending_fault: Alarm | None = None
+        # The reading the supervisor last checked and passed in a non-latched state:
+        # the only one an energise guard may rely on (``_unchecked_reading``).
+        self._passed_reading: R | None = None
         self._clear_on_first_tick = False
         self._energy_while_latched = False
         self.state: Any = initial
@@ -253,6 +256,37 @@ class ControllerCore(Generic[D, R]):
         if confirmed_at is not None and reading.t_s <= confirmed_at:
             return False
         return self._shows_energy(reading)
+
+    def supervise(self, now_s: float) -> None:
+        """Run the modality's supervisor on this tick's reading; latch the first fault.
+
+        While latched the supervisor does not run; the device is only watched for
+        energy (``_watch_latched``). Guaranteed: a reading this method did not pass
+        in a non-latched state is never accepted by an energise guard - in the tick
+        of an acknowledgement nobody checked it, and a condition still present
+        (sensors disagreeing, a device fault bit) would otherwise go unseen.
+        """
+        self._passed_reading = None
+        if self.latched:
+            self._watch_latched()
+            return
+        self._check(now_s)
+        if self._pending_fault is not None:
+            self._trip(self._pending_fault)
+        if not self.latched:
+            self._passed_reading = self.reading
+
+    def _check(self, now_s: float) -> None:
+        """The modality's supervision of ``self.reading`` (alarms through ``_apply_alarms``)."""
+        raise NotImplementedError
+
+    def _unchecked_reading(self) -> str:
+        """Why this tick's reading may not be relied on to energise ('' if it may)."""
+        if self.reading is None:
+            return "no fresh reading from the device"
+        if self.reading is not self._passed_reading:
+            return "this tick's reading has not been checked by the supervisor; try again"
+        return ""
 
     def _watch_latched(self) -> None:
         """Safety rule 2 for as long as a fault or e-stop is latched, not only on entry.

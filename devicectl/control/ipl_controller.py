@@ -156,10 +156,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
 
     # -- tick phases ---------------------------------------------------------------
 
-    def supervise(self, now_s: float) -> None:
-        if self.latched:
-            self._watch_latched()
-            return
+    def _check(self, now_s: float) -> None:
         p = self.ipl_pass
         ctx = IPLContext(
             energy_expected=self.state in ENERGY_STATES,
@@ -167,8 +164,6 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             pulses_commanded=self._pulses_commanded,
         )
         self._apply_alarms(self.supervisor.check(self.reading, ctx))
-        if self._pending_fault is not None:
-            self._trip(self._pending_fault)
 
     def step(self, now_s: float) -> None:
         if self._pending_fault is not None:
@@ -346,6 +341,8 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             return "eye protection not confirmed"
         if self.device is None or r is None:
             return "no fresh status from the device"
+        if unchecked := self._unchecked_reading():
+            return unchecked
         if not r.has(IPLStatus.FILTER_OK) or r.filter_nm != p.filter_nm:
             return f"filter {r.filter_nm or 'none'} nm inserted, {p.filter_nm} nm required"
         if not r.crystal_temp_c <= self.limits.crystal_arm_max_c:
@@ -361,6 +358,8 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         r = self.reading
         if r is None:
             return "no fresh status from the device"
+        if unchecked := self._unchecked_reading():
+            return unchecked
         if not r.has(IPLStatus.ARMED):
             return "device does not report armed yet"
         if not r.has(IPLStatus.CONTACT_OK):

@@ -119,10 +119,7 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
 
     # -- tick phases ---------------------------------------------------------------
 
-    def supervise(self, now_s: float) -> None:
-        if self.latched:
-            self._watch_latched()
-            return
+    def _check(self, now_s: float) -> None:
         plan = self.step_plan
         delivering = self.state is S.DELIVERING
         ctx = LEDContext(
@@ -131,8 +128,6 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             step_active=self.state in (S.DELIVERING, S.PAUSED),
         )
         self._apply_alarms(self.supervisor.check(now_s, self.reading, ctx))
-        if self._pending_fault is not None:
-            self._trip(self._pending_fault)
 
     def step(self, now_s: float) -> None:
         if self._pending_fault is not None:
@@ -221,6 +216,8 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             return "no step loaded"
         if self.device is None or r is None:
             return "no fresh reading from the device"
+        if unchecked := self._unchecked_reading():
+            return unchecked
         if not r.interlock_closed:
             return "canopy interlock open (canopy not at treatment distance)"
         if not r.skin_temp_c < self.limits.skin_max_c:

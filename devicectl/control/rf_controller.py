@@ -149,22 +149,14 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self._held_s = 0.0
         self._peak_c = -math.inf
         self._last_step_s: float | None = None
-        # The reading the supervisor last checked and passed (no latching alarm) in a
-        # non-latched state: the only reading the energise guard may rely on.
-        self._passed_reading: RFReading | None = None
         super().__init__(
             opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
         )
 
     # -- the tick phases, called by the ControlLoop ---------------------------------
 
-    def supervise(self, now_s: float) -> None:
-        """Run the supervisor on this tick's reading; latch the first fault it finds."""
+    def _check(self, now_s: float) -> None:
         state = self.state
-        self._passed_reading = None
-        if state is S.FAULT or state is S.ESTOP:
-            self._watch_latched()
-            return
         delivering = state is S.DELIVERING
         power = self.commanded_power_w if delivering else 0.0
         zone = self.zone
@@ -184,10 +176,6 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             if skin > self._peak_c:
                 self._peak_c = skin
         self._apply_alarms(alarms)
-        if self._pending_fault is not None:
-            self._trip(self._pending_fault)
-        if not self.latched:
-            self._passed_reading = reading
 
     def step(self, now_s: float) -> None:
         """Regulate and account the zone; runs after supervision and commands."""
@@ -309,14 +297,11 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             return "no zone loaded"
         if self.device is None:
             return "device not connected"
+        unchecked = self._unchecked_reading()
+        if unchecked:
+            return unchecked
         reading = self.reading
-        if reading is None:
-            return "no fresh reading from the device"
-        if reading is not self._passed_reading:
-            # In the tick of an acknowledgement the supervisor did not check this
-            # reading (it does not run while latched): a condition that is still
-            # there (sensors disagreeing, a device fault bit) would go unseen.
-            return "this tick's reading has not been checked by the supervisor; try again"
+        assert reading is not None  # _unchecked_reading refuses None
         if not reading.contact_ok:
             return "no electrode contact"
         if not reading.skin_max_c < self.limits.alarm_c:
