@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from devicectl.control.events import AlarmPriority
+from devicectl.control.events import AlarmPriority, Event
 from devicectl.control.ipl_controller import IPLState
 from devicectl.control.limits import IPLPass
 from devicectl.devices import IPLStatus
@@ -64,6 +64,23 @@ def test_arming_needs_eye_protection_confirmed_with_an_operator_id() -> None:
     assert any(
         e["event"] == "eye_protection_confirmed" and e["operator_id"] == OPERATOR for e in logs
     )
+
+
+def test_a_refused_arm_records_no_eye_protection_confirmation() -> None:
+    # The record must name who confirmed eye protection for the arming that took
+    # place: an arm refused (here: no skin contact) confirms nothing and does not
+    # replace the operator recorded for an earlier one.
+    rig = IPLRig.create(faults=("contact_loss@0.5s",))
+    rig.load()
+    rig.run_for(1.0)
+    events: list[Event] = []
+    rig.station.loop.subscribe(events.append)
+    with capture_logs() as logs, pytest.raises(ControlError, match="contact"):
+        rig.station.command("ipl", "arm", "tech-B", eye_protection=True)
+    assert rig.ipl.eye_protection_confirmed_by is None
+    assert not any(e["event"] == "eye_protection_confirmed" for e in logs)
+    assert not any(e.kind == "eye_protection_confirmed" for e in events)
+    assert rig.ipl.state is IPLState.READY and not rig.sim.charged
 
 
 def test_arming_refused_when_the_inserted_filter_is_not_the_planned_one() -> None:

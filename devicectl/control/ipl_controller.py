@@ -319,7 +319,16 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
                 f"{self.name}: arming needs the operator's confirmation that eye "
                 "protection is on (eye_protection=True with an operator id)"
             )
+        if "arm" not in self.machine.get_triggers(self.state):
+            raise ControlError(f"{self.name}: cannot arm while {self.state.value}")
+        # The record names who confirmed eye protection for the arming that happened:
+        # a refused arm neither records a confirmation nor replaces the last one.
+        previous = self.eye_protection_confirmed_by
         self.eye_protection_confirmed_by = operator
+        refusal = self._arm_refusal()
+        if refusal:
+            self.eye_protection_confirmed_by = previous
+            raise ControlError(f"{self.name}: arm refused: {refusal}")
         self.log.info("eye_protection_confirmed", operator_id=operator)
         self._emit("eye_protection_confirmed", operator_id=operator)
         return self._trigger_checked("arm")
