@@ -202,6 +202,29 @@ def test_runaway_is_cut_by_the_host_before_the_firmware() -> None:
     assert rig.sim.peak_skin_c < 45.0
 
 
+def test_a_subscriber_that_stops_the_device_on_an_alarm_does_not_break_the_fault() -> None:
+    """Subscribers are told of an alarm before the fault's safe state runs. One that
+    reacts by calling the controller's emergency stop itself (a display wired to
+    stop on any high alarm) must leave the device stopped and the loop running."""
+    rig, rec = make_rig("runaway@8s")
+
+    def stop_on_alarm(event: Event) -> None:
+        if event.kind == "alarm" and event.data["alarm"].latches:
+            rig.rf.emergency_stop("display")
+
+    rig.station.loop.subscribe(stop_on_alarm)
+    rig.start_zone(hold_s=60.0)
+    assert rig.run_until((RFState.FAULT, RFState.ESTOP), max_s=30.0)
+    assert rig.rf.state is RFState.ESTOP
+    assert rig.rf.fault_alarm is not None and rig.rf.fault_alarm.code == "rf.runaway"
+    assert not rig.sim.output_on
+    assert rig.rf.last_safe_state is not None and rig.rf.last_safe_state.confirmed
+    assert_off_at_exit(rig, rec)
+    rig.run_for(2.0)  # the loop goes on ticking
+    assert rig.rf.state is RFState.ESTOP and not rig.sim.output_on
+    assert rig.sim.peak_skin_c < 45.0
+
+
 # -- guards -------------------------------------------------------------------------
 
 

@@ -230,6 +230,11 @@ class ControllerCore(Generic[D, R]):
             return
         self.fault_alarm = alarm
         self._raise(alarm)
+        if self.latched:
+            # A subscriber told of the alarm latched the controller itself (an
+            # emergency stop from a display's alarm handler); that path already ran
+            # the safe state, and `fault` cannot be entered from it.
+            return
         self._on_trip(alarm)
         self.last_safe_state = None
         self._fire("fault")
