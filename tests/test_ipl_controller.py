@@ -350,37 +350,54 @@ def test_a_pass_whose_parameters_may_not_have_reached_the_device_cannot_be_armed
     assert not rig.sim.armed and not rig.sim.charged
 
 
-class _ContactReadsLost:
-    """The controller's own driver, whose status readings stop showing skin contact
-    once ``lost`` is set, while the handpiece stays armed: a firmware whose own
-    contact interlock did not act (layer 1 failed), which layer 3 must not rely on."""
+class _ReadsAltered:
+    """The controller's own driver, whose status readings pass through ``alter`` once
+    ``on`` is set, while the handpiece stays armed: a firmware whose own interlock did
+    not act (layer 1 failed), which layer 3 must not rely on."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, alter: Any) -> None:
         self._inner = inner
-        self.lost = False
+        self._alter = alter
+        self.on = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def read(self) -> Any:
         reading = self._inner.read()
-        if not self.lost:
-            return reading
-        return dataclasses.replace(reading, status=reading.status & ~IPLStatus.CONTACT_OK)
+        return self._alter(reading) if self.on else reading
 
 
-def test_fire_is_refused_on_a_reading_without_skin_contact() -> None:
-    # H13: "L3 and L1: ARM and FIRE need skin contact". The contact-loss pause runs
-    # in the step phase, after the tick's commands, so the fire guard itself must
-    # refuse a trigger on a reading that shows no contact, armed or not.
+def _contact_lost(reading: Any) -> Any:
+    return dataclasses.replace(reading, status=reading.status & ~IPLStatus.CONTACT_OK)
+
+
+def _filter_swapped(reading: Any) -> Any:
+    return dataclasses.replace(reading, filter_nm=640)
+
+
+@pytest.mark.parametrize(
+    ("alter", "refusal"),
+    [
+        # H13: "L3 and L1: ARM and FIRE need skin contact".
+        (_contact_lost, "no skin contact"),
+        # Arm checks the filter; one swapped after arming stops the trigger at the
+        # host too, not only by the firmware dumping the charge.
+        (_filter_swapped, "filter 640 nm inserted, 560 nm planned"),
+    ],
+    ids=["contact", "filter"],
+)
+def test_fire_is_refused_on_a_reading_that_no_longer_allows_it(alter: Any, refusal: str) -> None:
+    # The command runs in the tick whose reading shows the change, before that
+    # tick's step phase pauses the pass: the fire guard itself must refuse.
     rig = IPLRig.create()
     rig.load(flashes=2)
     rig.arm()
     assert rig.wait_armed()
     rig.station.loop.run(until=lambda: rig.ipl._may_fire(), max_duration_s=5.0)
-    device = _ContactReadsLost(rig.ipl.device)
+    device = _ReadsAltered(rig.ipl.device, alter)
     rig.ipl.device = device
-    device.lost = True
-    with pytest.raises(ControlError, match="contact"):
+    device.on = True
+    with pytest.raises(ControlError, match=refusal):
         rig.station.command("ipl", "fire", OPERATOR)
     assert rig.sim.flashes == []

@@ -375,6 +375,12 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
             # The contact-loss pause runs after the tick's commands; the firmware's
             # own contact interlock is layer 1 and must not be the only one.
             return "no skin contact"
+        p = self.ipl_pass
+        if p is None or not r.has(IPLStatus.FILTER_OK) or r.filter_nm != p.filter_nm:
+            # A filter swapped after arming: the firmware dumps the charge (layer 1);
+            # the host does not rely on it either.
+            planned = p.filter_nm if p is not None else "no"
+            return f"filter {r.filter_nm or 'none'} nm inserted, {planned} nm planned"
         if self._fired_at_s is not None and (
             self.clock.now() - self._fired_at_s < self.limits.min_interval_s
         ):
