@@ -90,3 +90,28 @@ def test_kill_9_mid_rf_step_leaves_a_verifiable_record(tmp_path: Path) -> None:
     with RecordStore.open(db, readonly=True) as store:
         assert store.session(session.id).outcome == "interrupted"
         assert store.verify(session.id)[0].ok
+
+
+def test_eye_protection_confirmation_is_in_the_durable_record(tmp_path: Path) -> None:
+    """H13's attestation is recorded like every operator action (rule 6): with who
+    confirmed it, in the IPL step it was given for, inside the verified chain."""
+    protocol = tmp_path / "ipl.toml"
+    protocol.write_text(
+        '[session]\nname = "IPL only"\nversion = "1"\n\n'
+        '[[step]]\nkind = "ipl"\ntitle = "IPL"\nfilter_nm = 560\nfluence_j_cm2 = 12.0\n'
+        "pulse_width_ms = 4.0\nflashes = 2\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "r.sqlite"
+    outcome = run_protocol_file(protocol, operator_id="tech-7", auto_confirm=True, db=str(db))
+    assert outcome.outcome == "complete"
+    with RecordStore.open(db, readonly=True) as store:
+        assert store.verify(outcome.session_id)[0].ok
+        confirmations = [
+            e for e in store.events(outcome.session_id) if e.kind == "eye_protection_confirmed"
+        ]
+    assert len(confirmations) == 1
+    (confirmed,) = confirmations
+    assert confirmed.device == "ipl" and confirmed.step_index == 1
+    assert confirmed.data["operator_id"] == confirmed.operator_id
+    assert confirmed.operator_id == "auto", confirmed  # unattended: section 6, item 25
