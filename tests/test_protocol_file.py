@@ -596,6 +596,30 @@ def test_syntax_errors_are_one_line(tmp_path: Path, text: str, position: str, wh
     assert what in problem and "\n" not in problem
 
 
+HUGE = "1" + "0" * 400  # a TOML integer no float holds (tomllib reads any length)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("target_c = 42.0", f"target_c = {HUGE}", f"{STEP3}: target_c"),
+        (ZONES, f'zones = ["forehead", {{ name = "nose", hold_s = -{HUGE} }}]', f"{STEP3}: zone 2"),
+        ("flashes = 40", f"flashes = {HUGE}", f"{STEP4}: flashes"),
+        ("pulse_count = 2", f"pulse_count = {HUGE}", f"{STEP4}: pulse_count"),
+        ("duration_min = 20", f"duration_min = {HUGE}", f"{STEP6}: duration_min"),
+    ],
+    ids=["number", "zone", "whole", "pulse_count", "led"],
+)
+def test_a_huge_integer_is_one_line_not_a_crash(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    """tomllib reads integers of any length; one beyond 64 bits (the TOML limit) used
+    to leave the loader as an OverflowError traceback instead of a problem line."""
+    [problem] = problems_of(tmp_path, edit(old, new))
+    assert problem.startswith(expected)
+    assert "too large" in problem and "64-bit" in problem and len(problem) < 200
+
+
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[session]\nname = "Caf\xe9"\n')

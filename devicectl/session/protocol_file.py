@@ -296,6 +296,9 @@ _LED_KEYS: Final = (
     "duration_min",
 )
 _RF_DEFAULT: Final = RFZone("default")
+_INT_RULE: Final = "TOML integers are 64-bit"
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**63 - 1
 _SHOW_MAX: Final = 40
 
 
@@ -349,6 +352,9 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.field_problem(key, f"must be a number, not {_describe(value)}")
             return None
+        if _too_large(value):
+            self.field_problem(key, f"is too large ({_INT_RULE})")
+            return None
         return float(value)
 
     def whole(self, key: str, default: int | None = None) -> int | None:
@@ -362,6 +368,9 @@ class _Table:
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             self.field_problem(key, f"must be a whole number, not {_describe(value)}")
+            return None
+        if _too_large(value):
+            self.field_problem(key, f"is too large ({_INT_RULE})")
             return None
         return value
 
@@ -636,6 +645,12 @@ class _Document:
 
 
 # --------------------------------------------------------------------------- text helpers
+
+
+def _too_large(value: int | float) -> bool:
+    """An integer outside TOML's 64-bit range (tomllib reads any length): no float
+    holds one past 1.8e308, and the limits' checks cannot compare it."""
+    return isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX
 
 
 def _field_of(line: str) -> str:
