@@ -620,6 +620,14 @@ def test_a_huge_integer_is_one_line_not_a_crash(
     assert "too large" in problem and "64-bit" in problem and len(problem) < 200
 
 
+def test_an_integer_too_long_for_python_to_read_is_one_line(tmp_path: Path) -> None:
+    """Past 4300 digits tomllib raises a plain ValueError (Python's int-string limit),
+    not a TOMLDecodeError: it used to escape the loader as a traceback."""
+    [problem] = problems_of(tmp_path, edit("flashes = 40", "flashes = 1" + "0" * 5000))
+    assert problem.startswith(f"{F}: ") and "TOML" in problem
+    assert "\n" not in problem and len(problem) < 200
+
+
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[session]\nname = "Caf\xe9"\n')

@@ -167,6 +167,10 @@ def loads_protocol(
         _fail(p, _syntax_line(str(exc)))
     except RecursionError:
         _fail(p, "TOML syntax error: arrays or tables nested too deeply")
+    except ValueError:
+        # tomllib does not wrap int() of an integer past Python's 4300-digit limit;
+        # no other ValueError leaves it (its own errors are TOMLDecodeError).
+        _fail(p, f"TOML syntax error: an integer is too large ({_INT_RULE})")
     lim = limits or SessionLimits()
     out: list[str] = []
     protocol = _Document(p, lim, out).read(data)
