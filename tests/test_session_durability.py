@@ -90,3 +90,31 @@ def test_kill_9_mid_rf_step_leaves_a_verifiable_record(tmp_path: Path) -> None:
     with RecordStore.open(db, readonly=True) as store:
         assert store.session(session.id).outcome == "interrupted"
         assert store.verify(session.id)[0].ok
+
+
+def test_a_faulted_step_is_recorded_as_fault_not_left_running(tmp_path: Path) -> None:
+    """A device fault that ends the session must leave the step's fault in the record
+    (safety rule 6: every state change recorded); it used to stay 'running' in the
+    steps table, because a fault emitted no step_ended event."""
+    db = tmp_path / "records.sqlite"
+    outcome = run_protocol_file(
+        builtin_protocol("pore-patrol.toml"),
+        operator_id="tech-fault",
+        auto_confirm=True,
+        db=str(db),
+        faults={"rf": ["runaway@40s"]},
+    )
+    assert outcome.outcome == "fault"
+    with RecordStore.open(db, readonly=True) as store:
+        steps = {s.index: s for s in store.steps(outcome.session_id)}
+        assert steps[3].outcome == "fault"
+        assert steps[3].ended_s is not None
+        assert steps[3].result["fault"].startswith("rf: ")
+        ended = [
+            e.data
+            for e in store.events(outcome.session_id)
+            if e.kind == "step_ended" and e.data["step"] == 3
+        ]
+        assert [e["outcome"] for e in ended] == ["fault"]
+        [verdict] = store.verify(outcome.session_id)
+        assert verdict.ok, verdict.describe()

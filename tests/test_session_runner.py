@@ -152,3 +152,30 @@ def test_device_commands_are_events_for_the_record() -> None:
     assert commands[-1] == "safe_state"  # zone done: output off, confirmed
     last = [e for e in events if e.kind == "device_command"][-1]
     assert last.data["confirmed"] is True
+
+
+def test_a_faulted_step_ends_as_fault_and_begins_again_on_resume() -> None:
+    """The record sees the fault end the step and the resume start it again (the
+    store updates the step row), so a resumed step ends 'complete' and an abandoned
+    one 'fault', never 'running'."""
+    station, runner = make(faults={"rf": ["runaway@60s%2B5s"]})
+    events: list = []
+    station.loop.subscribe(events.append)
+    assert station.loop.run(
+        until=lambda: runner.state is SessionState.FAULTED, max_duration_s=300.0
+    )
+    station.loop.run(max_duration_s=20.0)
+    station.command("rf", "acknowledge", OP)
+    station.command("session", "resume", OP)
+    assert station.loop.run(until=lambda: runner.finished, max_duration_s=1200.0)
+    rf_step = [
+        (e.kind, e.data.get("outcome"))
+        for e in events
+        if e.kind in ("step_started", "step_ended") and e.data["step"] == 2
+    ]
+    assert rf_step == [
+        ("step_started", None),
+        ("step_ended", "fault"),
+        ("step_started", None),
+        ("step_ended", "complete"),
+    ]
