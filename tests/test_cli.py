@@ -171,6 +171,38 @@ def test_report_renders_for_the_pore_patrol_session(
     assert "Operator actions" in page and "Alarms" in page
 
 
+@pytest.mark.parametrize("command", ["report", "export"])
+@pytest.mark.parametrize("where", ["missing-dir", "a-directory"])
+def test_an_output_file_that_cannot_be_written_is_one_clear_line(
+    demo_run: tuple[dict[str, Any], Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: str,
+    where: str,
+) -> None:
+    """A mistyped ``-o`` is the technician's slip, not a crash: it used to end in an
+    OSError traceback (exit 1) instead of one line naming the file (exit 2)."""
+    summary, db, log = demo_run
+    out = tmp_path / "no" / "such" / "x.out" if where == "missing-dir" else tmp_path
+    argv = ["records", "export"] if command == "export" else ["report"]
+    code, stdout, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log),
+        *argv,
+        summary["session_id"][:8],
+        "-o",
+        str(out),
+        "--db",
+        str(db),
+    )
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert str(out) in err and "Traceback" not in stdout + err
+
+
 def test_demo_with_a_runaway_ends_in_fault_and_shows_it(log_file: Path, tmp_path: Path) -> None:
     result = invoke(
         log_file, "demo", "--json", "--db", str(tmp_path / "r.sqlite"), "--fault", "rf=runaway@40s"
