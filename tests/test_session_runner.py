@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from devicectl.control.limits import IPLPass, LEDStep, RFZone
 from devicectl.control.rf_controller import RFState
-from devicectl.errors import ControlError
-from devicectl.session import IPLStep, LEDExposureStep, ManualStep, RFStep
+from devicectl.errors import ControlError, ProtocolFileError
+from devicectl.session import IPLStep, LEDExposureStep, ManualStep, RFStep, SessionProtocol
+from devicectl.session.api import run_protocol
 from devicectl.session.runner import SessionRunner, SessionState
 from devicectl.session.simulated import simulated_station
 
@@ -179,3 +181,28 @@ def test_a_faulted_step_ends_as_fault_and_begins_again_on_resume() -> None:
         ("step_started", None),
         ("step_ended", "complete"),
     ]
+
+
+def test_run_protocol_rejects_a_protocol_built_in_python_whole_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    """Safety rule 4 holds for the Python API too: a protocol with any bad value is
+    rejected whole, naming the step and the field, with nothing delivered. It used to
+    run the RF step on the skin and then die at the LED step's load."""
+    bad = SessionProtocol(
+        Path("scripted.toml"),
+        "scripted",
+        "1",
+        "",
+        (
+            RFStep("RF", (RFZone("nose", 42.0, 10.0),)),
+            LEDExposureStep("LED", LEDStep(633, 500.0, 60.0)),
+        ),
+    )
+    db = tmp_path / "records.sqlite"
+    with pytest.raises(ProtocolFileError) as caught:
+        run_protocol(bad, operator_id=OP, auto_confirm=True, db=str(db))
+    assert caught.value.problems == [
+        "scripted.toml: step 2 (led): irradiance_mw_cm2 500.0 is above the limit 110.0"
+    ]
+    assert not db.exists()  # no session was begun: nothing ran
