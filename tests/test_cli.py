@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -354,6 +355,40 @@ def test_run_with_a_port_that_does_not_exist_is_one_clear_line(
     assert code != 0
     assert "Traceback" not in out + err
     assert "/dev/ttyNOPE0" in err
+
+
+def test_session_s_of_a_real_time_run_is_its_duration_not_the_clock_reading(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    """With real devices the loop's clock is the monotonic clock (seconds since boot):
+    the summary's session_s used to print that reading (hours) instead of how long
+    the session ran."""
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    started = time.perf_counter()
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "run",
+        str(path),
+        "--yes",
+        "--json",
+        "--device",
+        "rf=/dev/ttyNOPE0",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    wall_s = time.perf_counter() - started
+    summary = json.loads(out)
+    assert code == 1 and "Traceback" not in err
+    assert summary["outcome"] == "fault"
+    assert "/dev/ttyNOPE0" in summary["faults"][0]["message"]
+    assert 0.0 <= summary["session_s"] <= wall_s + 0.5
 
 
 # -- devices, diagram ------------------------------------------------------------------------

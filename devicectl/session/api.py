@@ -196,6 +196,8 @@ def run_protocol(
             on_record_lost=lambda why: runner.abort(operator_id),
         )
         loop = station.loop
+        # A RealClock reads seconds since boot: the session's length is a difference.
+        started_s = station.clock.now()
 
         def done() -> bool:
             if progress is not None and loop.tick_count % progress_every_ticks == 0:
@@ -227,7 +229,7 @@ def run_protocol(
             protocol=protocol.name,
             operator_id=operator_id,
             unattended=auto_confirm,
-            simulated_s=station.clock.now(),
+            simulated_s=station.clock.now() - started_s,
             steps=[_step_summary(s) for s in runner.steps],
             faults=watch.faults,
             db=store.db,
