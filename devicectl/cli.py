@@ -449,6 +449,7 @@ def records_show(
     db: DbOpt = None,
 ) -> None:
     """Show a session: steps, alarms and operator actions."""
+    from devicectl.records.models import dig
     from devicectl.records.store import RecordStore
 
     with RecordStore.open(db, readonly=True) as store:
@@ -469,8 +470,10 @@ def records_show(
         for col in ("t s", "priority", "code", "message"):
             alarms.add_column(col)
         for e in d.alarms:
-            a = e.data["alarm"]
-            alarms.add_row(f"{e.t_s:.2f}", str(a["priority"]), a["code"], a["message"])
+            alarms.add_row(
+                f"{e.t_s:.2f}",
+                *(str(dig(e.data, "alarm", key) or "?") for key in ("priority", "code", "message")),
+            )
         console.print(alarms)
         actions = Table(title="operator actions")
         for col in ("t s", "operator", "device", "what"):
