@@ -497,6 +497,16 @@ def test_document_shape_problems(tmp_path: Path, text: str, expected: list[str])
     assert problems_of(tmp_path, text, name="s.toml") == [f"s.toml: {e}" for e in expected]
 
 
+def test_a_zone_name_repeated_in_another_unicode_form_is_a_repeat(tmp_path: Path) -> None:
+    """'Joue \u00e9' typed here and 'Joue e\u0301' pasted from a macOS document look the
+    same to the technician; they used to count as two zones, treating one twice
+    (twice the dose, which the one-zone-per-step rule exists to prevent)."""
+    text = edit(ZONES, 'zones = ["front", "joue \u00e9", "Joue e\u0301"]')
+    [problem] = problems_of(tmp_path, text)
+    assert problem.startswith(f"{STEP3}: zone 3 (")
+    assert problem.endswith("name repeats zone 2: each zone is treated once per step")
+
+
 def test_zones_as_an_array_of_tables(tmp_path: Path) -> None:
     text = edit(
         ZONES + "\n",

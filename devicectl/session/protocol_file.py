@@ -23,6 +23,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -551,7 +552,9 @@ class _Document:
         target_c = z.number("target_c") if "target_c" in own else step_target_c
         hold_s = z.number("hold_s") if "hold_s" in own else step_hold_s
         if name is not None:
-            key = name.strip().casefold()
+            # One zone however its name was typed: case, and Unicode forms that look
+            # the same (e + combining accent vs the accented letter; NFKC).
+            key = unicodedata.normalize("NFKC", name).strip().casefold()
             if key in seen:
                 z.problem(f"name repeats zone {seen[key]}: each zone is treated once per step")
             else:
