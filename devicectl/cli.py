@@ -449,6 +449,7 @@ def records_show(
     db: DbOpt = None,
 ) -> None:
     """Show a session: steps, alarms and operator actions."""
+    from devicectl.records.models import dig
     from devicectl.records.store import RecordStore
 
     with RecordStore.open(db, readonly=True) as store:
@@ -469,8 +470,10 @@ def records_show(
         for col in ("t s", "priority", "code", "message"):
             alarms.add_column(col)
         for e in d.alarms:
-            a = e.data["alarm"]
-            alarms.add_row(f"{e.t_s:.2f}", str(a["priority"]), a["code"], a["message"])
+            alarms.add_row(
+                f"{e.t_s:.2f}",
+                *(str(dig(e.data, "alarm", key) or "?") for key in ("priority", "code", "message")),
+            )
         console.print(alarms)
         actions = Table(title="operator actions")
         for col in ("t s", "operator", "device", "what"):
@@ -518,7 +521,11 @@ def records_export(
         if out is None:
             store.export_jsonl(session, sys.stdout)
         else:
-            with out.open("w", encoding="utf-8") as fh:
+            try:
+                fh = out.open("w", encoding="utf-8")
+            except OSError as exc:
+                raise _output_error(out, exc) from exc
+            with fh:
                 n = store.export_jsonl(session, fh)
             console.print(f"{n} lines written to {out}")
 
@@ -533,11 +540,21 @@ def report(
 ) -> None:
     """Write a self-contained HTML report of a session (steps, alarms, plots)."""
     from devicectl.records.store import RecordStore
-    from devicectl.report import write_report
+    from devicectl.report import render_report
 
     with RecordStore.open(db, readonly=True) as store:
-        write_report(store, session, out)
+        page = render_report(store, session)
+    try:
+        out.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise _output_error(out, exc) from exc
     console.print(f"report written to {out}")
+
+
+def _output_error(out: Path, exc: OSError) -> ConfigError:
+    """A ``-o`` file that cannot be written (no such directory, a directory, no
+    permission) is a bad option: one line naming it, not a traceback."""
+    return ConfigError(f"-o {out}: cannot write: {exc.strerror or exc}")
 
 
 @app.command()

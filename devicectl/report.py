@@ -27,7 +27,7 @@ matplotlib.use("Agg")  # no display: the report is a file
 import matplotlib.pyplot as plt
 
 from devicectl.control.limits import IPLLimits, RFLimits
-from devicectl.records.models import EventRecord, TracePoint
+from devicectl.records.models import EventRecord, TracePoint, dig
 from devicectl.records.store import RecordStore
 
 _CSS = """
@@ -74,7 +74,7 @@ def _rf_zones(events: list[EventRecord]) -> list[tuple[str, float, float]]:
         if e.device != "rf" or not isinstance(e.data, dict):
             continue
         if e.kind == "command" and e.data.get("action") == "load":
-            current = (str(e.data["args"]["zone"]["name"]), e.t_s)
+            current = (str(dig(e.data, "args", "zone", "name")), e.t_s)
         elif e.kind == "zone_result" and current is not None:
             zones.append((current[0], current[1], e.t_s))
             current = None
@@ -114,14 +114,20 @@ def _rf_plots(points: list[TracePoint], events: list[EventRecord]) -> list[str]:
 
 
 def _ipl_plot(events: list[EventRecord]) -> list[str]:
-    flashes = [e for e in events if e.kind == "flash" and e.device == "ipl"]
-    if not flashes:
+    pairs = [
+        (dig(e.data, "record", "set_fluence_j_cm2"), dig(e.data, "record", "delivered_j_cm2"))
+        for e in events
+        if e.kind == "flash" and e.device == "ipl"
+    ]
+    # A flash whose payload was edited out of shape is left out (verify names it).
+    kept = [(float(a), float(b)) for a, b in pairs if _is_number(a) and _is_number(b)]
+    if not kept:
         return []
-    set_f = [float(e.data["record"]["set_fluence_j_cm2"]) for e in flashes]
-    got = [float(e.data["record"]["delivered_j_cm2"]) for e in flashes]
+    set_f = [a for a, _ in kept]
+    got = [b for _, b in kept]
     tol = IPLLimits().energy_tolerance
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    n = range(1, len(flashes) + 1)
+    n = range(1, len(kept) + 1)
     ax.plot(n, got, "o", label="delivered (photodiode)")
     ax.plot(n, set_f, "-", color="green", label="set")
     ax.fill_between(
@@ -137,6 +143,13 @@ def _ipl_plot(events: list[EventRecord]) -> list[str]:
     ax.set_title("IPL delivered fluence per flash")
     ax.legend(loc="lower right", fontsize="small")
     return [_png(fig)]
+
+
+_ALARM_FIELDS = ("priority", "code", "message")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _led_plot(points: list[TracePoint]) -> list[str]:
@@ -207,22 +220,18 @@ def render_report(store: RecordStore, session_id: str) -> str:
             ],
         ),
     ]
-    alarms = [e for e in events if e.kind == "alarm"]
+    alarms = [
+        [f"{e.t_s:.2f}", *(str(dig(e.data, "alarm", k) or "?") for k in _ALARM_FIELDS)]
+        for e in events
+        if e.kind == "alarm"
+    ]
     parts.append("<h2>Alarms</h2>")
     if alarms:
         parts.append(
             _table(
                 ["t s", "priority", "code", "message"],
-                [
-                    [
-                        f"{e.t_s:.2f}",
-                        e.data["alarm"]["priority"],
-                        e.data["alarm"]["code"],
-                        e.data["alarm"]["message"],
-                    ]
-                    for e in alarms
-                ],
-                [str(e.data["alarm"]["priority"]).lower() for e in alarms],
+                alarms,
+                [row[1].lower() for row in alarms],
             )
         )
     else:

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,38 @@ def test_report_renders_for_the_pore_patrol_session(
     assert "Operator actions" in page and "Alarms" in page
 
 
+@pytest.mark.parametrize("command", ["report", "export"])
+@pytest.mark.parametrize("where", ["missing-dir", "a-directory"])
+def test_an_output_file_that_cannot_be_written_is_one_clear_line(
+    demo_run: tuple[dict[str, Any], Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: str,
+    where: str,
+) -> None:
+    """A mistyped ``-o`` is the technician's slip, not a crash: it used to end in an
+    OSError traceback (exit 1) instead of one line naming the file (exit 2)."""
+    summary, db, log = demo_run
+    out = tmp_path / "no" / "such" / "x.out" if where == "missing-dir" else tmp_path
+    argv = ["records", "export"] if command == "export" else ["report"]
+    code, stdout, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log),
+        *argv,
+        summary["session_id"][:8],
+        "-o",
+        str(out),
+        "--db",
+        str(db),
+    )
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert str(out) in err and "Traceback" not in stdout + err
+
+
 def test_demo_with_a_runaway_ends_in_fault_and_shows_it(log_file: Path, tmp_path: Path) -> None:
     result = invoke(
         log_file, "demo", "--json", "--db", str(tmp_path / "r.sqlite"), "--fault", "rf=runaway@40s"
@@ -322,6 +355,40 @@ def test_run_with_a_port_that_does_not_exist_is_one_clear_line(
     assert code != 0
     assert "Traceback" not in out + err
     assert "/dev/ttyNOPE0" in err
+
+
+def test_session_s_of_a_real_time_run_is_its_duration_not_the_clock_reading(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    """With real devices the loop's clock is the monotonic clock (seconds since boot):
+    the summary's session_s used to print that reading (hours) instead of how long
+    the session ran."""
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    started = time.perf_counter()
+    code, out, err = run_main(
+        monkeypatch,
+        capsys,
+        "--log-file",
+        str(log_file),
+        "run",
+        str(path),
+        "--yes",
+        "--json",
+        "--device",
+        "rf=/dev/ttyNOPE0",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    wall_s = time.perf_counter() - started
+    summary = json.loads(out)
+    assert code == 1 and "Traceback" not in err
+    assert summary["outcome"] == "fault"
+    assert "/dev/ttyNOPE0" in summary["faults"][0]["message"]
+    assert 0.0 <= summary["session_s"] <= wall_s + 0.5
 
 
 # -- devices, diagram ------------------------------------------------------------------------

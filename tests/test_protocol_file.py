@@ -497,6 +497,16 @@ def test_document_shape_problems(tmp_path: Path, text: str, expected: list[str])
     assert problems_of(tmp_path, text, name="s.toml") == [f"s.toml: {e}" for e in expected]
 
 
+def test_a_zone_name_repeated_in_another_unicode_form_is_a_repeat(tmp_path: Path) -> None:
+    """'Joue \u00e9' typed here and 'Joue e\u0301' pasted from a macOS document look the
+    same to the technician; they used to count as two zones, treating one twice
+    (twice the dose, which the one-zone-per-step rule exists to prevent)."""
+    text = edit(ZONES, 'zones = ["front", "joue \u00e9", "Joue e\u0301"]')
+    [problem] = problems_of(tmp_path, text)
+    assert problem.startswith(f"{STEP3}: zone 3 (")
+    assert problem.endswith("name repeats zone 2: each zone is treated once per step")
+
+
 def test_zones_as_an_array_of_tables(tmp_path: Path) -> None:
     text = edit(
         ZONES + "\n",
@@ -594,6 +604,38 @@ def test_syntax_errors_are_one_line(tmp_path: Path, text: str, position: str, wh
         f"s.toml: {position}: TOML syntax error: " if position else "s.toml: "
     )
     assert what in problem and "\n" not in problem
+
+
+HUGE = "1" + "0" * 400  # a TOML integer no float holds (tomllib reads any length)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("target_c = 42.0", f"target_c = {HUGE}", f"{STEP3}: target_c"),
+        (ZONES, f'zones = ["forehead", {{ name = "nose", hold_s = -{HUGE} }}]', f"{STEP3}: zone 2"),
+        ("flashes = 40", f"flashes = {HUGE}", f"{STEP4}: flashes"),
+        ("pulse_count = 2", f"pulse_count = {HUGE}", f"{STEP4}: pulse_count"),
+        ("duration_min = 20", f"duration_min = {HUGE}", f"{STEP6}: duration_min"),
+    ],
+    ids=["number", "zone", "whole", "pulse_count", "led"],
+)
+def test_a_huge_integer_is_one_line_not_a_crash(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    """tomllib reads integers of any length; one beyond 64 bits (the TOML limit) used
+    to leave the loader as an OverflowError traceback instead of a problem line."""
+    [problem] = problems_of(tmp_path, edit(old, new))
+    assert problem.startswith(expected)
+    assert "too large" in problem and "64-bit" in problem and len(problem) < 200
+
+
+def test_an_integer_too_long_for_python_to_read_is_one_line(tmp_path: Path) -> None:
+    """Past 4300 digits tomllib raises a plain ValueError (Python's int-string limit),
+    not a TOMLDecodeError: it used to escape the loader as a traceback."""
+    [problem] = problems_of(tmp_path, edit("flashes = 40", "flashes = 1" + "0" * 5000))
+    assert problem.startswith(f"{F}: ") and "TOML" in problem
+    assert "\n" not in problem and len(problem) < 200
 
 
 def test_not_utf8(tmp_path: Path) -> None:

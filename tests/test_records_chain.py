@@ -269,3 +269,60 @@ def test_writer_continues_an_existing_chain(store: RecordStore) -> None:
         writer.close()
     assert [e.seq for e in store.events(sid)] == [1, 2, 3]
     assert store.verify(sid)[0].ok
+
+
+# -- an edited record is still shown and reported, with the edit named ---------------------------
+
+
+def _report_session(store: RecordStore) -> str:
+    """A small session with what ``records show`` and ``report`` read inside payloads:
+    an RF load and its zone result, an IPL flash, an alarm."""
+    sid = store.begin_session(protocol_name="edited", operator_id=OPERATOR)
+    with RecordWriter(store, sid) as writer:
+        zone = {"name": "nose", "target_c": 42.0, "hold_s": 10.0}
+        alarm = Alarm("rf", "rf.alarm_temp", AlarmPriority.HIGH, "rf: skin 43.0", True, 43.0, 43.0)
+        flash = {"set_fluence_j_cm2": 12.0, "delivered_j_cm2": 11.8}
+        for event in (
+            Event(1.0, "command", "rf", {"action": "load", "args": {"zone": zone}}),
+            Event(2.0, "alarm", "rf", {"alarm": alarm}),
+            Event(3.0, "zone_result", "rf", {"result": zone}),
+            Event(4.0, "flash", "ipl", {"record": flash}),
+        ):
+            writer.append_event(event, step_index=1)
+            writer.append_trace(event.t_s, "rf", "skin1_c", 40.0, step_index=1)
+            writer.end_tick()
+    store.end_session(sid, "complete")
+    return sid
+
+
+@pytest.mark.parametrize("seq", [1, 2, 4])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "not json",
+        "{}",
+        '{"alarm":"x","args":1,"record":[]}',
+        '{"action":"load","alarm":{},"record":{}}',
+    ],
+)
+def test_show_and_report_of_an_edited_record_name_the_edit_instead_of_crashing(
+    store: RecordStore, tmp_path: Path, seq: int, data: str
+) -> None:
+    """An edited payload is what verify exists to find; ``records show`` and ``report``
+    used to die on it with a TypeError or KeyError traceback instead of showing the
+    record with the report's 'RECORD DOES NOT VERIFY'."""
+    from typer.testing import CliRunner
+
+    from devicectl.cli import app
+    from devicectl.report import render_report
+
+    sid = _report_session(store)
+    _sql(store, f"UPDATE events SET data = '{data}' WHERE seq = {seq}")
+    [result] = store.verify(sid)
+    assert result.edited == (seq,)
+    assert "RECORD DOES NOT VERIFY" in render_report(store, sid)
+    db = store.engine.url.database
+    assert db is not None
+    log = tmp_path / "cli.jsonl"
+    shown = CliRunner().invoke(app, ["--log-file", str(log), "records", "show", sid, "--db", db])
+    assert shown.exit_code == 0, shown.output

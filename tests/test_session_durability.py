@@ -115,3 +115,31 @@ def test_eye_protection_confirmation_is_in_the_durable_record(tmp_path: Path) ->
     assert confirmed.device == "ipl" and confirmed.step_index == 1
     assert confirmed.data["operator_id"] == confirmed.operator_id
     assert confirmed.operator_id == "auto", confirmed  # unattended: section 6, item 25
+
+
+def test_a_faulted_step_is_recorded_as_fault_not_left_running(tmp_path: Path) -> None:
+    """A device fault that ends the session must leave the step's fault in the record
+    (safety rule 6: every state change recorded); it used to stay 'running' in the
+    steps table, because a fault emitted no step_ended event."""
+    db = tmp_path / "records.sqlite"
+    outcome = run_protocol_file(
+        builtin_protocol("pore-patrol.toml"),
+        operator_id="tech-fault",
+        auto_confirm=True,
+        db=str(db),
+        faults={"rf": ["runaway@40s"]},
+    )
+    assert outcome.outcome == "fault"
+    with RecordStore.open(db, readonly=True) as store:
+        steps = {s.index: s for s in store.steps(outcome.session_id)}
+        assert steps[3].outcome == "fault"
+        assert steps[3].ended_s is not None
+        assert steps[3].result["fault"].startswith("rf: ")
+        ended = [
+            e.data
+            for e in store.events(outcome.session_id)
+            if e.kind == "step_ended" and e.data["step"] == 3
+        ]
+        assert [e["outcome"] for e in ended] == ["fault"]
+        [verdict] = store.verify(outcome.session_id)
+        assert verdict.ok, verdict.describe()

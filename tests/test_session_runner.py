@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from devicectl.control.limits import IPLPass, LEDStep, RFZone
 from devicectl.control.rf_controller import RFState
-from devicectl.errors import ControlError
-from devicectl.session import IPLStep, LEDExposureStep, ManualStep, RFStep
+from devicectl.errors import ControlError, ProtocolFileError
+from devicectl.session import IPLStep, LEDExposureStep, ManualStep, RFStep, SessionProtocol
+from devicectl.session.api import run_protocol
 from devicectl.session.runner import SessionRunner, SessionState
 from devicectl.session.simulated import simulated_station
 
@@ -152,3 +154,55 @@ def test_device_commands_are_events_for_the_record() -> None:
     assert commands[-1] == "safe_state"  # zone done: output off, confirmed
     last = [e for e in events if e.kind == "device_command"][-1]
     assert last.data["confirmed"] is True
+
+
+def test_a_faulted_step_ends_as_fault_and_begins_again_on_resume() -> None:
+    """The record sees the fault end the step and the resume start it again (the
+    store updates the step row), so a resumed step ends 'complete' and an abandoned
+    one 'fault', never 'running'."""
+    station, runner = make(faults={"rf": ["runaway@60s%2B5s"]})
+    events: list = []
+    station.loop.subscribe(events.append)
+    assert station.loop.run(
+        until=lambda: runner.state is SessionState.FAULTED, max_duration_s=300.0
+    )
+    station.loop.run(max_duration_s=20.0)
+    station.command("rf", "acknowledge", OP)
+    station.command("session", "resume", OP)
+    assert station.loop.run(until=lambda: runner.finished, max_duration_s=1200.0)
+    rf_step = [
+        (e.kind, e.data.get("outcome"))
+        for e in events
+        if e.kind in ("step_started", "step_ended") and e.data["step"] == 2
+    ]
+    assert rf_step == [
+        ("step_started", None),
+        ("step_ended", "fault"),
+        ("step_started", None),
+        ("step_ended", "complete"),
+    ]
+
+
+def test_run_protocol_rejects_a_protocol_built_in_python_whole_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    """Safety rule 4 holds for the Python API too: a protocol with any bad value is
+    rejected whole, naming the step and the field, with nothing delivered. It used to
+    run the RF step on the skin and then die at the LED step's load."""
+    bad = SessionProtocol(
+        Path("scripted.toml"),
+        "scripted",
+        "1",
+        "",
+        (
+            RFStep("RF", (RFZone("nose", 42.0, 10.0),)),
+            LEDExposureStep("LED", LEDStep(633, 500.0, 60.0)),
+        ),
+    )
+    db = tmp_path / "records.sqlite"
+    with pytest.raises(ProtocolFileError) as caught:
+        run_protocol(bad, operator_id=OP, auto_confirm=True, db=str(db))
+    assert caught.value.problems == [
+        "scripted.toml: step 2 (led): irradiance_mw_cm2 500.0 is above the limit 110.0"
+    ]
+    assert not db.exists()  # no session was begun: nothing ran

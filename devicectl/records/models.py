@@ -83,3 +83,17 @@ class SessionDetail:
     alarms: tuple[EventRecord, ...]  # every event of kind "alarm", in order
     operator_actions: tuple[EventRecord, ...]  # every event carrying an operator id
     traces: tuple[TraceChannel, ...]
+
+
+def dig(data: Any, *keys: str) -> Any:
+    """``data[k1][k2]...``, or None where the stored payload does not have that shape.
+
+    Readers of the record (``records show``, ``report``) go through this: an edited
+    payload is what ``records verify`` exists to name, so it must be shown, not crash
+    the command that shows it.
+    """
+    for key in keys:
+        if not isinstance(data, Mapping) or key not in data:
+            return None
+        data = data[key]
+    return data

@@ -27,7 +27,7 @@ from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.errors import ConfigError
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
-from devicectl.session.protocol_file import SessionProtocol, load_protocol
+from devicectl.session.protocol_file import SessionProtocol, load_protocol, validate_protocol
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
 from devicectl.session.simulated import SimulatedTechnician, simulated_station
@@ -147,7 +147,10 @@ def run_protocol(
     """Run ``protocol`` to its end; a fault in an unattended run ends the session.
 
     ``port_timeout_s`` is the reply timeout of real devices' ports (``devices``).
+    A protocol built in Python is checked whole first, like a file (safety rule 4):
+    ProtocolFileError lists every bad value before any device or record is opened.
     """
+    validate_protocol(protocol)
     if not operator_id.strip():
         raise ConfigError("a session needs an operator id (--operator)")
     if not auto_confirm and progress_needs_operator(protocol):
@@ -193,6 +196,8 @@ def run_protocol(
             on_record_lost=lambda why: runner.abort(operator_id),
         )
         loop = station.loop
+        # A RealClock reads seconds since boot: the session's length is a difference.
+        started_s = station.clock.now()
 
         def done() -> bool:
             if progress is not None and loop.tick_count % progress_every_ticks == 0:
@@ -224,7 +229,7 @@ def run_protocol(
             protocol=protocol.name,
             operator_id=operator_id,
             unattended=auto_confirm,
-            simulated_s=station.clock.now(),
+            simulated_s=station.clock.now() - started_s,
             steps=[_step_summary(s) for s in runner.steps],
             faults=watch.faults,
             db=store.db,

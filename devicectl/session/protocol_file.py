@@ -23,6 +23,7 @@ import math
 import os
 import re
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -167,6 +168,10 @@ def loads_protocol(
         _fail(p, _syntax_line(str(exc)))
     except RecursionError:
         _fail(p, "TOML syntax error: arrays or tables nested too deeply")
+    except ValueError:
+        # tomllib does not wrap int() of an integer past Python's 4300-digit limit;
+        # no other ValueError leaves it (its own errors are TOMLDecodeError).
+        _fail(p, f"TOML syntax error: an integer is too large ({_INT_RULE})")
     lim = limits or SessionLimits()
     out: list[str] = []
     protocol = _Document(p, lim, out).read(data)
@@ -296,6 +301,9 @@ _LED_KEYS: Final = (
     "duration_min",
 )
 _RF_DEFAULT: Final = RFZone("default")
+_INT_RULE: Final = "TOML integers are 64-bit"
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**63 - 1
 _SHOW_MAX: Final = 40
 
 
@@ -349,6 +357,9 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.field_problem(key, f"must be a number, not {_describe(value)}")
             return None
+        if _too_large(value):
+            self.field_problem(key, f"is too large ({_INT_RULE})")
+            return None
         return float(value)
 
     def whole(self, key: str, default: int | None = None) -> int | None:
@@ -362,6 +373,9 @@ class _Table:
             return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             self.field_problem(key, f"must be a whole number, not {_describe(value)}")
+            return None
+        if _too_large(value):
+            self.field_problem(key, f"is too large ({_INT_RULE})")
             return None
         return value
 
@@ -538,7 +552,9 @@ class _Document:
         target_c = z.number("target_c") if "target_c" in own else step_target_c
         hold_s = z.number("hold_s") if "hold_s" in own else step_hold_s
         if name is not None:
-            key = name.strip().casefold()
+            # One zone however its name was typed: case, and Unicode forms that look
+            # the same (e + combining accent vs the accented letter; NFKC).
+            key = unicodedata.normalize("NFKC", name).strip().casefold()
             if key in seen:
                 z.problem(f"name repeats zone {seen[key]}: each zone is treated once per step")
             else:
@@ -636,6 +652,12 @@ class _Document:
 
 
 # --------------------------------------------------------------------------- text helpers
+
+
+def _too_large(value: int | float) -> bool:
+    """An integer outside TOML's 64-bit range (tomllib reads any length): no float
+    holds one past 1.8e308, and the limits' checks cannot compare it."""
+    return isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX
 
 
 def _field_of(line: str) -> str:

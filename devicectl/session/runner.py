@@ -20,7 +20,8 @@ Guarantees:
 - A device fault stops the session at that step (state ``faulted``). After the
   operator acknowledges the device, ``resume`` carries on with what is left of
   that step (remaining zones, flashes or exposure time); ``end`` closes the
-  session as faulted.
+  session as faulted. The record sees the step end ``fault`` at the fault and
+  start again on resume, so an abandoned step is never left ``running``.
 - ``abort`` puts every device in its safe state (abort on the devices that are
   in a treatment state, emergency stop on any that refuse) and ends the session.
 """
@@ -251,9 +252,13 @@ class SessionRunner:
         # Every log line of the loop thread (devices, loop, runner) carries the step
         # until it ends; the runner runs on the loop thread, so this binds there.
         structlog.contextvars.bind_contextvars(step=progress.index)
-        if progress.outcome == "pending":
+        # A step that faulted begins again on resume: the record shows it running
+        # again (the store updates the step's row), then ending as it does.
+        if progress.outcome in ("pending", "fault"):
+            if progress.outcome == "pending":
+                progress.started_s = now_s
             progress.outcome = "running"
-            progress.started_s = now_s
+            progress.ended_s = None
             self.log.info(
                 "step_started", step=progress.index, kind=progress.kind, title=progress.title
             )
@@ -469,8 +474,12 @@ class SessionRunner:
         self.fault_message = message
         progress = self._current_progress()
         if progress is not None:
-            progress.outcome = "fault"
             progress.detail["fault"] = message
+            if progress.outcome == "running":
+                # Recorded now: if nobody resumes, the record must not leave the
+                # step 'running' in a session that ended at its fault.
+                self._end_step(progress, "fault")
+            progress.outcome = "fault"
         self._plan = None
         self.log.error(
             "session_faulted", step=progress.index if progress else None, message=message
