@@ -20,7 +20,7 @@ from rich.table import Table
 
 from devicectl import plugins
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
-from devicectl.transport import DEFAULT_TIMEOUT_S
+from devicectl.transport import DEFAULT_TIMEOUT_S, check_network_url
 
 app = typer.Typer(
     help="Control clinic energy-based treatment devices (RF, IPL, LED) and their simulators.",
@@ -208,7 +208,13 @@ def _parse_pairs(items: list[str] | None, option: str) -> dict[str, str] | None:
 
 
 def _parse_devices(items: list[str] | None) -> dict[str, str] | None:
-    return _parse_pairs(items, "--device")
+    devices = _parse_pairs(items, "--device")
+    for kind, url in (devices or {}).items():
+        try:
+            check_network_url(url)
+        except ConfigError as exc:
+            raise ConfigError(f"--device {kind}={url}: {exc}") from exc
+    return devices
 
 
 def _parse_faults(items: list[str] | None) -> dict[str, list[str]] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import serial
 
@@ -59,6 +60,26 @@ def register_url_handlers() -> None:
         serial.protocol_handler_packages.append(URL_HANDLER_PACKAGE)
 
 
+NETWORK_SCHEMES = ("socket", "rfc2217")
+
+
+def check_network_url(url: str) -> None:
+    """ConfigError naming the URL if a ``socket://`` or ``rfc2217://`` URL lacks a host
+    or a port of 1-65535 (pyserial's own messages for these say nothing a technician
+    can act on). Other URLs pass unchecked."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in NETWORK_SCHEMES:
+        return
+    expected = f"expected {scheme}://HOST:PORT with PORT 1-65535"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or not 1 <= port <= 65535:
+        raise ConfigError(f"cannot open {url}: {expected}")
+
+
 def open_port(
     url: str,
     *,
@@ -76,6 +97,7 @@ def open_port(
     naming the URL.
     """
     register_url_handlers()
+    check_network_url(url)
     kwargs: dict[str, Any] = {"timeout": timeout_s, "baudrate": baudrate}
     if not url.startswith("rfc2217://"):  # pyserial 3.5's RFC 2217 client refuses it
         kwargs["write_timeout"] = 1.0

@@ -357,6 +357,31 @@ def test_run_with_a_port_that_does_not_exist_is_one_clear_line(
     assert "/dev/ttyNOPE0" in err
 
 
+@pytest.mark.parametrize(
+    "url", ["socket://nohost", "socket://host:notaport", "rfc2217://host:70000", "socket://:80"]
+)
+def test_a_network_device_url_without_host_and_port_is_refused_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+    url: str,
+) -> None:
+    # pyserial's own message for these was "'<=' not supported between instances of
+    # 'int' and 'NoneType'", reported as a device fault after the session started.
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    db = tmp_path / "r.sqlite"
+    args = ["--log-file", str(log_file), "run", str(path), "--yes", "--device", f"rf={url}"]
+    code, _out, err = run_main(monkeypatch, capsys, *args, "--db", str(db))
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"devicectl: --device rf={url}: cannot open {url}: expected "
+        f"{url.split(':')[0]}://HOST:PORT with PORT 1-65535"
+    ]
+    assert not db.exists()  # refused before any session was opened
+
+
 def test_session_s_of_a_real_time_run_is_its_duration_not_the_clock_reading(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
