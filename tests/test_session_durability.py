@@ -3,6 +3,7 @@ and the next start marks the session interrupted."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from devicectl.records.store import RecordStore
@@ -143,3 +145,35 @@ def test_a_faulted_step_is_recorded_as_fault_not_left_running(tmp_path: Path) ->
         assert [e["outcome"] for e in ended] == ["fault"]
         [verdict] = store.verify(outcome.session_id)
         assert verdict.ok, verdict.describe()
+
+
+def test_the_recorded_protocol_hash_is_of_the_bytes_that_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read once: an edit between loading and hashing cannot make the
+    record's SHA-256 name a protocol other than the one that ran."""
+    protocol = tmp_path / "short.toml"
+    text = (
+        builtin_protocol("pore-patrol.toml").read_text(encoding="utf-8").split("[[step]]")[0]
+        + '[[step]]\nkind = "manual"\ntitle = "Cleanse"\ninstructions = "Cleanse."\n'
+    )
+    protocol.write_text(text, encoding="utf-8")
+    reads: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counting_read_bytes(self: Path) -> bytes:
+        if self == protocol:
+            reads.append(self)
+            # what a second read would see: the file edited after it was loaded
+            self.write_text(text.replace("Cleanse.", "Edited."), encoding="utf-8")
+            return read_bytes(self) if len(reads) > 1 else text.encode("utf-8")
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting_read_bytes)
+    db = tmp_path / "r.sqlite"
+    outcome = run_protocol_file(protocol, operator_id="tech-1", auto_confirm=True, db=str(db))
+    assert outcome.outcome == "complete"
+    assert len(reads) == 1
+    with RecordStore.open(db, readonly=True) as store:
+        recorded = store.session(outcome.session_id).protocol_sha256
+    assert recorded == hashlib.sha256(text.encode("utf-8")).hexdigest()

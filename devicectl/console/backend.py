@@ -26,7 +26,6 @@ device to its safe state) and the record closed with its outcome.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from devicectl.control.rf_controller import RFController
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
 from devicectl.session.api import build_station
-from devicectl.session.protocol_file import SessionProtocol, load_protocol
+from devicectl.session.protocol_file import SessionProtocol, load_protocol_and_sha256
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
 from devicectl.station import Station
@@ -82,7 +81,8 @@ class ConsoleBackend:
 
     def __init__(self, config: ConsoleConfig) -> None:
         self.config = config
-        self.protocol: SessionProtocol = load_protocol(config.protocol_path)
+        self.protocol: SessionProtocol
+        self.protocol, self.protocol_sha256 = load_protocol_and_sha256(config.protocol_path)
         self.log = structlog.get_logger("devicectl.console").bind(device=DESK)
         needed = sorted({step_kind(s) for s in self.protocol.steps} - {"manual"})
         clock: Clock = PacedSimClock(config.speed) if config.fast else RealClock()
@@ -152,9 +152,10 @@ class ConsoleBackend:
         if self.config.record and self.store is None:
             store = RecordStore.open(self.config.db)
             store.mark_interrupted()
-            sha = hashlib.sha256(self.config.protocol_path.read_bytes()).hexdigest()
             self.session_id = store.begin_session(
-                protocol_name=self.protocol.name, protocol_sha256=sha, operator_id=operator
+                protocol_name=self.protocol.name,
+                protocol_sha256=self.protocol_sha256,
+                operator_id=operator,
             )
             self.store = store
             self.writer = RecordWriter(store, self.session_id)

@@ -12,7 +12,6 @@ time on those ports (devices the protocol does not use can be left out).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,11 @@ from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.errors import ConfigError
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
-from devicectl.session.protocol_file import SessionProtocol, load_protocol, validate_protocol
+from devicectl.session.protocol_file import (
+    SessionProtocol,
+    load_protocol_and_sha256,
+    validate_protocol,
+)
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
 from devicectl.session.simulated import SimulatedTechnician, simulated_station
@@ -111,8 +114,7 @@ def run_protocol_file(
     progress_every_ticks: int = 20,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> SessionOutcome:
-    protocol = load_protocol(Path(path))
-    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    protocol, sha = load_protocol_and_sha256(Path(path))
     return run_protocol(
         protocol,
         sha256=sha,

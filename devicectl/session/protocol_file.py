@@ -19,6 +19,7 @@ document.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import math
 import os
 import re
@@ -138,6 +139,14 @@ def load_protocol(
     starting with the file's name) if the file is missing, unreadable, not valid
     TOML, or has any unknown key, missing key, wrong type or value out of limits.
     """
+    return load_protocol_and_sha256(path, limits)[0]
+
+
+def load_protocol_and_sha256(
+    path: str | os.PathLike[str], limits: SessionLimits | None = None
+) -> tuple[SessionProtocol, str]:
+    """:func:`load_protocol`, and the SHA-256 of the very bytes it was built from
+    (hex): the file is read once, so the recorded hash is always of what runs."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -154,7 +163,7 @@ def load_protocol(
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         _fail(p, f"line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8")
-    return loads_protocol(text, p, limits)
+    return loads_protocol(text, p, limits), hashlib.sha256(raw).hexdigest()
 
 
 def loads_protocol(
