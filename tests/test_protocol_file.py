@@ -638,6 +638,13 @@ def test_an_integer_too_long_for_python_to_read_is_one_line(tmp_path: Path) -> N
     assert "\n" not in problem and len(problem) < 200
 
 
+def test_a_huge_number_is_shown_short_in_its_problem_line(tmp_path: Path) -> None:
+    """1e300 is a whole number of flashes to Python; its problem line used to print
+    all 301 digits of it."""
+    [problem] = problems_of(tmp_path, edit("flashes = 40", "flashes = 1e300"))
+    assert problem == f"{STEP4}: flashes 1e+300 is above the limit 500"
+
+
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'[session]\nname = "Caf\xe9"\n')

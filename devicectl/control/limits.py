@@ -135,7 +135,7 @@ class IPLPass:
         found: list[str] = []
         if self.filter_nm not in lim.filters_nm:
             known = ", ".join(str(f) for f in lim.filters_nm)
-            found.append(f"filter_nm {self.filter_nm} is not a known filter ({known})")
+            found.append(f"filter_nm {_shown(self.filter_nm)} is not a known filter ({known})")
         found += _range(
             "fluence_j_cm2", self.fluence_j_cm2, lim.fluence_min_j_cm2, lim.fluence_max_j_cm2
         )
@@ -240,14 +240,23 @@ class LEDStep:
             raise ValidationError([f"led step: {p}" for p in found])
 
 
+def _shown(value: object) -> str:
+    """A value as a problem line shows it: whole, unless it is a number too long to read
+    (a 301-digit count helps nobody; its first digits and its size do)."""
+    text = str(value)
+    if isinstance(value, int | float) and len(text) > 20:
+        return f"{value:.6g}"
+    return text
+
+
 def _range(field: str, value: float, low: float, high: float, *, whole: bool = False) -> list[str]:
     """One problem line if ``value`` is not a number in [low, high] (or not whole)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return [f"{field} {value!r} is not a number"]
     if whole and value != int(value):
-        return [f"{field} {value} must be a whole number"]
+        return [f"{field} {_shown(value)} must be a whole number"]
     if value > high:
-        return [f"{field} {value} is above the limit {high}"]
+        return [f"{field} {_shown(value)} is above the limit {high}"]
     if value < low:
-        return [f"{field} {value} is below the limit {low}"]
+        return [f"{field} {_shown(value)} is below the limit {low}"]
     return []
