@@ -14,16 +14,25 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from devicectl.clock import SimClock
 from devicectl.control import rf_controller
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFZone
-from devicectl.control.rf_controller import RFState
+from devicectl.control.regulator import RegulatorTuning
+from devicectl.control.rf_controller import RFController, RFState
 from devicectl.diagram import diagram
-from devicectl.errors import ControlError, DeviceTimeout, FaultLatched, ValidationError
+from devicectl.errors import (
+    ConfigError,
+    ControlError,
+    DeviceTimeout,
+    FaultLatched,
+    ValidationError,
+)
 from tests.rf_scenario import OPERATOR, RFRig
 
 TICK_S = 0.05
@@ -226,6 +235,20 @@ def test_a_subscriber_that_stops_the_device_on_an_alarm_does_not_break_the_fault
 
 
 # -- guards -------------------------------------------------------------------------
+
+
+def test_a_regulator_tuned_above_the_power_limit_is_refused_before_any_io() -> None:
+    # The regulator clamps to its own max_power_w; one above the 50 W limit would
+    # command power that the supervisor only catches a tick later.
+    opened: list[str] = []
+
+    def opener() -> Any:
+        opened.append("port")
+        raise AssertionError("the port must not be opened")
+
+    with pytest.raises(ConfigError, match=r"max_power_w 60.0 W is above the power limit 50.0 W"):
+        RFController(opener, SimClock(), tuning=RegulatorTuning(max_power_w=60.0))
+    assert opened == []
 
 
 def test_arm_refused_without_a_zone() -> None:

@@ -38,7 +38,7 @@ from devicectl.control.limits import RFLimits, RFZone
 from devicectl.control.regulator import PulseRegulator, RegulatorTuning
 from devicectl.control.supervisor import RFSupervisor, SupervisorContext
 from devicectl.devices import RFGenerator, RFReading, RFStatus
-from devicectl.errors import ControlError, DeviceError
+from devicectl.errors import ConfigError, ControlError, DeviceError
 
 HOLD_ENTRY_MARGIN_C = 0.3  # the hold clock starts when the skin is within this of target
 
@@ -132,6 +132,13 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
     ) -> None:
         self.limits = limits or RFLimits()
         self.tuning = tuning or RegulatorTuning()
+        if not self.tuning.max_power_w <= self.limits.power_max_w:
+            # The regulator would ask for power the supervisor then calls a fault: a
+            # tuning beyond the limit is a configuration error, refused before any I/O.
+            raise ConfigError(
+                f"{name}: regulator max_power_w {self.tuning.max_power_w} W is above the "
+                f"power limit {self.limits.power_max_w} W"
+            )
         self.supervisor = RFSupervisor(self.limits, device=name)
         self.zone: RFZone | None = None
         self.regulator: PulseRegulator | None = None
