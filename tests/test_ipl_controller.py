@@ -66,6 +66,30 @@ def test_arming_needs_eye_protection_confirmed_with_an_operator_id() -> None:
     )
 
 
+def test_abort_during_a_train_stops_it_at_once() -> None:
+    # A train of 5 pulses 400 ms apart lasts 1.6 s; abort must not wait for it (nor
+    # be refused, leaving only the emergency stop).
+    rig = IPLRig.create()
+    rig.load(flashes=2, fluence=5.0, pulse_count=5, pulse_delay_ms=400.0)
+    rig.arm()
+    assert rig.wait_armed()
+    rig.station.loop.run(until=lambda: rig.ipl._may_fire(), max_duration_s=5.0)
+    shots_before = rig.sim.shots
+    rig.station.command("ipl", "fire", OPERATOR)
+    assert rig.ipl.state is IPLState.FIRING
+    rig.station.loop.run(until=lambda: rig.sim.shots > shots_before, max_duration_s=1.0)
+    pulses = rig.sim.shots - shots_before
+    assert 1 <= pulses < 5
+    assert rig.station.command("ipl", "abort", OPERATOR) is True
+    assert rig.ipl.state is IPLState.IDLE
+    assert rig.ipl.last_safe_state is not None and rig.ipl.last_safe_state.confirmed
+    assert not rig.sim.armed and not rig.sim.charged
+    rig.run_for(3.0)
+    assert rig.sim.shots - shots_before == pulses  # the rest of the train never came
+    assert len(rig.sim.flashes) == 1  # one train, cut short
+    assert rig.ipl.state is IPLState.IDLE, rig.ipl.fault_alarm
+
+
 def test_a_refused_arm_records_no_eye_protection_confirmation() -> None:
     # The record must name who confirmed eye protection for the arming that took
     # place: an arm refused (here: no skin contact) confirms nothing and does not

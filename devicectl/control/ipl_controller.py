@@ -82,7 +82,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "resume", "source": S.PAUSED, "dest": S.CHARGING, "conditions": ["_may_arm"]},
     {
         "trigger": "abort",
-        "source": [S.READY, S.CHARGING, S.ARMED, S.PAUSED, S.COMPLETE],
+        "source": [S.READY, S.CHARGING, S.ARMED, S.FIRING, S.PAUSED, S.COMPLETE],
         "dest": S.IDLE,
     },
     {"trigger": "fault", "source": _NOT_SAFE, "dest": S.FAULT},
