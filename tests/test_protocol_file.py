@@ -638,6 +638,19 @@ def test_an_integer_too_long_for_python_to_read_is_one_line(tmp_path: Path) -> N
     assert "\n" not in problem and len(problem) < 200
 
 
+def test_an_led_dose_over_the_limit_only_by_the_setpoint_rounding_is_refused(
+    tmp_path: Path,
+) -> None:
+    """109.89 mW/cm2 for 1183 s is 129.996 J/cm2 as written, but the canopy holds its
+    setpoint in 0.1 mW/cm2 steps: 109.9 for 1183 s is 130.012 J/cm2, over the limit."""
+    text = edit("irradiance_mw_cm2 = 100.0", "irradiance_mw_cm2 = 109.89")
+    text = text.replace("duration_min = 20", "duration_s = 1183")
+    [problem] = problems_of(tmp_path, text)
+    assert problem == (
+        f"{STEP6}: dose 130.012 J/cm2 (irradiance x duration) is above the limit 130.0"
+    )
+
+
 def test_a_huge_number_is_shown_short_in_its_problem_line(tmp_path: Path) -> None:
     """1e300 is a whole number of flashes to Python; its problem line used to print
     all 301 digits of it."""

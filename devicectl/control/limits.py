@@ -215,8 +215,11 @@ class LEDStep:
 
     @property
     def dose_j_cm2(self) -> float:
-        """The dose the step delivers if it runs to the end at its setpoint."""
-        return self.irradiance_mw_cm2 * self.duration_s / 1000.0
+        """The dose the step delivers if it runs to the end at its setpoint, as the
+        canopy holds it (in 0.1 mW/cm2 steps, rounded): a plan just under the dose
+        limit must not go over it by the rounding of its setpoint."""
+        held_mw_cm2 = int(self.irradiance_mw_cm2 * 10 + 0.5) / 10  # as drivers round it
+        return held_mw_cm2 * self.duration_s / 1000.0
 
     def problems(self, limits: LEDLimits) -> list[str]:
         found: list[str] = []
@@ -227,9 +230,12 @@ class LEDStep:
             "irradiance_mw_cm2", self.irradiance_mw_cm2, 0.1, limits.irradiance_max_mw_cm2
         )
         found += _range("duration_s", self.duration_s, 1.0, limits.duration_max_s)
-        if not found and self.dose_j_cm2 > limits.dose_max_j_cm2:
+        dose = self.dose_j_cm2 if not found else 0.0
+        if dose > limits.dose_max_j_cm2:
+            # One decimal, unless that would print a dose that looks within the limit.
+            shown = f"{dose:.1f}" if round(dose, 1) > limits.dose_max_j_cm2 else f"{dose:.3f}"
             found.append(
-                f"dose {self.dose_j_cm2:.1f} J/cm2 (irradiance x duration) is above the limit "
+                f"dose {shown} J/cm2 (irradiance x duration) is above the limit "
                 f"{limits.dose_max_j_cm2}"
             )
         return found
