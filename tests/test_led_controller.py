@@ -25,6 +25,27 @@ def test_a_full_step_runs_to_its_duration_and_turns_off() -> None:
     assert not rig.sim.output_on
 
 
+def test_emergency_stop_during_delivery_turns_the_canopy_off_at_once() -> None:
+    rig = LEDRig.create()
+    rig.start(633, 100.0, 60.0)
+    rig.run_for(10.0)
+    assert rig.sim.output_on
+    assert rig.station.command("led", "estop", OPERATOR) is True
+    assert rig.led.state is LEDState.ESTOP
+    assert not rig.sim.output_on  # in the same command, not a tick later
+    assert rig.led.last_safe_state is not None and rig.led.last_safe_state.confirmed
+    assert rig.led.results[-1].outcome == "estop"
+    with pytest.raises(FaultLatched):
+        rig.station.command("led", "start", OPERATOR)
+    rig.run_for(5.0)
+    assert rig.led.state is LEDState.ESTOP and not rig.sim.output_on
+    assert rig.station.command("led", "acknowledge", OPERATOR) is True
+    assert rig.led.state is LEDState.IDLE
+    rig.run_for(1.0)
+    assert rig.led.state is LEDState.IDLE, rig.led.fault_alarm
+    assert not rig.sim.output_on
+
+
 def test_pause_and_resume_keep_the_dose() -> None:
     rig = LEDRig.create()
     rig.start(830, 80.0, 40.0)
