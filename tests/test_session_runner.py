@@ -107,6 +107,30 @@ def test_abort_puts_every_device_in_the_safe_state() -> None:
     assert not simulator_for(runner.technician.urls["rf"], station.clock).output_on
 
 
+@pytest.mark.parametrize("device", ["ipl", "led"])
+def test_abort_with_the_lamp_armed_or_the_canopy_lit_makes_it_safe(device: str) -> None:
+    # The RF case is above; an abort must disarm an armed IPL handpiece and turn a
+    # lit LED canopy off the same way, with the device's safe state confirmed.
+    from devicectl.urlhandlers.protocol_sim import simulator_for
+
+    station, runner = make()
+    controller = station.loop.controllers[device]
+    energised = {"ipl": "armed", "led": "delivering"}[device]
+    assert station.loop.run(
+        until=lambda: controller.state.value == energised, max_duration_s=1200.0
+    )
+    sim = simulator_for(runner.technician.urls[device], station.clock)
+    assert sim.armed if device == "ipl" else sim.output_on
+    station.command("session", "abort", OP)
+    assert runner.state is SessionState.ABORTED
+    assert controller.state.value in ("idle", "estop"), controller.state
+    assert controller.last_safe_state is not None and controller.last_safe_state.confirmed
+    assert not (sim.armed or sim.charged) if device == "ipl" else not sim.output_on
+    assert runner.steps[[s.kind for s in runner.steps].index(device)].outcome == "aborted"
+    station.loop.run(max_duration_s=3.0)
+    assert not (sim.armed or sim.charged) if device == "ipl" else not sim.output_on
+
+
 def test_pause_and_resume_mid_zone() -> None:
     station, runner = make()
     rf = station.loop.controllers["rf"]
