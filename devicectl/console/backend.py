@@ -154,7 +154,10 @@ class ConsoleBackend:
             store.mark_interrupted()
             sha = hashlib.sha256(self.config.protocol_path.read_bytes()).hexdigest()
             self.session_id = store.begin_session(
-                protocol_name=self.protocol.name, protocol_sha256=sha, operator_id=operator
+                protocol_name=self.protocol.name,
+                protocol_sha256=sha,
+                operator_id=operator,
+                t_s=self.station.clock.now(),
             )
             self.store = store
             self.writer = RecordWriter(store, self.session_id)
