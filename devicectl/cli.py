@@ -497,7 +497,10 @@ def records_verify(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Check the hash chain: any edited, deleted or reordered event is named."""
+    """Check the record: any edited, deleted or reordered event, and any session or
+    step row that disagrees with the chained events (outcome, operator, steps), is named."""
+    from rich.markup import escape
+
     from devicectl.records.store import RecordStore
 
     with RecordStore.open(db, readonly=True) as store:
@@ -509,7 +512,11 @@ def records_verify(
         else:
             bad += 1
             for problem in r.problems:
-                err_console.print(f"[red]{r.session_id[:12]}: {problem}[/red]")
+                err_console.print(
+                    f"[red]{r.session_id[:12]}: {escape(str(problem))}[/red]", soft_wrap=True
+                )
+        for note in r.notes:  # what an ok does not cover (unfinished, older record)
+            console.print(f"  {r.session_id[:12]} note: {escape(note)}", soft_wrap=True)
     raise typer.Exit(1 if bad else 0)
 
 

@@ -198,6 +198,9 @@ def render_report(store: RecordStore, session_id: str) -> str:
         if verify.ok
         else "<span class='bad'>RECORD DOES NOT VERIFY</span>"
     )
+    # What an ok does not cover (an unfinished session, summary rows older than
+    # the chained summary) is said next to it.
+    chain += "".join(f" ({html.escape(note)})" for note in verify.notes)
     parts = [
         f"<h1>{html.escape(s.protocol_name)}</h1>",
         f"<p class='meta'>session {s.id} &middot; operator {html.escape(s.operator_id)}"

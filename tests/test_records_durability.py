@@ -66,10 +66,15 @@ def test_kill_9_mid_step_loses_at_most_the_tick_in_flight(tmp_path: Path) -> Non
     with RecordStore.open(db) as store:  # the next start
         [result] = store.verify(sid)
         assert result.ok, result.describe()
-        events = store.events(sid)
+        assert "unfinished" in result.describe()  # ok, and said to be not closed
+        stored = store.events(sid)
+        assert [e.seq for e in stored] == list(range(1, len(stored) + 1))
+        assert result.head_seq == len(stored)
+        # session_started (by begin_session) and step_started come first; the rest
+        # are the ticks' events, and no session_ended: nobody closed it
+        assert [e.kind for e in stored[:2]] == ["session_started", "step_started"]
+        events = stored[2:]
         assert len(events) >= committed * PER_TICK
-        assert [e.seq for e in events] == list(range(1, len(events) + 1))
-        assert result.head_seq == len(events)
         # every tick in the store is whole: a tick is one transaction
         per_tick = collections.Counter(e.data["tick"] for e in events)
         assert set(per_tick.values()) == {PER_TICK}
@@ -96,7 +101,9 @@ def test_a_child_that_finishes_leaves_a_complete_session(tmp_path: Path) -> None
     assert out.splitlines()[-1] == "done"
     with RecordStore.open(db) as store:
         [summary] = store.list_sessions()
-        assert summary.outcome == "complete" and summary.events == 120
+        # 120 tick events, between session_started + step_started and step_ended +
+        # session_ended
+        assert summary.outcome == "complete" and summary.events == 120 + 4
         assert store.verify()[0].ok
         assert store.mark_interrupted() == []
 
@@ -128,6 +135,6 @@ def test_exit_without_close_still_commits_what_was_queued(tmp_path: Path) -> Non
     )
     sid = done.stdout.strip()
     with RecordStore.open(db) as store:
-        assert len(store.events(sid)) == 1500
+        assert len(store.events(sid)) == 1 + 1500  # session_started, then the ticks
         assert store.verify(sid)[0].ok
         assert store.mark_interrupted() == [sid]

@@ -107,6 +107,18 @@ def test_chain_verifies_and_tampering_is_named(store: RecordStore) -> None:
     assert (result.edited, result.missing, result.out_of_order) == ((3,), (10,), (50, 51))
 
 
+def test_an_edited_summary_row_is_named_on_postgres(store: RecordStore) -> None:
+    """The session and step rows are checked against their chained events here too."""
+    sid = write_session(store, ticks=3, per_tick=2)
+    assert store.verify(sid)[0].ok
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE sessions SET unattended = true WHERE id = '{sid}'")
+        conn.exec_driver_sql(f"UPDATE steps SET outcome = 'fault' WHERE session_id = '{sid}'")
+    text = store.verify(sid)[0].describe()
+    assert "session unattended is True but the chained session_started event" in text, text
+    assert "step 1 outcome is 'fault' but the chained step_ended event" in text, text
+
+
 def test_three_controllers_write_sessions_at_once(pg_uri: str) -> None:
     """Three chair processes open one new store together and write 3 x 2000 events."""
     url = fresh_database(pg_uri, "clinic")  # not migrated yet: the three race to migrate it
@@ -138,9 +150,18 @@ def test_three_controllers_write_sessions_at_once(pg_uri: str) -> None:
         assert set(summaries) == set(sids)
         for sid in sids:
             assert summaries[sid].outcome == "complete"
-            assert summaries[sid].events == ticks * per_tick
-            events = store.events(sid)
-            assert [e.seq for e in events] == list(range(1, ticks * per_tick + 1))
+            # the ticks' events between session_started + step_started and
+            # step_ended + session_ended, which chain the session and step rows
+            assert summaries[sid].events == ticks * per_tick + 4
+            stored = store.events(sid)
+            assert [e.seq for e in stored] == list(range(1, ticks * per_tick + 5))
+            assert [e.kind for e in stored[:2] + stored[-2:]] == [
+                "session_started",
+                "step_started",
+                "step_ended",
+                "session_ended",
+            ]
+            events = stored[2:-2]
             assert {e.data["tick"] for e in events} == set(range(1, ticks + 1))
             assert len(store.traces(sid, channel="skin_c")) == ticks
         results = store.verify()
@@ -148,4 +169,4 @@ def test_three_controllers_write_sessions_at_once(pg_uri: str) -> None:
         assert all(r.ok for r in results), [r.describe() for r in results]
         with store.engine.connect() as conn:
             total = conn.exec_driver_sql("SELECT count(*) FROM events").scalar()
-        assert total == 3 * ticks * per_tick
+        assert total == 3 * (ticks * per_tick + 4)

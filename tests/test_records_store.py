@@ -116,7 +116,9 @@ def test_at_most_one_commit_per_tick_and_every_tick_whole(store: RecordStore) ->
     assert writer.ticks_committed == 200
     assert 1 <= writer.commits <= 200
     writer.close("complete")
-    assert len(store.events(sid)) == 1000 and store.verify(sid)[0].ok
+    events = store.events(sid)
+    assert [e.kind for e in events[1:-1]] == ["reading"] * 1000  # between start and end
+    assert len(events) == 1002 and store.verify(sid)[0].ok
 
 
 def test_steps_begin_again_on_resume_and_end_with_a_result(store: RecordStore) -> None:
@@ -191,7 +193,8 @@ def test_loop_side_cost_is_measured(
         f"worst paced tick ({per_tick} events + end_tick) {worst_us:.0f} us; "
         f"{writer.commits} commits for {writer.ticks_committed} ticks"
     )
-    assert len(store.events(sid)) == 1200 * per_tick
+    readings = [e for e in store.events(sid) if e.kind == "reading"]
+    assert len(readings) == 1200 * per_tick
 
 
 def test_a_database_error_stops_the_writer_but_never_the_loop(db: Path) -> None:
@@ -219,7 +222,8 @@ def test_a_database_error_stops_the_writer_but_never_the_loop(db: Path) -> None:
         other.execute("ROLLBACK")
         other.close()
     assert writer.dropped >= 2
-    assert [e.seq for e in store.events(sid)] == [1]
+    # session_started, then the one state event committed before the lock
+    assert [(e.seq, e.kind) for e in store.events(sid)] == [(1, "session_started"), (2, "state")]
     assert store.verify(sid)[0].ok  # what is there still verifies
     store.close()
 
@@ -257,7 +261,9 @@ def test_writer_as_a_control_loop_subscriber(store: RecordStore) -> None:
     loop.run(max_duration_s=0.999)  # ticks at 0.00 ... 0.95
     assert writer.ticks_sent == loop.tick_count == 20
     writer.close("complete")
-    events = store.events(sid)
+    stored = store.events(sid)
+    assert [e.kind for e in (stored[0], stored[-1])] == ["session_started", "session_ended"]
+    events = stored[1:-1]  # the loop's
     assert [e.kind for e in events[:2]] == ["reading", "command"]
     assert len(events) == 40 and {e.step_index for e in events} == {2}
     assert [e.operator_id for e in events[:2]] == [None, "op-3"]

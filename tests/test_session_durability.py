@@ -72,8 +72,13 @@ def test_kill_9_mid_rf_step_leaves_a_verifiable_record(tmp_path: Path) -> None:
         assert session.outcome == "running"  # nobody closed it
         result = store.verify(session.id)[0]
         assert result.ok, result.describe()
+        assert any("unfinished" in note for note in result.notes), result.notes
         events = store.events(session.id)
         assert len(events) == session.events  # the chain head matches what is stored
+        # the session row's facts are chained (first event), its end is not (killed)
+        assert events[0].kind == "session_started"
+        assert events[0].data["operator_id"] == "tech-kill" and events[0].data["unattended"]
+        assert "session_ended" not in {e.kind for e in events}
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         kinds = {(e.device, e.kind) for e in events}
         assert ("rf", "state") in kinds and ("session", "step_started") in kinds
@@ -91,7 +96,9 @@ def test_kill_9_mid_rf_step_leaves_a_verifiable_record(tmp_path: Path) -> None:
     assert outcome.outcome == "complete"
     with RecordStore.open(db, readonly=True) as store:
         assert store.session(session.id).outcome == "interrupted"
-        assert store.verify(session.id)[0].ok
+        interrupted = store.verify(session.id)[0]
+        assert interrupted.ok, interrupted.describe()
+        assert any("interrupted" in note for note in interrupted.notes), interrupted.notes
 
 
 def test_eye_protection_confirmation_is_in_the_durable_record(tmp_path: Path) -> None:

@@ -156,6 +156,7 @@ class ConsoleBackend:
                 protocol_name=self.protocol.name,
                 protocol_sha256=self.protocol_sha256,
                 operator_id=operator,
+                t_s=self.station.clock.now(),
             )
             self.store = store
             self.writer = RecordWriter(store, self.session_id)

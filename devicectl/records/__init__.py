@@ -5,8 +5,10 @@
 - :class:`RecordWriter` (``writer.py``): what the control loop calls; a thread
   commits its rows once per tick.
 - ``chain.py`` (canonical JSON, sha256 chain), ``verify.py`` (what was edited,
-  deleted or reordered), ``schema.py`` (tables), ``migrate.py`` + ``migrations/``
-  (alembic), ``export.py`` (JSON lines), ``models.py`` (what reads return).
+  deleted or reordered, and which session or step row disagrees with the chain),
+  ``summary.py`` (the chained events that state the session and step rows),
+  ``schema.py`` (tables), ``migrate.py`` + ``migrations/`` (alembic),
+  ``export.py`` (JSON lines), ``models.py`` (what reads return).
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ Format (one canonical JSON object per line, keys sorted, NaN as ``"NaN"``):
 4. ``{"record": "trace", ...}`` per sample, by time (unless left out).
 
 Guarantee: :func:`verify_jsonl` on an export gives the same verdict as
-``RecordStore.verify`` on the store it came from, so an exported record can be
-checked away from the database.
+``RecordStore.verify`` on the store it came from (the chain, and the session
+and step lines against the chained events that state them), so an exported
+record can be checked away from the database.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import asdict
 from typing import IO, TYPE_CHECKING, Any
 
 from devicectl.records.chain import canonical_json
-from devicectl.records.verify import ChainRow, VerifyResult, verify_chain
+from devicectl.records.summary import SessionRow, StepRow
+from devicectl.records.verify import ChainRow, VerifyResult, verify_record
 
 if TYPE_CHECKING:
     from devicectl.records.store import RecordStore
@@ -53,15 +55,28 @@ def export_jsonl(
 
 
 def verify_jsonl(lines: Iterable[str]) -> VerifyResult:
-    """Check the hash chain of an export made by :func:`export_jsonl`."""
+    """Check an export made by :func:`export_jsonl`: its chain and its summary lines."""
     session: dict[str, Any] | None = None
     rows: list[ChainRow] = []
+    steps: list[StepRow] = []
     for line in lines:
         if not line.strip():
             continue
         obj = json.loads(line)
         if obj.get("record") == "session":
             session = obj
+        elif obj.get("record") == "step":
+            steps.append(
+                StepRow(
+                    index=obj["index"],
+                    kind=obj["kind"],
+                    title=obj["title"],
+                    outcome=obj["outcome"],
+                    started_s=obj["started_s"],
+                    ended_s=obj["ended_s"],
+                    result=None if obj["result"] is None else canonical_json(obj["result"]),
+                )
+            )
         elif obj.get("record") == "event":
             rows.append(
                 ChainRow(
@@ -79,10 +94,22 @@ def verify_jsonl(lines: Iterable[str]) -> VerifyResult:
             )
     if session is None:
         raise ValueError("not a devicectl session export: no session line")
-    return verify_chain(
+    return verify_record(
         session["id"],
         rows,
         head_seq=session["head_seq"],
         head_hash=session["head_hash"],
         scheme=session["chain"],
+        session=SessionRow(
+            protocol_name=session["protocol_name"],
+            protocol_sha256=session["protocol_sha256"],
+            operator_id=session["operator_id"],
+            unattended=session["unattended"],
+            station=session["station"],
+            software_version=session["software_version"],
+            started_at=session["started_at"],
+            ended_at=session["ended_at"],
+            outcome=session["outcome"],
+        ),
+        steps=steps,
     )

@@ -22,6 +22,11 @@ Guarantees:
   of connections); the loop thread must not call them: use
   :class:`~devicectl.records.writer.RecordWriter`.
 - Read methods accept a session id or a unique prefix of one.
+- The session and step rows are never written without the chained event that
+  states them, in the same transaction (:mod:`devicectl.records.summary`):
+  ``begin_session`` chains ``session_started`` (seq 1), ``end_session``
+  ``session_ended``, and step rows follow ``step_started``/``step_ended`` events.
+  So :meth:`RecordStore.verify` can name an edited outcome, operator or step.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from devicectl.errors import RecordError
 from devicectl.records import migrate
-from devicectl.records.chain import CHAIN_SCHEME, canonical_json, genesis_hash
+from devicectl.records.chain import CHAIN_SCHEME, canonical_json, event_hash, genesis_hash
 from devicectl.records.models import (
     EventRecord,
     SessionDetail,
@@ -56,7 +61,22 @@ from devicectl.records.models import (
     TracePoint,
 )
 from devicectl.records.schema import SESSION_OUTCOMES, events, sessions, steps, traces
-from devicectl.records.verify import ChainRow, VerifyResult, verify_chain
+from devicectl.records.summary import (
+    SESSION_DEVICE,
+    SESSION_ENDED,
+    SESSION_STARTED,
+    STEP_ENDED,
+    STEP_STARTED,
+    SessionRow,
+    StepBegin,
+    StepEnd,
+    StepRow,
+    canonical_or_raw,
+    session_ended_data,
+    session_started_data,
+    step_change,
+)
+from devicectl.records.verify import ChainRow, VerifyResult, verify_record
 from devicectl.records.wall import WallClock, system_wall_clock, utc_iso
 
 ENV_VAR = "DEVICECTL_DB"
@@ -278,49 +298,87 @@ class RecordStore:
         protocol_sha256: str | None = None,
         unattended: bool = False,
         session_id: str | None = None,
+        t_s: float = 0.0,
     ) -> str:
-        """Create a ``running`` session owned by this host and process; returns its id."""
+        """Create a ``running`` session owned by this host and process; returns its id.
+
+        The same transaction chains its ``session_started`` event (seq 1, at loop
+        time ``t_s``, wall time ``started_at``) stating the row's protocol,
+        operator, unattended flag, station, software version and start, so a
+        later edit of any of them is named by :meth:`verify`.
+        """
         sid = session_id or uuid.uuid4().hex
+        started_at = utc_iso(self.wall_clock())
+        row: dict[str, Any] = {
+            "id": sid,
+            "protocol_name": protocol_name,
+            "protocol_sha256": protocol_sha256,
+            "operator_id": operator_id,
+            "unattended": bool(unattended),
+            "station": self.station,
+            "owner_pid": os.getpid(),
+            "software_version": _software_version(),
+            "started_at": started_at,
+            "ended_at": None,
+            "outcome": "running",
+            "chain": CHAIN_SCHEME,
+            "head_seq": 0,
+            "head_hash": genesis_hash(sid),
+        }
         with self.transaction() as conn:
-            conn.execute(
-                sessions.insert().values(
-                    id=sid,
-                    protocol_name=protocol_name,
-                    protocol_sha256=protocol_sha256,
-                    operator_id=operator_id,
-                    unattended=unattended,
-                    station=self.station,
-                    owner_pid=os.getpid(),
-                    software_version=_software_version(),
-                    started_at=utc_iso(self.wall_clock()),
-                    ended_at=None,
-                    outcome="running",
-                    chain=CHAIN_SCHEME,
-                    head_seq=0,
-                    head_hash=genesis_hash(sid),
-                )
+            conn.execute(sessions.insert().values(**row))
+            append_chained_event(
+                conn,
+                sid,
+                t_s=float(t_s),
+                wall_at=started_at,
+                kind=SESSION_STARTED,
+                device=SESSION_DEVICE,
+                step_index=None,
+                data=session_started_data(row),
             )
         return sid
 
     def end_session(self, session_id: str, outcome: str) -> None:
         """Close a running session with a final outcome (complete, aborted, fault, interrupted).
 
-        Close its :class:`RecordWriter` first, so every event is in before the end.
+        The same transaction chains its ``session_ended`` event (outcome and end
+        time, at the loop time of its last event), so the outcome is verifiable.
+        Close its :class:`RecordWriter` first, so every event is in before the end
+        (a writer still open would collide with that event and fail).
         """
         if outcome not in FINAL_OUTCOMES:
             raise ValueError(f"outcome must be one of {FINAL_OUTCOMES}, not {outcome!r}")
         with self.transaction() as conn:
-            done = conn.execute(
-                sessions.update()
-                .where(sessions.c.id == session_id, sessions.c.outcome == "running")
-                .values(outcome=outcome, ended_at=utc_iso(self.wall_clock()))
-            )
-            if done.rowcount != 1:
-                row = conn.execute(
-                    sa.select(sessions.c.outcome).where(sessions.c.id == session_id)
-                ).first()
+            row = conn.execute(
+                sa.select(sessions.c.outcome, sessions.c.head_seq)
+                .where(sessions.c.id == session_id)
+                .with_for_update()
+            ).first()
+            if row is None or row.outcome != "running":
                 what = "no such session" if row is None else f"it is already {row.outcome}"
                 raise RecordError(self.db, f"cannot end session {session_id}: {what}")
+            last_t_s = conn.execute(
+                sa.select(events.c.t_s).where(
+                    events.c.session_id == session_id, events.c.seq == row.head_seq
+                )
+            ).scalar()
+            ended_at = utc_iso(self.wall_clock())
+            append_chained_event(
+                conn,
+                session_id,
+                t_s=float(last_t_s) if last_t_s is not None else 0.0,
+                wall_at=ended_at,
+                kind=SESSION_ENDED,
+                device=SESSION_DEVICE,
+                step_index=None,
+                data=session_ended_data(outcome, ended_at),
+            )
+            conn.execute(
+                sessions.update()
+                .where(sessions.c.id == session_id, sessions.c.outcome == "running")
+                .values(outcome=outcome, ended_at=ended_at)
+            )
 
     def mark_interrupted(self, *, all_stations: bool = False) -> list[str]:
         """Mark dead sessions ``interrupted``; returns their ids. Call it on start-up.
@@ -380,28 +438,49 @@ class RecordStore:
     # -- steps -------------------------------------------------------------------------------
 
     def begin_step(
-        self,
-        session_id: str,
-        index: int,
-        kind: str,
-        title: str,
-        started_s: float | None = None,
+        self, session_id: str, index: int, kind: str, title: str, started_s: float
     ) -> None:
-        """Record that a step started (again, if it was begun before: resume)."""
+        """Record that a step started (again, if it was begun before: resume).
+
+        Chains a ``step_started`` event at loop time ``started_s`` and writes the
+        step's row from it, in one transaction. Not while a RecordWriter is open on
+        the session (use the writer's ``begin_step`` then).
+        """
+        data = {"step": index, "kind": kind, "title": title}
         with self.transaction() as conn:
-            write_step_begin(conn, session_id, index, kind, title, started_s)
+            append_chained_event(
+                conn,
+                session_id,
+                t_s=float(started_s),
+                wall_at=utc_iso(self.wall_clock()),
+                kind=STEP_STARTED,
+                device=SESSION_DEVICE,
+                step_index=index,
+                data=data,
+                write_step=True,
+            )
 
     def end_step(
-        self,
-        session_id: str,
-        index: int,
-        outcome: str,
-        ended_s: float | None = None,
-        result: Any = None,
+        self, session_id: str, index: int, outcome: str, ended_s: float, result: Any = None
     ) -> None:
-        """Record a step's outcome and result (any JSON-able value, dataclasses welcome)."""
+        """Record a step's outcome and result (any JSON-able value, dataclasses welcome).
+
+        Chains a ``step_ended`` event at loop time ``ended_s`` and writes the step's
+        row from it, in one transaction (not while a RecordWriter is open on it).
+        """
+        data = {"step": index, "outcome": outcome, "detail": result}
         with self.transaction() as conn:
-            write_step_end(conn, session_id, index, outcome, ended_s, result)
+            append_chained_event(
+                conn,
+                session_id,
+                t_s=float(ended_s),
+                wall_at=utc_iso(self.wall_clock()),
+                kind=STEP_ENDED,
+                device=SESSION_DEVICE,
+                step_index=index,
+                data=data,
+                write_step=True,
+            )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -587,7 +666,12 @@ class RecordStore:
     # -- verifying ----------------------------------------------------------------------------
 
     def verify(self, session_id: str | None = None) -> list[VerifyResult]:
-        """Check the hash chain of one session, or of every session (oldest first)."""
+        """Check one session's record, or every session's (oldest first).
+
+        The hash chain of its events, then its session and step rows against the
+        chained events that state them (:func:`~devicectl.records.verify.verify_record`),
+        all read from one snapshot.
+        """
         if session_id is not None:
             ids = [self.resolve(session_id)]
         else:
@@ -595,11 +679,23 @@ class RecordStore:
         results = []
         for sid in ids:
             with self.transaction(write=False, snapshot=True) as conn:
-                head = conn.execute(
-                    sa.select(sessions.c.head_seq, sessions.c.head_hash, sessions.c.chain).where(
-                        sessions.c.id == sid
+                head = conn.execute(sa.select(sessions).where(sessions.c.id == sid)).one()
+                step_rows = [
+                    StepRow(
+                        index=r.step_index,
+                        kind=r.kind,
+                        title=r.title,
+                        outcome=r.outcome,
+                        started_s=r.started_s,
+                        ended_s=r.ended_s,
+                        result=canonical_or_raw(r.result),
                     )
-                ).one()
+                    for r in conn.execute(
+                        sa.select(steps)
+                        .where(steps.c.session_id == sid)
+                        .order_by(steps.c.step_index)
+                    )
+                ]
                 rows = [
                     ChainRow(
                         seq=r.seq,
@@ -618,14 +714,95 @@ class RecordStore:
                     )
                 ]
             results.append(
-                verify_chain(
-                    sid, rows, head_seq=head.head_seq, head_hash=head.head_hash, scheme=head.chain
+                verify_record(
+                    sid,
+                    rows,
+                    head_seq=head.head_seq,
+                    head_hash=head.head_hash,
+                    scheme=head.chain,
+                    session=SessionRow(
+                        protocol_name=head.protocol_name,
+                        protocol_sha256=head.protocol_sha256,
+                        operator_id=head.operator_id,
+                        unattended=bool(head.unattended),
+                        station=head.station,
+                        software_version=head.software_version,
+                        started_at=head.started_at,
+                        ended_at=head.ended_at,
+                        outcome=head.outcome,
+                    ),
+                    steps=step_rows,
                 )
             )
         return results
 
 
-# -- step writes, shared by the store and the writer thread ------------------------------------
+# -- chained writes, shared by the store and the writer thread -----------------------------------
+
+
+def append_chained_event(
+    conn: Connection,
+    session_id: str,
+    *,
+    t_s: float,
+    wall_at: str,
+    kind: str,
+    device: str,
+    step_index: int | None,
+    data: Any,
+    operator_id: str | None = None,
+    write_step: bool = False,
+) -> None:
+    """Append one event to a session's chain inside ``conn``'s transaction, and move its head.
+
+    For the store's own events (session start and end, steps outside a writer):
+    it reads the head under the write lock (SQLite ``BEGIN IMMEDIATE``,
+    PostgreSQL ``FOR UPDATE``), so it must not race a RecordWriter on the same
+    session, whose seq lives in memory. With ``write_step`` the step row the event
+    states is written too (:func:`~devicectl.records.summary.step_change`).
+    """
+    head = conn.execute(
+        sa.select(sessions.c.head_seq, sessions.c.head_hash)
+        .where(sessions.c.id == session_id)
+        .with_for_update()
+    ).first()
+    if head is None:
+        raise RecordError(describe_url(conn.engine.url), f"no session {session_id}")
+    data_json = canonical_json(data)
+    seq = int(head.head_seq) + 1
+    digest = event_hash(
+        head.head_hash, seq, t_s, wall_at, kind, device, step_index, operator_id, data_json
+    )
+    conn.execute(
+        events.insert().values(
+            session_id=session_id,
+            seq=seq,
+            t_s=t_s,
+            wall_at=wall_at,
+            kind=kind,
+            device=device,
+            step_index=step_index,
+            operator_id=operator_id,
+            data=data_json,
+            prev_hash=head.head_hash,
+            hash=digest,
+        )
+    )
+    conn.execute(
+        sessions.update().where(sessions.c.id == session_id).values(head_seq=seq, head_hash=digest)
+    )
+    if write_step:
+        write_step_change(conn, session_id, step_change(kind, device, json.loads(data_json), t_s))
+
+
+def write_step_change(
+    conn: Connection, session_id: str, change: StepBegin | StepEnd | None
+) -> None:
+    """Write the step row change a chained step event states (nothing for None)."""
+    if isinstance(change, StepBegin):
+        write_step_begin(conn, session_id, change.index, change.kind, change.title, change.t_s)
+    elif isinstance(change, StepEnd):
+        write_step_end(conn, session_id, change.index, change.outcome, change.t_s, change.result)
 
 
 def write_step_begin(
@@ -636,6 +813,7 @@ def write_step_begin(
     title: str,
     started_s: float | None,
 ) -> None:
+    """A step's row after a ``step_started`` event (the rule of ``summary.fold_steps``)."""
     values = {
         "kind": kind,
         "title": title,
@@ -660,6 +838,7 @@ def write_step_end(
     ended_s: float | None,
     result: Any,
 ) -> None:
+    """A step's row after a ``step_ended`` event (the rule of ``summary.fold_steps``)."""
     result_json = None if result is None else canonical_json(result)
     done = conn.execute(
         steps.update()

@@ -1,7 +1,10 @@
-"""Checking a session's hash chain: which events were edited, deleted or reordered.
+"""Checking a session's record: its hash chain, and its summary rows against the chain.
 
 :func:`verify_chain` works on the rows as stored (no database needed), so the
-same check runs on SQLite, PostgreSQL or an export.
+same check runs on SQLite, PostgreSQL or an export. :func:`verify_record` adds
+the check of the session and step rows (see :mod:`devicectl.records.summary`):
+every verify (``RecordStore.verify``, ``records verify``, the report's banner,
+``verify_jsonl``) goes through it.
 
 What it guarantees to find, and how it names it:
 - an event whose stored fields no longer produce its stored hash: ``EDITED`` at
@@ -14,18 +17,48 @@ What it guarantees to find, and how it names it:
   seq, tried within 16 of its place and among the other failing rows):
   ``OUT_OF_ORDER`` naming the event's true seq and where it is stored.
 
+What :func:`verify_record` adds (``SUMMARY`` problems, one per disagreeing
+field, naming the row, the field, both values and the event's seq):
+- a session row whose outcome, operator id, unattended flag, protocol name or
+  sha256, station, software version, start or end time differs from its
+  chained ``session_started``/``session_ended`` event, or that says it ended
+  (complete, fault, aborted) when no ``session_ended`` event was chained;
+- a step row whose kind, title, outcome, start, end or result differs from what
+  its chained ``step_started``/``step_ended`` events imply, a step row with no
+  such event, or a chained step with no row.
+They are compared only when the chain verifies (else the chain's problems are
+the verdict, and a note says the rows were not compared). A session that was
+never closed (killed) verifies, with a note that it is unfinished. A record
+written before the summary was chained (no ``session_started`` event) verifies
+on its chain alone, with a note that its rows are not covered: it is not failed
+for lacking what it could not have.
+
 An attacker who rewrites every event after some point *and* the session head
-can make a consistent chain; anchor ``head_hash`` outside the database (print it,
-export it) when that matters.
+can make a consistent chain (and so, for example, drop a ``session_ended``
+event and call the session ``interrupted``); anchor ``head_hash`` outside the
+database (print it, export it) when that matters.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from devicectl.records.chain import CHAIN_SCHEME, event_hash, genesis_hash, recanonicalize
+from devicectl.records.summary import (
+    SESSION_DEVICE,
+    SESSION_STARTED,
+    ChainedEvent,
+    SessionRow,
+    StepRow,
+    check_summary,
+)
+
+SUMMARY_NOT_COMPARED_NOTE = (
+    "session and step rows not compared with the chain: the chain itself does not verify"
+)
 
 _WINDOW = 16
 _MAX_CROSS = 256
@@ -37,6 +70,7 @@ class ProblemKind(enum.Enum):
     OUT_OF_ORDER = "out of order"
     HEAD_MISMATCH = "head mismatch"
     UNKNOWN_SCHEME = "unknown chain scheme"
+    SUMMARY = "summary row does not match the chain"
 
 
 @dataclass(frozen=True)
@@ -65,18 +99,25 @@ class Problem:
     detail: str
 
     def __str__(self) -> str:
+        if self.kind is ProblemKind.SUMMARY:  # the detail names the row, field and seq
+            return f"{self.kind.value}: {self.detail}"
         where = f"seq {self.seq}" if self.seq == self.end_seq else f"seq {self.seq}-{self.end_seq}"
         return f"{where} {self.kind.value}: {self.detail}"
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The verdict on one session: ``ok`` or the list of problems, by seq."""
+    """The verdict on one session: ``ok`` or the list of problems, by seq.
+
+    ``notes`` say what an ``ok`` does not cover (an unfinished session, a record
+    whose summary rows predate the chained summary); they never make it fail.
+    """
 
     session_id: str
     events: int  # rows stored
     head_seq: int  # what the session says was committed
     problems: tuple[Problem, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -101,12 +142,19 @@ class VerifyResult:
     def out_of_order(self) -> tuple[int, ...]:
         return self._seqs(ProblemKind.OUT_OF_ORDER)
 
+    @property
+    def summary(self) -> tuple[Problem, ...]:
+        """The session- and step-row disagreements with the chain."""
+        return tuple(p for p in self.problems if p.kind is ProblemKind.SUMMARY)
+
     def describe(self) -> str:
-        """One line when ok, else one line per problem after a heading line."""
+        """One line when ok (then one per note), else one line per problem after a heading."""
         if self.ok:
-            return f"session {self.session_id}: ok ({self.events} events, chain intact)"
-        lines = [f"session {self.session_id}: {len(self.problems)} problem(s)"]
-        lines += [f"  {p}" for p in self.problems]
+            lines = [f"session {self.session_id}: ok ({self.events} events, chain intact)"]
+        else:
+            lines = [f"session {self.session_id}: {len(self.problems)} problem(s)"]
+            lines += [f"  {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -258,3 +306,35 @@ def verify_chain(
     unique = {(p.kind, p.seq, p.end_seq): p for p in problems}
     ordered_problems = sorted(unique.values(), key=lambda p: (p.seq, p.kind.value))
     return VerifyResult(session_id, len(rows), head_seq, tuple(ordered_problems))
+
+
+def verify_record(
+    session_id: str,
+    rows: Sequence[ChainRow],
+    *,
+    head_seq: int,
+    head_hash: str,
+    scheme: str,
+    session: SessionRow,
+    steps: Sequence[StepRow],
+) -> VerifyResult:
+    """The whole verdict on one session: :func:`verify_chain`, then its rows against it.
+
+    The rows are compared with the chained events only when the chain is intact:
+    a chain that does not verify is no reference (an edited or deleted step event
+    would make a true row look wrong), and the verdict already fails, naming the
+    events; a note then says the rows were not compared.
+    """
+    result = verify_chain(session_id, rows, head_seq=head_seq, head_hash=head_hash, scheme=scheme)
+    if not result.ok:
+        return replace(result, notes=(SUMMARY_NOT_COMPARED_NOTE,))
+    intact = [
+        ChainedEvent(r.seq, r.t_s, r.wall_at, r.kind, r.device, json.loads(r.data))
+        for r in sorted(rows, key=lambda r: r.seq)
+    ]  # every row's data parsed when it hashed (verify_chain checked it is JSON)
+    has_started = any(r.kind == SESSION_STARTED and r.device == SESSION_DEVICE for r in rows)
+    findings, notes = check_summary(session, steps, intact, has_session_started=has_started)
+    problems = result.problems + tuple(
+        Problem(ProblemKind.SUMMARY, f.seq, f.seq, f.detail) for f in findings
+    )
+    return replace(result, problems=problems, notes=tuple(notes))

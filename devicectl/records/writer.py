@@ -8,8 +8,13 @@ thread (the loop's) so that a tick's rows stay together.
 
 Writer side (a daemon thread):
 - serialises payloads (:func:`~devicectl.records.chain.to_jsonable`), numbers
-  events 1, 2, 3 ... and hash-chains them, keeping ``seq`` and the previous hash
-  in memory (never reading them back);
+  events and hash-chains them after the session's head, keeping ``seq`` and the
+  previous hash in memory (never reading them back);
+- writes a step's row only from a chained ``step_started``/``step_ended`` event
+  of device ``session`` (the runner's, or the ones ``begin_step``/``end_step``
+  make), with :func:`~devicectl.records.summary.step_change` on the payload as
+  chained, in the commit that holds that event: the row and the event that
+  states it are durable together, and verify can recompute the row;
 - commits in ONE transaction every row up to an ``end_tick`` marker, together
   with the session head (``head_seq``, ``head_hash``); a tick is never split
   over two commits. When the writer is behind, it may put several whole ticks in
@@ -25,13 +30,14 @@ Writer side (a daemon thread):
 
 ``close()`` commits everything queued, including a last partial tick, joins
 the thread, raises the writer's error if there was one, and (with ``outcome``)
-ends the session.
+ends the session (``RecordStore.end_session``, which chains ``session_ended``).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import math
 import queue
 import threading
@@ -44,12 +50,21 @@ import structlog
 
 from devicectl.control.events import Event
 from devicectl.errors import RecordError
-from devicectl.records.chain import canonical_json, event_hash, to_jsonable
+from devicectl.records.chain import canonical_json, event_hash
 from devicectl.records.schema import events, sessions, traces
-from devicectl.records.store import RecordStore, write_step_begin, write_step_end
+from devicectl.records.store import RecordStore, write_step_change
+from devicectl.records.summary import (
+    SESSION_DEVICE,
+    STEP_ENDED,
+    STEP_STARTED,
+    StepBegin,
+    StepEnd,
+    step_change,
+)
 from devicectl.records.wall import WallClock, utc_iso
 
-_EVENT, _TRACE, _STEP_BEGIN, _STEP_END, _TICK, _CLOSE = range(6)
+_EVENT, _TRACE, _TICK, _CLOSE = range(4)
+_STEP_EVENTS = (STEP_STARTED, STEP_ENDED)
 
 DEFAULT_MAX_BATCH_ROWS = 20_000
 AT_EXIT_TIMEOUT_S = 5.0
@@ -142,19 +157,21 @@ class RecordWriter:
             raise RecordError(self.store.db, f"writer of session {self.session_id} is closed")
         self._queue.put((_TRACE, t_s, device, channel, value, step_index))
 
-    def begin_step(self, index: int, kind: str, title: str, started_s: float | None = None) -> None:
-        """Queue a step start (a step begun again, on resume, is updated)."""
-        if self._closed:
-            raise RecordError(self.store.db, f"writer of session {self.session_id} is closed")
-        self._queue.put((_STEP_BEGIN, index, kind, title, started_s))
+    def begin_step(self, index: int, kind: str, title: str, started_s: float) -> None:
+        """Queue a step start at loop time ``started_s`` (a step begun again is updated).
 
-    def end_step(
-        self, index: int, outcome: str, ended_s: float | None = None, result: Any = None
-    ) -> None:
-        """Queue a step's outcome and result (serialised on the writer thread)."""
-        if self._closed:
-            raise RecordError(self.store.db, f"writer of session {self.session_id} is closed")
-        self._queue.put((_STEP_END, index, outcome, ended_s, result))
+        It is a chained ``step_started`` event like the session runner's, and the
+        step's row is written from it. Code whose events already include the
+        runner's ``step_started`` (a SessionRecorder) must not call this too.
+        """
+        data = {"step": index, "kind": kind, "title": title}
+        self.append_event(Event(started_s, STEP_STARTED, SESSION_DEVICE, data), step_index=index)
+
+    def end_step(self, index: int, outcome: str, ended_s: float, result: Any = None) -> None:
+        """Queue a step's outcome and result at loop time ``ended_s`` (a chained
+        ``step_ended`` event, the row written from it; serialised on the writer thread)."""
+        data = {"step": index, "outcome": outcome, "detail": result}
+        self.append_event(Event(ended_s, STEP_ENDED, SESSION_DEVICE, data), step_index=index)
 
     def end_tick(self) -> int:
         """Mark the end of a tick: everything queued so far commits together. Returns its number."""
@@ -330,6 +347,11 @@ class RecordWriter:
                 }
             )
             self._seq, self._prev_hash = seq, digest
+            if kind in _STEP_EVENTS:
+                # The row from the payload as chained (parsed back), exactly as verify will.
+                change = step_change(kind, device, json.loads(data), t_s)
+                if change is not None:
+                    batch.steps.append(change)
         elif op == _TRACE:
             _, t_s, device, channel, value, step_index = item
             v = None if value is None else float(value)
@@ -343,24 +365,14 @@ class RecordWriter:
                     "value": v if v is not None and math.isfinite(v) else None,
                 }
             )
-        elif op == _STEP_BEGIN:
-            batch.steps.append(item)
-        elif op == _STEP_END:
-            _, index, outcome, ended_s, result = item
-            batch.steps.append((op, index, outcome, ended_s, to_jsonable(result)))
 
     def _commit(self, batch: _Batch) -> None:
         if not batch.rows:  # a tick that recorded nothing is durable as it is
             self._ticks_done(batch)
             return
         with self.store.transaction() as conn:
-            for step in batch.steps:
-                if step[0] == _STEP_BEGIN:
-                    _, index, kind, title, started_s = step
-                    write_step_begin(conn, self.session_id, index, kind, title, started_s)
-                else:
-                    _, index, outcome, ended_s, result = step
-                    write_step_end(conn, self.session_id, index, outcome, ended_s, result)
+            for change in batch.steps:
+                write_step_change(conn, self.session_id, change)
             if batch.events:
                 conn.execute(events.insert(), batch.events)
                 last = batch.events[-1]
@@ -406,7 +418,7 @@ class _Batch:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.traces: list[dict[str, Any]] = []
-        self.steps: list[tuple[Any, ...]] = []
+        self.steps: list[StepBegin | StepEnd] = []  # row changes of this batch's step events
         self.tick = 0
 
     @property

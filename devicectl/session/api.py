@@ -177,6 +177,7 @@ def run_protocol(
             protocol_sha256=sha256,
             operator_id=operator_id,
             unattended=auto_confirm,
+            t_s=station.clock.now(),
         )
         # Every log line of this session (devices, runner, loop) carries its id.
         structlog.contextvars.bind_contextvars(session_id=session_id)

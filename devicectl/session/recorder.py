@@ -5,7 +5,9 @@ operator action in the order the loop produced them; the loop's ``tick`` event
 marks the end of each tick, and the writer commits everything up to that
 marker in one transaction (safety rule 6: a crash loses at most the tick in
 flight). On the loop thread all of it is queue puts; the database work is the
-writer thread's.
+writer thread's. The steps table follows the runner's chained ``step_started``
+and ``step_ended`` events (the writer writes each row from its event), so
+``records verify`` can tell an edited step row.
 
 If the writer reports a database error, the record can no longer be kept: the
 session is aborted (every device to its safe state) on that same tick.
@@ -86,13 +88,9 @@ class SessionRecorder:
             if self._watch_lag:
                 self._check_lag(event.t_s)
             return
-        step = self._step_index()
-        writer.append_event(event, step)
-        data = event.data
-        if kind == "step_started":
-            writer.begin_step(data["step"], data["kind"], data["title"], event.t_s)
-        elif kind == "step_ended":
-            writer.end_step(data["step"], data["outcome"], event.t_s, data.get("detail"))
+        # The runner's step_started/step_ended events also make the step rows: the
+        # writer derives each row from the event as chained, in the same commit.
+        writer.append_event(event, self._step_index())
 
     def _check_lag(self, t_s: float) -> None:
         lag = self.writer.pending_ticks
