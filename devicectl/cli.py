@@ -505,6 +505,10 @@ def records_verify(
 
     with RecordStore.open(db, readonly=True) as store:
         results = store.verify(session)
+        where = store.db
+    if not results:
+        # A QA check on the wrong file must not look like a clean bill of health.
+        console.print(f"no sessions in {escape(str(where))}: nothing verified")
     bad = 0
     for r in results:
         if r.ok:

@@ -145,6 +145,18 @@ def test_records_commands_on_the_demo_session(demo_run: tuple[dict[str, Any], Pa
     assert len(rows) > 100
 
 
+def test_records_verify_of_a_store_with_no_session_says_so(tmp_path: Path) -> None:
+    from devicectl.records.store import RecordStore
+
+    db = tmp_path / "empty.sqlite"
+    RecordStore.open(str(db)).close()
+    result = CliRunner().invoke(
+        cli.app, ["--log-file", str(tmp_path / "log.jsonl"), "records", "verify", "--db", str(db)]
+    )
+    assert result.exit_code == 0
+    assert "no sessions in" in result.output and "nothing verified" in result.output
+
+
 def test_report_renders_for_the_pore_patrol_session(
     demo_run: tuple[dict[str, Any], Path, Path], tmp_path: Path
 ) -> None:
