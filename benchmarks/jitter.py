@@ -1,7 +1,11 @@
 """Tick jitter and CPU use of the real-time control loop driving three served simulators.
 
-The RF, IPL and LED simulators are each served on a real pty (``PtyServer``,
-one thread each, real time); a ``Station(RealClock())`` opens them with its
+The RF, IPL and LED simulators are each served on a real pty in real time:
+by default each in its own ``devicectl sim serve`` process, as separate devices
+are (``--servers process``); or as ``PtyServer`` threads in this process
+(``--servers thread``), where they share the GIL with the loop and a tick can
+start late by a GIL hand-over that real devices would never cause. A
+``Station(RealClock())`` opens them with its
 usual drivers and its control loop runs on its own thread at 20 Hz (every
 tick samples each device, supervises and regulates; no delivery is started).
 A subscriber on the loop thread records each ``tick`` event's ``t_s`` (the
@@ -10,17 +14,18 @@ clock at the tick's start) and the loop thread's CPU time
 ``|(start - previous start) - period|``; the CPU use is the loop thread's CPU
 seconds over the wall seconds between the first and last recorded tick.
 Targets: p99 period error at most 2 ms, CPU at most 10 % of one core. The
-server threads share the GIL with the loop. The last line is one JSON object;
-the exit code is 1 when a target is missed.
+last line is one JSON object; the exit code is 1 when a target is missed.
 
-    uv run python benchmarks/jitter.py [--seconds S]
+    uv run python benchmarks/jitter.py [--seconds S] [--servers process|thread]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,24 +57,88 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+_DEVICECTL = (sys.executable, "-c", "from devicectl.cli import main; main()")
+
+
+class _ServedProcesses:
+    """The three simulators, each a ``devicectl sim serve NAME --pty`` process."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+        self.error: str | None = None
+
+    def start(self) -> list[str]:
+        paths = []
+        for name in ("rf", "ipl", "led"):
+            proc = subprocess.Popen(
+                [*_DEVICECTL, "sim", "serve", name, "--pty", "--seed", "7"],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            self.procs.append(proc)
+            assert proc.stdout is not None
+            first = json.loads(proc.stdout.readline() or "{}")
+            if first.get("event") != "serving":
+                raise RuntimeError(f"sim serve {name} did not start: {first!r}")
+            paths.append(str(first["port"]))
+        return paths
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if proc.returncode not in (0, -15):
+                self.error = f"sim serve exited {proc.returncode}"
+
+
+class _ServedThreads:
+    """The three simulators as ``PtyServer`` threads of this process."""
+
+    def __init__(self, clock: RealClock) -> None:
+        factories = (RFFirmware, IPLFirmware, LEDFirmware)
+        self.servers = [PtyServer(factory, clock=clock) for factory in factories]
+
+    @property
+    def error(self) -> str | None:
+        errors = [server.error for server in self.servers if server.error is not None]
+        return repr(errors) if errors else None
+
+    def start(self) -> list[str]:
+        return [server.start() for server in self.servers]
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--seconds", type=float, default=60.0, help="measured run time (default 60)"
     )
+    parser.add_argument(
+        "--servers",
+        choices=("process", "thread"),
+        default="process",
+        help="simulators in their own processes (default) or as threads of this one",
+    )
     args = parser.parse_args()
     configure_logging(log_file=Path(tempfile.mkdtemp()) / "bench.jsonl")
-
     clock = RealClock()
-    factories = (RFFirmware, IPLFirmware, LEDFirmware)
-    servers = [PtyServer(factory, clock=clock) for factory in factories]
+    servers: _ServedProcesses | _ServedThreads = (
+        _ServedProcesses() if args.servers == "process" else _ServedThreads(clock)
+    )
     ticks: list[tuple[float, float]] = []  # (t_s at tick start, loop thread CPU s at tick end)
     alarms: list[Any] = []
     loop_thread_ids: set[int] = set()
     station: Station | None = None
     process_cpu_s = wall_s = 0.0
     try:
-        rf_path, ipl_path, led_path = (server.start() for server in servers)
+        rf_path, ipl_path, led_path = servers.start()
         station = Station(clock, period_s=PERIOD_S)
         controllers: list[ControllerCore[Any, Any]] = [
             station.add_rf(rf_path),  # each waits out its simulator's boot
@@ -108,11 +177,10 @@ def main() -> int:
                 device = getattr(on_loop, "device", None)
                 if device is not None:
                     device.close()
-        for server in servers:
-            server.stop()
-    errors = [server.error for server in servers if server.error is not None]
-    if errors:
-        print(f"a pty server failed: {errors!r}", file=sys.stderr)
+        with contextlib.suppress(Exception):  # a failed server is reported below
+            servers.stop()
+    if servers.error is not None:
+        print(f"a pty server failed: {servers.error}", file=sys.stderr)
         return 2
     if len(loop_thread_ids) != 1:
         print(f"tick events came from threads {loop_thread_ids}", file=sys.stderr)
@@ -133,14 +201,15 @@ def main() -> int:
     process_cpu_pct = process_cpu_s / wall_s * 100
     expected = span_s / PERIOD_S
     print(
-        f"control loop at {1 / PERIOD_S:.0f} Hz, RF+IPL+LED on ptys, {span_s:.1f} s, "
+        f"control loop at {1 / PERIOD_S:.0f} Hz, RF+IPL+LED on ptys "
+        f"(servers: {args.servers}), {span_s:.1f} s, "
         f"{len(measured)} ticks ({expected + 1:.0f} expected), {overruns} overruns, "
         f"devices {'healthy' if healthy else 'NOT healthy'}, {len(alarms)} alarms"
     )
     print(
         f"period error p50 {p50_ms:.3f} ms, p99 {p99_ms:.3f} ms, max {max_ms:.3f} ms "
         f"(target p99 <= {TARGET_P99_MS} ms); loop thread CPU {cpu_pct:.2f} % of one core "
-        f"(target <= {TARGET_CPU_PCT} %); whole process incl. pty servers {process_cpu_pct:.1f} %"
+        f"(target <= {TARGET_CPU_PCT} %); whole controller process {process_cpu_pct:.1f} %"
     )
     met = p99_ms <= TARGET_P99_MS and cpu_pct <= TARGET_CPU_PCT
     print(
@@ -151,6 +220,7 @@ def main() -> int:
                 "max_ms": round(max_ms, 3),
                 "cpu_pct": round(cpu_pct, 2),
                 "process_cpu_pct": round(process_cpu_pct, 1),
+                "servers": args.servers,
                 "ticks": len(measured),
                 "overruns": overruns,
                 "seconds": round(span_s, 1),
