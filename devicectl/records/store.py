@@ -447,18 +447,7 @@ class RecordStore:
         the session (use the writer's ``begin_step`` then).
         """
         data = {"step": index, "kind": kind, "title": title}
-        with self.transaction() as conn:
-            append_chained_event(
-                conn,
-                session_id,
-                t_s=float(started_s),
-                wall_at=utc_iso(self.wall_clock()),
-                kind=STEP_STARTED,
-                device=SESSION_DEVICE,
-                step_index=index,
-                data=data,
-                write_step=True,
-            )
+        self._chain_step_event(session_id, STEP_STARTED, index, started_s, data)
 
     def end_step(
         self, session_id: str, index: int, outcome: str, ended_s: float, result: Any = None
@@ -469,13 +458,19 @@ class RecordStore:
         row from it, in one transaction (not while a RecordWriter is open on it).
         """
         data = {"step": index, "outcome": outcome, "detail": result}
+        self._chain_step_event(session_id, STEP_ENDED, index, ended_s, data)
+
+    def _chain_step_event(
+        self, session_id: str, kind: str, index: int, t_s: float, data: dict[str, Any]
+    ) -> None:
+        """One chained step event and the step row written from it, in one transaction."""
         with self.transaction() as conn:
             append_chained_event(
                 conn,
                 session_id,
-                t_s=float(ended_s),
+                t_s=float(t_s),
                 wall_at=utc_iso(self.wall_clock()),
-                kind=STEP_ENDED,
+                kind=kind,
                 device=SESSION_DEVICE,
                 step_index=index,
                 data=data,
