@@ -60,7 +60,15 @@ def test_escape_stops_real_ports_from_the_console(
             # two manual steps, then the RF step: arm, then start (a person answers)
             for action in ("confirm", "confirm", "arm", "start"):
                 await answer_prompt(pilot, app, action)
-            await wait_for(pilot, rf_sim_on, timeout_s=10.0)
+            try:
+                await wait_for(pilot, rf_sim_on, timeout_s=10.0)
+            except AssertionError:
+                rf = app.backend.station.loop.controllers["rf"]
+                raise AssertionError(
+                    f"RF output not on at the device: rf {rf.state.value}, "
+                    f"fault {rf.fault_alarm}, reading error {rf.reading_error}, "
+                    f"session {app.snapshot.session if app.snapshot else None}"
+                ) from None
             await press(pilot, "escape")
             await wait_for(
                 pilot,
