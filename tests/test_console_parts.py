@@ -132,3 +132,22 @@ def test_paced_clock_holds_simulated_time_to_speed_times_wall_time() -> None:
     clock.sleep(1000.0)
     assert time.monotonic() - start < 0.05  # unpaced
     assert clock.now() == pytest.approx(1020.0)
+
+
+def test_starting_the_console_moves_start_up_objects_out_of_the_collector() -> None:
+    # A full collection pauses the loop thread too; what start-up built is frozen so
+    # that collections scan only what the session adds (safety.md section 6, item 46).
+    import gc
+
+    from console_helpers import PORE_PATROL
+
+    from devicectl.console.backend import ConsoleBackend, ConsoleConfig
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    backend = ConsoleBackend(ConsoleConfig(PORE_PATROL, fast=True, speed=0, record=False))
+    try:
+        backend.start()
+        assert gc.get_freeze_count() > 0
+    finally:
+        backend.close()

@@ -26,6 +26,7 @@ device to its safe state) and the record closed with its outcome.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,14 @@ class ConsoleBackend:
         """Start the loop thread: devices are read and shown before anyone signs in."""
         if not self._started:
             self._started = True
+            # What start-up built (widgets, station, drivers, imported modules) lives
+            # as long as the console: moved out of the collector's reach, so that a
+            # full collection, which pauses the loop thread too, scans only what the
+            # session adds. Measured on a whole Pore Patrol in the console: the longest
+            # collection was 178 ms without this, 67 and 80 ms with it (two runs),
+            # against the devices' 250 ms watchdog (docs/safety.md, section 6, item 46).
+            gc.collect()
+            gc.freeze()
             self.station.loop.start()
             self.log.info("console_started", mode=self.config.mode)
 
