@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,12 +45,6 @@ def served() -> Iterator[dict[str, PtyServer]]:
 def test_escape_stops_real_ports_from_the_console(
     served: dict[str, PtyServer], tmp_path: Path
 ) -> None:
-    # The garbage earlier tests left in this process (about 120,000 objects after
-    # the e-stop tests) took 150 ms to collect here: a collection inside the real-time
-    # run stalls the loop and the in-process pty servers past the devices' 250 ms
-    # watchdog ("rf: device watchdog cut output"). Collect it before the clock runs
-    # (docs/safety.md, section 6, item 46).
-    gc.collect()
     devices = {kind: str(server.path) for kind, server in served.items()}
     config = ConsoleConfig(
         PORE_PATROL, devices=devices, db=str(tmp_path / "r.sqlite"), port_timeout_s=0.2
