@@ -132,6 +132,21 @@ def _print_session_summary(outcome: Any) -> None:
             result = f"confirmed by {step['confirmed_by']}"
         table.add_row(str(step["step"]), step["title"], step["kind"], step["outcome"], result)
     console.print(table)
+    if outcome.sites:
+        sites = Table(title="RF dose per site (whole session)")
+        for col in ("site", "held", "at target", "peak", "CEM43", "attempts"):
+            sites.add_column(col)
+        for site in outcome.sites:
+            peak = site["peak_c"]
+            sites.add_row(
+                site["site"],
+                f"{site['held_s']:.0f} s",
+                f"{site['time_at_target_s']:.0f} s",
+                "-" if peak is None else f"{peak:.1f} degC",
+                f"{site['cem43']:.2f}",
+                str(site["attempts"]),
+            )
+        console.print(sites)
     for fault in outcome.faults:
         err_console.print(f"[red]fault: {fault['message']}[/red]")
     console.print(f"record: {outcome.db}  (devicectl records show {outcome.session_id[:8]})")

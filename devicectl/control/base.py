@@ -90,6 +90,10 @@ class ControllerCore(Generic[D, R]):
     modality = "device"
     SAFE_STATE_NAMES = ("FAULT", "ESTOP")
     OPERATOR_ACTIONS: tuple[str, ...] = ("abort", "estop", "acknowledge")
+    # Commands that can put energy on (output on, a lamp charged or fired). While a
+    # session holds the device (paused, faulted, ended) they are refused here, in the
+    # controller, whoever sends them: a console key, a script, a second client.
+    ENERGY_ACTIONS: tuple[str, ...] = ("arm", "fire", "start", "resume")
 
     def __init__(
         self,
@@ -118,6 +122,9 @@ class ControllerCore(Generic[D, R]):
         self._passed_reading: R | None = None
         self._clear_on_first_tick = False
         self._energy_while_latched = False
+        # Why the session forbids energy now (None: it does not). Set and cleared only
+        # by the session runner on the loop thread (safety rule 9).
+        self.session_hold: str | None = None
         self.state: Any = initial
         self.machine = machine_factory(self)
         self._connect()
@@ -436,6 +443,8 @@ class ControllerCore(Generic[D, R]):
                 + (f" ({self.fault_alarm.message})" if self.fault_alarm else "")
                 + "; acknowledge it first"
             )
+        if action in self.ENERGY_ACTIONS and self.session_hold is not None:
+            raise ControlError(f"{self.name}: {action} refused: the session is {self.session_hold}")
         custom = getattr(self, f"_do_{action}", None)
         try:
             if custom is not None:

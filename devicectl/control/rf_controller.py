@@ -36,6 +36,7 @@ from devicectl.control.base import ControllerCore, machine_from_table
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import RFLimits, RFZone
 from devicectl.control.regulator import PulseRegulator, RegulatorTuning
+from devicectl.control.site_dose import SiteDose, SiteDoseLedger
 from devicectl.control.supervisor import RFSupervisor, SupervisorContext
 from devicectl.devices import RFGenerator, RFReading, RFStatus
 from devicectl.errors import ConfigError, ControlError, DeviceError
@@ -111,7 +112,11 @@ class ZoneResult:
     time_to_target_s: float | None
     held_s: float
     peak_c: float
-    cem43: float
+    cem43: float  # this attempt's own dose
+    # What the site has received in the whole session, this attempt included (rule 8).
+    site_cem43: float = 0.0
+    site_time_at_target_s: float = 0.0
+    site_held_s: float = 0.0
 
 
 class RFController(ControllerCore[RFGenerator, RFReading]):
@@ -147,6 +152,8 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self.pause_reason: str | None = None
         self.paused_at_s: float | None = None
         self.results: list[ZoneResult] = []
+        self.sites = SiteDoseLedger()
+        self._prior_cem43 = 0.0
         self._zone_open = False
         self._ctx_key: tuple[object, ...] | None = None
         self._ctx = SupervisorContext(False, 0.0, False, self.limits.target_max_c)
@@ -273,12 +280,23 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         return self._trigger_checked("abort")
 
     def load_zone(self, zone: RFZone) -> bool:
+        """Load ``zone``; refused when its site has already reached a dose limit.
+
+        The site's dose and time at target so far this session carry into the
+        zone's supervision, so the limits apply to the site's total (rule 8).
+        """
         zone.validate(self.limits)
         if self.state not in (S.IDLE, S.READY, S.COMPLETE):
             raise ControlError(f"{self.name}: cannot load a zone while {self.state.value}")
+        prior = self.sites.get(zone.name)
+        if prior is not None:
+            self._refuse_spent_site(zone, prior)
         self.zone = zone
         self.regulator = PulseRegulator(zone.target_c, self.tuning)
-        self.supervisor.begin_zone()
+        self._prior_cem43 = prior.cem43 if prior is not None else 0.0
+        self.supervisor.begin_zone(
+            self._prior_cem43, prior.time_at_target_s if prior is not None else 0.0
+        )
         self.phase = "ramp"
         self._delivering_s = 0.0
         self._time_to_target_s = None
@@ -287,6 +305,21 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self._zone_started_s = None
         self._zone_open = True
         return self._fire("load")
+
+    def _refuse_spent_site(self, zone: RFZone, prior: SiteDose) -> None:
+        lim = self.limits
+        spent = []
+        if prior.cem43 >= lim.cem43_max:
+            spent.append(f"{prior.cem43:.2f} CEM43 of {lim.cem43_max:g}")
+        if prior.time_at_target_s >= lim.time_at_target_max_s:
+            spent.append(
+                f"{prior.time_at_target_s:.0f} s at target of {lim.time_at_target_max_s:g}"
+            )
+        if spent:
+            raise ControlError(
+                f"{self.name}: site {prior.site!r} has had {' and '.join(spent)} this "
+                f"session: zone {zone.name!r} is not treated again"
+            )
 
     def _on_acknowledged(self) -> None:
         self.supervisor.reset()
@@ -380,14 +413,25 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         if zone is None or not self._zone_open:
             return
         self._zone_open = False
+        peak_c = self._peak_c if self._peak_c > -math.inf else math.nan
+        site = self.sites.record(
+            zone.name,
+            cem43_total=self.supervisor.dose.dose,
+            time_at_target_total_s=self.supervisor.time_at_target_s,
+            held_s=self._held_s,
+            peak_c=peak_c,
+        )
         result = ZoneResult(
             name=zone.name,
             target_c=zone.target_c,
             outcome=outcome,
             time_to_target_s=self._time_to_target_s,
             held_s=self._held_s,
-            peak_c=self._peak_c if self._peak_c > -math.inf else math.nan,
-            cem43=self.supervisor.dose.dose,
+            peak_c=peak_c,
+            cem43=max(0.0, self.supervisor.dose.dose - self._prior_cem43),
+            site_cem43=site.cem43,
+            site_time_at_target_s=site.time_at_target_s,
+            site_held_s=site.held_s,
         )
         self.results.append(result)
         self._emit("zone_result", result=result)

@@ -62,10 +62,15 @@ class RFSupervisor:
         self._active: set[str] = set()  # non-latching alarms currently raised
         self.last_rate_c_per_s: float | None = None
 
-    def begin_zone(self) -> None:
-        """A new zone: its own dose and its own time at target."""
+    def begin_zone(self, prior_cem43: float = 0.0, prior_time_at_target_s: float = 0.0) -> None:
+        """A new zone on a site that has already had ``prior_*`` this session.
+
+        Dose belongs to the site (safety rule 8): the dose and time-at-target
+        limits are checked against the site's total, so they start from it.
+        """
         self.dose.reset()
-        self.time_at_target_s = 0.0
+        self.dose.dose = prior_cem43
+        self.time_at_target_s = prior_time_at_target_s
         self._no_rise_ref = None
 
     def reset(self) -> None:
@@ -294,12 +299,12 @@ class RFSupervisor:
             self.time_at_target_s += now_s - self._last_t_s
         # Thermal dose: cumulative damage, whatever the temperature path.
         if dose > lim.cem43_max:
-            out.append(self._fault("rf.dose", f"zone dose {dose:.2f} CEM43", dose, lim.cem43_max))
+            out.append(self._fault("rf.dose", f"site dose {dose:.2f} CEM43", dose, lim.cem43_max))
         self._edge(
             "rf.dose_warn",
             dose >= lim.cem43_max * lim.cem43_warn_fraction,
             AlarmPriority.MEDIUM,
-            "zone dose {value:.2f} CEM43 approaching {limit}",
+            "site dose {value:.2f} CEM43 approaching {limit}",
             dose,
             lim.cem43_max,
             out,
@@ -308,7 +313,7 @@ class RFSupervisor:
             out.append(
                 self._fault(
                     "rf.time_at_target",
-                    f"{self.time_at_target_s:.0f} s at target in one zone",
+                    f"{self.time_at_target_s:.0f} s at target on one site",
                     self.time_at_target_s,
                     lim.time_at_target_max_s,
                 )

@@ -64,6 +64,8 @@ class SessionOutcome:
     steps: list[dict[str, Any]]
     faults: list[dict[str, Any]]
     db: str
+    # Per treated site, the session's totals (safety rule 8: dose belongs to the site).
+    sites: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +77,7 @@ class SessionOutcome:
             "session_s": round(self.simulated_s, 2),
             "steps": self.steps,
             "faults": self.faults,
+            "sites": self.sites,
             "db": self.db,
         }
 
@@ -236,10 +239,18 @@ def run_protocol(
             steps=[_step_summary(s) for s in runner.steps],
             faults=watch.faults,
             db=store.db,
+            sites=site_totals(station),
         )
     finally:
         structlog.contextvars.unbind_contextvars("session_id", "step")
         store.close()
+
+
+def site_totals(station: Station) -> list[dict[str, Any]]:
+    """CEM43, time at target, hold and peak per site treated by the station's RF."""
+    rf = station.loop.controllers.get("rf")
+    sites = getattr(rf, "sites", None)
+    return [site.as_dict() for site in sites.totals()] if sites is not None else []
 
 
 def progress_needs_operator(protocol: SessionProtocol) -> bool:

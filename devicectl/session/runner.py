@@ -40,10 +40,12 @@ from devicectl.control.ipl_controller import IPLController, IPLState
 from devicectl.control.led_controller import LEDController, LEDState
 from devicectl.control.limits import IPLPass, LEDStep
 from devicectl.control.rf_controller import RFController, RFState
+from devicectl.control.site_dose import site_key
 from devicectl.errors import ControlError, DevicectlError
 from devicectl.station import Station
 
 AUTO_OPERATOR = "auto"
+HOLD_LEFT_MIN_S = 0.5  # a zone with less hold than this left is done (one regulator pulse)
 GATE_ACTIONS = ("confirm", "arm", "start", "next_zone")  # answers to a WAITING_CONFIRM prompt
 Wait = Callable[[], bool]
 Plan = Generator[Wait, None, None]
@@ -119,7 +121,15 @@ class SessionRunner:
         self._plan: Plan | None = None
         self._wait: Wait | None = None
         self._confirmed_by: str | None = None
-        self._paused_device: str | None = None
+        # Who the runner's own device commands are recorded as: in an unattended run
+        # nobody is at the chair, so "auto" (safety rule 12); else the session's operator.
+        self.author = AUTO_OPERATOR if auto_confirm else operator_id
+        self._replan_on_resume = False
+        # Per (step index, device): where that step's results begin in the
+        # controller's result list, so a step begun again continues with what is left.
+        self._results_from: dict[tuple[int, str], int] = {}
+        # Per IPL step index: flashes completed and their fluences before the last load.
+        self._ipl_base: dict[int, tuple[int, list[float]]] = {}
         self._emit = station.loop.emit
         self._devices_cache: tuple[int, dict[str, Any]] | None = None
         station.loop.add(self)
@@ -133,11 +143,13 @@ class SessionRunner:
         """Device supervision belongs to the device controllers."""
 
     def step(self, now_s: float) -> None:
-        if self.state in FINISHED or self.state in (SessionState.PAUSED, SessionState.FAULTED):
+        if self.state in FINISHED or self.state is SessionState.FAULTED:
             return
         faulted = self._faulted_device()
         if faulted is not None:
             self._fault(faulted)
+            return
+        if self.state is SessionState.PAUSED:
             return
         if self.current >= len(self.steps):
             self._finish(SessionState.COMPLETE)
@@ -168,9 +180,9 @@ class SessionRunner:
             self._confirmed_by = operator
             return True
         if action == "pause":
-            return self._pause()
+            return self._pause(operator or self.author)
         if action == "resume":
-            return self._resume()
+            return self._resume(operator or self.author)
         if action == "abort":
             self.abort(operator)
             return True
@@ -201,35 +213,108 @@ class SessionRunner:
         return self.state in FINISHED
 
     def abort(self, operator_id: str) -> None:
-        """Every device to its safe state, then the session ends as aborted."""
-        for controller in self._devices().values():
-            try:
-                controller.handle(Command(controller.name, "abort", {}, operator_id or None))
-            except DevicectlError:
-                controller.emergency_stop(operator_id or None)
+        """Every device to its safe state, confirmed, then the session ends as aborted."""
         step = self._current_progress()
+        self._secure("aborted", operator_id or self.author, pause=False)
         if step is not None and step.outcome == "running":
             self._end_step(step, "aborted")
         self._finish(SessionState.ABORTED)
 
-    def _pause(self) -> bool:
+    def _secure(self, hold: str, author: str, *, pause: bool) -> dict[str, bool]:
+        """Safety rules 7 and 9: no device of the session energised, confirmed.
+
+        Every device that is in a treatment state is paused (``pause=True``, where
+        the device can pause: RF delivering, LED lit, IPL charging or armed - each
+        pause exit turns the output off or disarms and dumps, with readback) or
+        aborted (otherwise, and always when ``pause`` is False: an IPL train is
+        aborted mid-train). A device that refuses is emergency-stopped. Then every
+        device holds ``hold``: energy commands are refused in the controller
+        until the session resumes. Returns, per device, whether it is confirmed
+        non-energised (False: its port was closed, its own watchdog cuts output).
+        """
+        confirmed: dict[str, bool] = {}
+        progress = self._current_progress()
+        for name, controller in self._devices().items():
+            controller.session_hold = hold
+            if controller.latched:
+                confirmed[name] = controller.device is not None or not bool(
+                    controller.reported_energy()
+                )
+                continue
+            triggers = controller.machine.get_triggers(controller.state)
+            action = None
+            if pause and "pause" in triggers:
+                action = "pause"
+            elif _in_treatment(controller) and "abort" in triggers:
+                action = "abort"
+                self._replan_on_resume = True
+            if isinstance(controller, IPLController) and progress is not None:
+                self._note_ipl_flashes(
+                    progress,
+                    controller,
+                    interrupting=action == "abort" and controller.state is IPLState.FIRING,
+                )
+            if action is not None:
+                try:
+                    controller.handle(Command(name, action, {}, author))
+                except DevicectlError as exc:
+                    self.log.error("secure_failed", device=name, action=action, error=str(exc))
+                    controller.emergency_stop(author)
+            if controller.latched or _energised(controller):
+                # A pause or abort that did not leave it safe: stop it outright.
+                controller.emergency_stop(author)
+            result = controller.last_safe_state
+            confirmed[name] = not (result is not None and result.port_closed)
+        self.log.info("session_secured", hold=hold, confirmed=confirmed)
+        self._emit(
+            Event(
+                self.station.clock.now(),
+                "session_secured",
+                self.name,
+                {"hold": hold, "author": author, "confirmed": confirmed},
+            )
+        )
+        return confirmed
+
+    def _release(self) -> None:
+        for controller in self._devices().values():
+            controller.session_hold = None
+
+    def _pause(self, author: str) -> bool:
         if self.state not in (SessionState.RUNNING, SessionState.WAITING_CONFIRM):
             raise ControlError(f"cannot pause a session that is {self.state.value}")
-        for name, controller in self._devices().items():
-            if "pause" in controller.machine.get_triggers(controller.state):
-                controller.handle(Command(name, "pause", {}, self.operator_id))
-                self._paused_device = name
+        self._secure("paused", author, pause=True)
         self._set_state(SessionState.PAUSED)
         return True
 
-    def _resume(self) -> bool:
+    def _resume_paused_devices(self, author: str) -> list[str]:
+        """Resume every device found paused, whoever paused it, through its own guards."""
+        resumed = []
+        for name, controller in self._devices().items():
+            if "resume" in controller.machine.get_triggers(controller.state):
+                controller.handle(Command(name, "resume", {}, author))
+                resumed.append(name)
+        return resumed
+
+    def _resume(self, author: str) -> bool:
         if self.state is SessionState.PAUSED:
-            name = self._paused_device
-            self._paused_device = None
-            if name is not None:
-                controller = self._devices()[name]
-                if "resume" in controller.machine.get_triggers(controller.state):
-                    controller.handle(Command(name, "resume", {}, self.operator_id))
+            self._release()
+            if self._replan_on_resume:
+                # A device was aborted to make the pause safe (an IPL train): the
+                # step begins again with what is left of it.
+                self._replan_on_resume = False
+                self._plan = None
+                self.prompt = None
+                self.awaiting = None
+                self._set_state(SessionState.RUNNING)
+                return True
+            try:
+                self._resume_paused_devices(author)
+            except DevicectlError:
+                # Its guard refused (no contact, no fresh reading): the session stays
+                # paused and every device held; the operator tries again.
+                self._secure("paused", author, pause=True)
+                raise
             # Paused while a prompt was open: the prompt still waits for its answer.
             waiting = self.awaiting is not None
             self._set_state(SessionState.WAITING_CONFIRM if waiting else SessionState.RUNNING)
@@ -238,9 +323,18 @@ class SessionRunner:
             still = self._faulted_device()
             if still is not None:
                 raise ControlError(f"{still}: acknowledge the device fault first")
+            self._release()
+            self._replan_on_resume = False
             self._plan = None  # the step starts again with what is left of it
+            self.prompt = None
+            self.awaiting = None
             self.fault_message = None
             self._set_state(SessionState.RUNNING)
+            return True
+        # A device paused itself (contact lost, a charge dumped unused): the
+        # session's resume is how the operator carries on.
+        running = self.state in (SessionState.RUNNING, SessionState.WAITING_CONFIRM)
+        if running and self._resume_paused_devices(author):
             return True
         raise ControlError(f"nothing to resume while {self.state.value}")
 
@@ -316,7 +410,7 @@ class SessionRunner:
 
     def _do(self, device: str, action: str, operator_id: str | None = None, **args: Any) -> Any:
         controller = self._device(device)
-        return controller.handle(Command(device, action, args, operator_id or self.operator_id))
+        return controller.handle(Command(device, action, args, operator_id or self.author))
 
     def _wait_confirmation(
         self, progress: StepProgress, prompt: str, action: str = "confirm"
@@ -370,17 +464,29 @@ class SessionRunner:
             )
         )
 
+    def _results_start(self, progress: StepProgress, device: str, results: list[Any]) -> int:
+        return self._results_from.setdefault((progress.index, device), len(results))
+
     def _rf_plan(self, step: Any, progress: StepProgress) -> Plan:
         rf: RFController = self._device("rf")
         done: list[str] = progress.detail.setdefault("zones_done", [])
+        first = self._results_start(progress, "rf", rf.results)
         for zone in step.zones:
             if zone.name in done:
+                continue
+            # A zone begun again (after a fault or an aborted pause) holds only what
+            # is left of its hold; its site's dose so far is the RF controller's.
+            site = site_key(zone.name)
+            held_s = sum(r.held_s for r in rf.results[first:] if site_key(r.name) == site)
+            hold_left_s = zone.hold_s - held_s
+            if hold_left_s < HOLD_LEFT_MIN_S:
+                done.append(zone.name)
                 continue
             if done or progress.detail.get("moved"):
                 yield from self._move_to_next_zone("rf")
                 yield from self._gate(progress, "next_zone", f"next zone: {zone.name}")
             progress.detail["moved"] = True
-            self._do("rf", "load", zone=zone)
+            self._do("rf", "load", zone=replace(zone, hold_s=hold_left_s))
             yield lambda: rf.reading is not None
             yield from self._gate(progress, "arm", f"arm RF: zone {zone.name}")
             self._do("rf", "arm", self._gated_by())
@@ -408,6 +514,12 @@ class SessionRunner:
         if remaining <= 0:
             return
         self._do("ipl", "load", ipl_pass=replace(planned, flashes=remaining))
+        # The pass's flashes are counted from the controller's list (reset by load).
+        interrupted = progress.detail.get("flashes_interrupted", 0)
+        self._ipl_base[progress.index] = (
+            fired - interrupted,
+            list(progress.detail.get("delivered_j_cm2", [])),
+        )
         yield lambda: ipl.reading is not None
         # Eye protection is confirmed by a person, with their id, unless this is an
         # unattended run on simulators (then the record says "auto", unattended).
@@ -425,26 +537,44 @@ class SessionRunner:
         self._do("ipl", "arm", eyes_by, eye_protection=True)
         for _ in range(remaining):
             # The technician's trigger: pulled by the runner only in unattended
-            # simulated runs; otherwise the operator fires (console, footswitch).
+            # simulated runs (recorded as "auto"); otherwise the operator fires.
             if unattended:
                 yield lambda: ipl.state is IPLState.ARMED and ipl._may_fire()
-                self._do("ipl", "fire")
+                self._do("ipl", "fire", AUTO_OPERATOR)
             yield _next_flash_or_latch(ipl)
+            self._note_ipl_flashes(progress, ipl)
             if ipl.latched:
                 raise ControlError(
                     f"ipl: {ipl.fault_alarm.message if ipl.fault_alarm else 'fault'}"
                 )
-            progress.detail["flashes_done"] = progress.detail.get("flashes_done", 0) + 1
-            progress.detail.setdefault("delivered_j_cm2", []).append(
-                ipl.flashes[-1].delivered_j_cm2
-            )
         yield lambda: ipl.state in (IPLState.COMPLETE, IPLState.FAULT, IPLState.ESTOP)
+
+    def _note_ipl_flashes(
+        self, progress: StepProgress, ipl: IPLController, *, interrupting: bool = False
+    ) -> None:
+        """Count this step's flashes from the controller's own list.
+
+        A train interrupted by the session (``interrupting``: aborted mid-train to
+        make the session safe) counts as fired: part of it reached the skin, and
+        a flash is never given twice.
+        """
+        base = self._ipl_base.get(progress.index)
+        if base is None:
+            return
+        before, delivered = base
+        interrupted = progress.detail.get("flashes_interrupted", 0)
+        if interrupting:
+            interrupted += 1
+            progress.detail["flashes_interrupted"] = interrupted
+        progress.detail["flashes_done"] = before + len(ipl.flashes) + interrupted
+        progress.detail["delivered_j_cm2"] = delivered + [f.delivered_j_cm2 for f in ipl.flashes]
 
     def _led_plan(self, step: Any, progress: StepProgress) -> Plan:
         led: LEDController = self._device("led")
         planned: LEDStep = step.step
-        done_s = progress.detail.get("on_time_s", 0.0)
-        remaining = planned.duration_s - done_s
+        first = self._results_start(progress, "led", led.results)
+        self._note_led(progress, led, first)
+        remaining = planned.duration_s - progress.detail["on_time_s"]
         if remaining <= 0.05:
             return
         self._do("led", "load", step=replace(planned, duration_s=remaining))
@@ -452,11 +582,16 @@ class SessionRunner:
         yield from self._gate(progress, "start", "start LED exposure")
         self._do("led", "start", self._gated_by())
         yield lambda: led.state in (LEDState.COMPLETE, LEDState.FAULT, LEDState.ESTOP)
-        result = led.results[-1]
-        progress.detail["on_time_s"] = done_s + result.on_time_s
-        progress.detail["dose_j_cm2"] = progress.detail.get("dose_j_cm2", 0.0) + result.dose_j_cm2
+        self._note_led(progress, led, first)
         if led.state is not LEDState.COMPLETE:
-            raise ControlError(f"led: step did not complete ({result.outcome})")
+            raise ControlError(f"led: step did not complete ({led.results[-1].outcome})")
+
+    @staticmethod
+    def _note_led(progress: StepProgress, led: LEDController, first: int) -> None:
+        """The step's exposure so far: every result since the step began (resumes too)."""
+        results = led.results[first:]
+        progress.detail["on_time_s"] = sum(r.on_time_s for r in results)
+        progress.detail["dose_j_cm2"] = sum(r.dose_j_cm2 for r in results)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -469,8 +604,11 @@ class SessionRunner:
         return None
 
     def _fault(self, message: str) -> None:
+        """Safety rule 7: one fault, one safe session - every device, not only the
+        one that faulted, is made safe (aborted, confirmed) and held."""
         if self.state is SessionState.FAULTED:
             return
+        self._secure("faulted", self.author, pause=False)
         self.fault_message = message
         progress = self._current_progress()
         if progress is not None:
@@ -518,7 +656,10 @@ class SessionRunner:
         )
 
     def _finish(self, state: SessionState) -> None:
+        """The session is over: every device safe and held, whatever the outcome."""
         self._plan = None
+        if state is not SessionState.ABORTED:  # abort has just secured every device
+            self._secure(state.value, self.author, pause=False)
         self._set_state(state)
         structlog.contextvars.unbind_contextvars("step")
 
@@ -539,3 +680,20 @@ def _next_flash_or_latch(ipl: IPLController) -> Callable[[], bool]:
     """A wait condition: one more flash than now, or the controller latched."""
     start = len(ipl.flashes)
     return lambda: len(ipl.flashes) > start or ipl.latched
+
+
+def _in_treatment(controller: Any) -> bool:
+    """A device with a treatment loaded or under way (anything but idle or complete)."""
+    return controller.state.value not in ("idle", "complete") and not controller.latched
+
+
+ENERGY_STATE_VALUES = frozenset({"delivering", "charging", "armed", "firing"})
+
+
+def _energised(controller: Any) -> bool:
+    """Whether a controller is in one of its energy states (output on, lamp charged).
+
+    RF ``armed`` is not energy (output comes on only in ``delivering``), but it is
+    counted here: after a secure nothing may be one command away from output.
+    """
+    return controller.state.value in ENERGY_STATE_VALUES
