@@ -360,3 +360,78 @@ def test_one_fault_one_safe_session(
                 station.command(device, action, OP, eye_protection=True)
     station.loop.run(max_duration_s=2.0)
     assert not energy_at_device(runner, device)
+
+
+# -- the same rule over real ptys: each device served by its simulator on a pty ------
+
+PTY_CASES = [
+    # (delivering device and its step, the device that stops answering, when)
+    ("rf", "led", "no_reply@12s"),
+    ("rf", "ipl", "no_reply@12s"),
+    ("led", "rf", "no_reply@12s"),
+    ("ipl", "led", "no_reply@8s"),
+]
+
+
+@pytest.mark.parametrize(("device", "other", "fault"), PTY_CASES)
+def test_one_fault_one_safe_session_on_served_ptys(device: str, other: str, fault: str) -> None:
+    import functools
+
+    from devicectl.clock import SimClock
+    from devicectl.plugins import SIMULATOR_GROUP, load_plugin
+    from devicectl.station import Station
+    from simulators.pty_server import PtyServer
+    from tests.pty_rig import BOOT_S, DEFAULT_OPTIONS
+
+    # A generous wall-clock port timeout: on this path it costs no simulated time.
+    station = Station(SimClock(), port_timeout_s=0.2)
+    servers: dict[str, PtyServer] = {}
+    try:
+        for name in ("rf", "ipl", "led"):
+            factory = load_plugin(SIMULATOR_GROUP, name)
+            faults = (fault,) if name == other else ()
+            server = PtyServer(
+                functools.partial(factory, seed=3, faults=faults, **DEFAULT_OPTIONS[name]),
+                clock=station.clock,
+            )
+            servers[name] = server
+            server.start()
+        station.clock.sleep(BOOT_S)
+        for name, server in servers.items():
+            getattr(station, f"add_{name}")(server.path)
+        runner = SessionRunner(
+            station, Plan((STEPS[device],)), operator_id=OP, auto_confirm=True, simulated=True
+        )
+        ctl = station.loop.controllers[device]
+        faulting = station.loop.controllers[other]
+        seen: list[str] = []
+
+        def latched() -> bool:
+            seen.append(ctl.state.value)
+            return bool(faulting.latched)
+
+        assert station.loop.run(until=latched, max_duration_s=30.0)
+        # In the tick before, the device was delivering energy ...
+        assert seen[-2] in ("delivering", "charging", "armed", "firing"), seen[-5:]
+        # ... and the latch's tick ran the runner last: the whole session is safe already.
+        assert runner.state is SessionState.FAULTED
+        assert ctl.state.value not in ("delivering", "charging", "armed", "firing")
+
+        def energy() -> bool:
+            sim = servers[device].simulator
+            return (
+                bool(
+                    servers[device].inspect(
+                        lambda s: (s.armed or s.charged) if device == "ipl" else s.output_on
+                    )
+                )
+                if sim is not None
+                else False
+            )
+
+        assert not energy(), (device, ctl.state)
+        station.loop.run(max_duration_s=1.0)
+        assert not energy()
+    finally:
+        for server in servers.values():
+            server.stop()
