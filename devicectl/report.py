@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ matplotlib.use("Agg")  # no display: the report is a file
 import matplotlib.pyplot as plt
 
 from devicectl.control.limits import IPLLimits, RFLimits
+from devicectl.control.site_dose import site_key
 from devicectl.records.models import EventRecord, TracePoint, dig
 from devicectl.records.store import RecordStore
 
@@ -79,6 +81,44 @@ def _rf_zones(events: list[EventRecord]) -> list[tuple[str, float, float]]:
             zones.append((current[0], current[1], e.t_s))
             current = None
     return zones
+
+
+def _site_rows(events: list[EventRecord]) -> list[list[Any]]:
+    """Per RF site, its session totals as the last zone result on it recorded them.
+
+    Dose belongs to the site (safety rule 8): a zone resumed after a fault, or
+    treated again in a later step, adds to the same row.
+    """
+    sites: dict[str, list[Any]] = {}
+    for e in events:
+        if e.device != "rf" or e.kind != "zone_result":
+            continue
+        name = dig(e.data, "result", "name")
+        if not isinstance(name, str):
+            continue
+        key = site_key(name)
+        attempts = (sites[key][5] + 1) if key in sites else 1
+        peak = dig(e.data, "result", "peak_c")
+        prior_peak = sites[key][3] if key in sites else None
+        if _is_number(prior_peak) and (not _is_number(peak) or prior_peak > peak):
+            peak = prior_peak
+        sites[key] = [
+            sites[key][0] if key in sites else name,
+            dig(e.data, "result", "site_held_s"),
+            dig(e.data, "result", "site_time_at_target_s"),
+            peak,
+            dig(e.data, "result", "site_cem43"),
+            attempts,
+        ]
+    return [
+        [
+            row[0],
+            *(f"{v:.1f}" if _is_number(v) and not math.isnan(v) else "?" for v in row[1:4]),
+            f"{row[4]:.2f}" if _is_number(row[4]) else "?",
+            row[5],
+        ]
+        for row in sites.values()
+    ]
 
 
 def _rf_plots(points: list[TracePoint], events: list[EventRecord]) -> list[str]:
@@ -223,6 +263,12 @@ def render_report(store: RecordStore, session_id: str) -> str:
             ],
         ),
     ]
+    site_rows = _site_rows(events)
+    if site_rows:
+        parts.append("<h2>RF dose per site (whole session)</h2>")
+        parts.append(
+            _table(["site", "held s", "at target s", "peak degC", "CEM43", "attempts"], site_rows)
+        )
     alarms = [
         [f"{e.t_s:.2f}", *(str(dig(e.data, "alarm", k) or "?") for k in _ALARM_FIELDS)]
         for e in events

@@ -435,3 +435,34 @@ def test_one_fault_one_safe_session_on_served_ptys(device: str, other: str, faul
     finally:
         for server in servers.values():
             server.stop()
+
+
+def test_the_report_gives_each_sites_dose_for_the_whole_session(tmp_path: Any) -> None:
+    from pathlib import Path
+
+    from devicectl.records.store import RecordStore
+    from devicectl.report import render_report
+    from devicectl.session import SessionProtocol
+
+    steps = (
+        RFStep("rf 1", (RFZone("forehead", 42.0, 30.0), RFZone("chin", 42.0, 30.0))),
+        RFStep("rf 2", (RFZone("Forehead", 42.0, 30.0),)),
+    )
+    protocol = SessionProtocol(Path("sites.toml"), "sites", "1", "one site twice", steps)
+    db = str(tmp_path / "record.sqlite")
+    outcome = run_protocol(protocol, operator_id=OP, auto_confirm=True, db=db)
+    assert outcome.outcome == "complete"
+    sites = {s["site"]: s for s in outcome.sites}
+    assert set(sites) == {"forehead", "chin"}
+    assert sites["forehead"]["attempts"] == 2 and sites["chin"]["attempts"] == 1
+    assert sites["forehead"]["held_s"] == pytest.approx(60.0, abs=0.2)
+    store = RecordStore.open(db)
+    try:
+        page = render_report(store, outcome.session_id)
+    finally:
+        store.close()
+    assert "RF dose per site (whole session)" in page
+    section = page.split("RF dose per site (whole session)")[1].split("</table>")[0]
+    assert section.count("<tr>") == 3  # header, forehead, chin
+    forehead = section.split("forehead")[1].split("</tr>")[0]
+    assert f"{sites['forehead']['cem43']:.2f}" in forehead and ">2<" in forehead
