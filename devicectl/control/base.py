@@ -118,6 +118,12 @@ class ControllerCore(Generic[D, R]):
         self._passed_reading: R | None = None
         self._clear_on_first_tick = False
         self._energy_while_latched = False
+        # Why the last connect failed, and at which stage ("open": the port;
+        # "identify": nothing of this kind answered on it); None once connected.
+        # A front-end checks these before it records a session: a port that was
+        # never this device is a configuration error, not a treatment fault.
+        self.connect_error: DeviceError | None = None
+        self.connect_stage: str | None = None
         self.state: Any = initial
         self.machine = machine_factory(self)
         self._connect()
@@ -146,6 +152,7 @@ class ControllerCore(Generic[D, R]):
         try:
             device = self._opener()
         except DeviceError as exc:
+            self.connect_error, self.connect_stage = exc, "open"
             self._pending_fault = self._host_fault("connect", f"cannot open device: {exc}")
             return
         self.device = device
@@ -163,6 +170,7 @@ class ControllerCore(Generic[D, R]):
                 error: DeviceError = exc
             except DeviceError as exc:
                 error = exc
+            self.connect_error, self.connect_stage = error, "identify"
             self._pending_fault = self._host_fault("connect", f"device does not answer: {error}")
             self.device = None  # an unanswering device is not connected
             try:
@@ -170,6 +178,7 @@ class ControllerCore(Generic[D, R]):
             except DeviceError as exc:
                 self.log.warning("close_failed", error=str(exc))
             return
+        self.connect_error = self.connect_stage = None
         # Flags latched while the host was not yet ticking (another device's boot
         # wait, a reconnect) are cleared once more on the first tick.
         self._clear_on_first_tick = True

@@ -12,6 +12,7 @@ time on those ports (devices the protocol does not use can be left out).
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from typing import Any
 import structlog
 
 from devicectl.clock import Clock, RealClock
+from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, Event
 from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
-from devicectl.errors import ConfigError
+from devicectl.errors import ConfigError, DeviceConfigError, DeviceError
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
 from devicectl.session.protocol_file import (
@@ -293,15 +295,73 @@ def build_station(
         raise ConfigError(f"unknown device kind {unknown[0]!r} (rf, ipl, led)")
     station = Station(RealClock(), port_timeout_s=port_timeout_s)
     limits: dict[str, Any] = {"rf": RFLimits(), "ipl": IPLLimits(), "led": LEDLimits()}
-    for device, url in devices.items():
-        driver = drivers.get(device, DEFAULT_DRIVERS[device])
-        if device == "rf":
-            station.add_rf(url, limits=limits["rf"], driver=driver)
-        elif device == "ipl":
-            station.add_ipl(url, limits=limits["ipl"], driver=driver)
-        else:
-            station.add_led(url, limits=limits["led"], driver=driver)
+    try:
+        for device, url in devices.items():
+            driver = drivers.get(device, DEFAULT_DRIVERS[device])
+            if device == "rf":
+                station.add_rf(url, limits=limits["rf"], driver=driver)
+            elif device == "ipl":
+                station.add_ipl(url, limits=limits["ipl"], driver=driver)
+            else:
+                station.add_led(url, limits=limits["led"], driver=driver)
+        check_connected(station, devices)
+    except BaseException:
+        close_devices(station)
+        raise
     return station, None
+
+
+def check_connected(station: Station, devices: dict[str, str]) -> None:
+    """Every device of ``devices`` is open and identified on its port, before any
+    session is recorded. A port that cannot be opened, or on which no device of
+    its kind answers (another device, or none), is a configuration error: one
+    :class:`DeviceConfigError` line naming the device and the port, not a fault
+    in a session that never treated anyone."""
+    for kind, url in devices.items():
+        controller = station.loop.controllers[kind]
+        if not isinstance(controller, ControllerCore):
+            continue  # a plug-in controller without the shared core: it reports itself
+        error = controller.connect_error
+        if controller.device is not None or error is None:
+            continue
+        if controller.connect_stage == "open":
+            raise DeviceConfigError(kind, url, f"cannot open the port ({_root_reason(error)})")
+        raise DeviceConfigError(
+            kind,
+            url,
+            f"no {kind.upper()} device answers on this port: is another device, or none, "
+            f"connected there? ({type(error).__name__})",
+        )
+
+
+def close_devices(station: Station) -> None:
+    """Close every port the station's controllers hold (nothing was energised yet)."""
+    for controller in station.loop.controllers.values():
+        if not isinstance(controller, ControllerCore):
+            continue
+        device = controller.device
+        if device is not None:
+            try:
+                device.close()
+            except DeviceError as exc:
+                structlog.get_logger("devicectl.session").warning(
+                    "close_failed", device=controller.name, error=str(exc)
+                )
+            controller.device = None
+
+
+def _root_reason(error: BaseException) -> str:
+    """The operating system's own words for a failed open (the innermost
+    ``strerror`` of the exception chain), else the error's text."""
+    reason = str(error)
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and isinstance(seen.strerror, str) and seen.strerror:
+            reason = seen.strerror
+            if seen.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
+                reason += ": in use by another program?"
+        seen = seen.__cause__ or seen.__context__
+    return reason
 
 
 def _step_summary(progress: Any) -> dict[str, Any]:
