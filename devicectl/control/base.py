@@ -364,6 +364,18 @@ class ControllerCore(Generic[D, R]):
             self.log.info("safe_state_confirmed")
         return result
 
+    def confirm_safe(self) -> SafeStateResult:
+        """Output off and read back now, in whatever state the controller is.
+
+        For the end of a process (a signal) after the session was aborted: the
+        abort's own safe state covers a delivering device; this covers every
+        device, and says so device by device. Runs on the loop's thread only.
+        A failed readback closes the port and raises the usual
+        ``safe_state_unconfirmed`` alarm (``_safe_state``).
+        """
+        self.last_safe_state = self._safe_state()
+        return self.last_safe_state
+
     def _enter_safe_state(self, event: Any) -> None:
         """FAULT/ESTOP entry: make safe unless the exit from delivering just did."""
         if self.last_safe_state is None or not self._came_from_energy_state(event):

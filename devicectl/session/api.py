@@ -66,6 +66,11 @@ class SessionOutcome:
     steps: list[dict[str, Any]]
     faults: list[dict[str, Any]]
     db: str
+    # True when the session ended because ``stop()`` asked it to (a signal).
+    interrupted: bool = False
+    # After an interruption: each device's safe state as read back, None when
+    # output off was confirmed, else why not (then its watchdog cuts output).
+    safe_states: dict[str, str | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +120,7 @@ def run_protocol_file(
     progress: ProgressFn | None = None,
     progress_every_ticks: int = 20,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
+    stop: Callable[[], bool] | None = None,
 ) -> SessionOutcome:
     protocol, sha = load_protocol_and_sha256(Path(path))
     return run_protocol(
@@ -130,6 +136,7 @@ def run_protocol_file(
         progress=progress,
         progress_every_ticks=progress_every_ticks,
         port_timeout_s=port_timeout_s,
+        stop=stop,
     )
 
 
@@ -147,8 +154,14 @@ def run_protocol(
     progress: ProgressFn | None = None,
     progress_every_ticks: int = 20,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
+    stop: Callable[[], bool] | None = None,
 ) -> SessionOutcome:
     """Run ``protocol`` to its end; a fault in an unattended run ends the session.
+
+    ``stop`` (e.g. :class:`~devicectl.session.signals.StopSignals`) is asked at
+    every tick boundary; once true the session is aborted: every device is made
+    safe and read back on the loop's thread (``safe_states``), then the outcome
+    ``aborted`` is written, and ``interrupted`` is True (safety rule 7).
 
     ``port_timeout_s`` is the reply timeout of real devices' ports (``devices``).
     A protocol built in Python is checked whole first, like a file (safety rule 4):
@@ -204,7 +217,14 @@ def run_protocol(
         # A RealClock reads seconds since boot: the session's length is a difference.
         started_s = station.clock.now()
 
+        interrupted = False
+        safe_states: dict[str, str | None] = {}
+
         def done() -> bool:
+            nonlocal interrupted
+            if stop is not None and stop():
+                interrupted = True
+                return True
             if progress is not None and loop.tick_count % progress_every_ticks == 0:
                 progress(runner, station)
             if runner.state is SessionState.FAULTED and auto_confirm:
@@ -220,6 +240,10 @@ def run_protocol(
         finally:
             if not runner.finished:
                 runner.abort(operator_id)
+            if interrupted:
+                # Rule 7: every device, whatever the runner left it in, commanded
+                # off and read back before the outcome is written.
+                safe_states = confirm_safe(station)
             loop.tick()  # record the last state changes
             recorder.close()
             outcome = {SessionState.COMPLETE: "complete", SessionState.ENDED: "fault"}.get(
@@ -238,6 +262,8 @@ def run_protocol(
             steps=[_step_summary(s) for s in runner.steps],
             faults=watch.faults,
             db=store.db,
+            interrupted=interrupted,
+            safe_states=safe_states,
         )
     finally:
         structlog.contextvars.unbind_contextvars("session_id", "step")
@@ -332,6 +358,21 @@ def check_connected(station: Station, devices: dict[str, str]) -> None:
             f"no {kind.upper()} device answers on this port: is another device, or none, "
             f"connected there? ({type(error).__name__})",
         )
+
+
+def confirm_safe(station: Station) -> dict[str, str | None]:
+    """Every device of the station commanded to its safe state and read back, on
+    the calling thread (the loop's, between ticks): device -> None when output
+    off was confirmed, else why not (its port is then closed and the device's
+    watchdog cuts output). Never raises for a device error: each device's
+    result is reported, and every device is tried."""
+    results: dict[str, str | None] = {}
+    for name, controller in station.loop.controllers.items():
+        if not isinstance(controller, ControllerCore):
+            continue
+        result = controller.confirm_safe()
+        results[name] = None if result.confirmed else (result.error or "not confirmed")
+    return results
 
 
 def close_devices(station: Station) -> None:
