@@ -164,6 +164,40 @@ def _run_session(
     faults: dict[str, list[str]] | None = None,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> int:
+    """Run a session; its exit code. SIGINT, SIGTERM and SIGHUP are caught from
+    before the devices are opened: each aborts the session with every device
+    made safe and read back, prints one line, and exits 128 + the signal."""
+    from devicectl.session.signals import StopSignals
+
+    with StopSignals() as signals:
+        return _run_session_until(
+            signals,
+            protocol,
+            devices,
+            drivers,
+            operator,
+            yes,
+            as_json,
+            db,
+            seed,
+            faults,
+            port_timeout_s,
+        )
+
+
+def _run_session_until(
+    signals: Any,
+    protocol: Path,
+    devices: dict[str, str] | None,
+    drivers: dict[str, str] | None,
+    operator: str,
+    yes: bool,
+    as_json: bool,
+    db: str | None,
+    seed: int,
+    faults: dict[str, list[str]] | None,
+    port_timeout_s: float,
+) -> int:
     from devicectl.session.api import run_protocol_file
 
     wall_start = time.perf_counter()
@@ -178,6 +212,7 @@ def _run_session(
             seed=seed,
             faults=faults,
             port_timeout_s=port_timeout_s,
+            stop=signals,
         )
         typer.echo(json.dumps(outcome.as_dict(), indent=2))
     else:
@@ -199,11 +234,37 @@ def _run_session(
                 faults=faults,
                 progress=show,
                 port_timeout_s=port_timeout_s,
+                stop=signals,
             )
-        _print_session_summary(outcome)
-        wall_s = time.perf_counter() - wall_start
-        console.print(f"{outcome.as_dict()['session_s']:.0f} session s in {wall_s:.1f} wall s")
+        if not outcome.interrupted:
+            _print_session_summary(outcome)
+            wall_s = time.perf_counter() - wall_start
+            console.print(f"{outcome.as_dict()['session_s']:.0f} session s in {wall_s:.1f} wall s")
+    if outcome.interrupted and signals.received is not None:
+        err_console.print(
+            _interrupted_line(outcome, signals.received.name),
+            style="red",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return int(signals.exit_code)
     return 0 if outcome.outcome == "complete" else 1
+
+
+def _interrupted_line(outcome: Any, signal_name: str) -> str:
+    """The one line a signal leaves: the session, and each device's safe state."""
+    states: dict[str, str | None] = outcome.safe_states
+    unconfirmed = {d: why for d, why in states.items() if why is not None}
+    head = f"devicectl: {signal_name}: session {outcome.session_id} {outcome.outcome}; "
+    if not unconfirmed:
+        return head + f"every device was confirmed safe ({', '.join(states) or 'none'})"
+    confirmed = [d for d in states if d not in unconfirmed]
+    return head + (
+        "NOT confirmed safe: "
+        + "; ".join(f"{d} ({why}; its watchdog cuts output)" for d, why in unconfirmed.items())
+        + (f"; confirmed safe: {', '.join(confirmed)}" if confirmed else "")
+    )
 
 
 def _parse_pairs(items: list[str] | None, option: str) -> dict[str, str] | None:

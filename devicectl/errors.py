@@ -22,6 +22,21 @@ class ConfigError(DevicectlError):
     """A bad URL, option, or plugin name: nothing was opened or started."""
 
 
+class DeviceConfigError(ConfigError):
+    """A ``--device`` port cannot be opened, or no device of its kind answers on
+    it. Found before any session is recorded; nothing was energised.
+
+    The message is one line naming the device and the port, e.g.
+    ``rf device at /dev/ttyUSB9: cannot open the port (No such file or directory)``.
+    """
+
+    def __init__(self, device: str, port: str, reason: str) -> None:
+        self.device = device
+        self.port = port
+        self.reason = reason
+        super().__init__(f"{device} device at {port}: {reason}")
+
+
 class ValidationError(DevicectlError):
     """Requested parameters violate a limit; raised before anything is armed.
 

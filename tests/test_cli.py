@@ -402,29 +402,44 @@ def test_session_s_of_a_real_time_run_is_its_duration_not_the_clock_reading(
 ) -> None:
     """With real devices the loop's clock is the monotonic clock (seconds since boot):
     the summary's session_s used to print that reading (hours) instead of how long
-    the session ran."""
-    path = tmp_path / "short.toml"
-    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
-    started = time.perf_counter()
-    code, out, err = run_main(
-        monkeypatch,
-        capsys,
-        "--log-file",
-        str(log_file),
-        "run",
-        str(path),
-        "--yes",
-        "--json",
-        "--device",
-        "rf=/dev/ttyNOPE0",
-        "--db",
-        str(tmp_path / "r.sqlite"),
+    the session ran. A real-time run: an RF simulator served on a pty, a protocol
+    of one manual step (confirmed by --yes), so it ends at once."""
+    from tests.served_process import Served, devicectl_script
+
+    proc = subprocess.Popen(
+        [devicectl_script(), "sim", "serve", "rf", "--pty", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "DEVICECTL_LOG": str(tmp_path / "serve.jsonl")},
     )
-    wall_s = time.perf_counter() - started
+    server = Served(proc)
+    try:
+        port = server.wait_for(lambda e: e["event"] == "serving", 15.0)["port"]
+        path = tmp_path / "manual.toml"
+        path.write_text(SHORT_PROTOCOL.split('[[step]]\nkind = "rf"')[0], encoding="utf-8")
+        started = time.perf_counter()
+        code, out, err = run_main(
+            monkeypatch,
+            capsys,
+            "--log-file",
+            str(log_file),
+            "run",
+            str(path),
+            "--yes",
+            "--json",
+            "--device",
+            f"rf={port}",
+            "--db",
+            str(tmp_path / "r.sqlite"),
+        )
+        wall_s = time.perf_counter() - started
+    finally:
+        server.cleanup()
     summary = json.loads(out)
-    assert code == 1 and "Traceback" not in err
-    assert summary["outcome"] == "fault"
-    assert "/dev/ttyNOPE0" in summary["faults"][0]["message"]
+    assert code == 0 and "Traceback" not in err, err
+    assert summary["outcome"] == "complete"
     assert 0.0 <= summary["session_s"] <= wall_s + 0.5
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 import tempfile
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from devicectl.control.limits import zone_key
 from devicectl.errors import ProtocolFileError
 from devicectl.session import (
     IPLStep,
@@ -102,6 +104,11 @@ WILD: st.SearchStrategy[Any] = st.one_of(
     st.lists(st.integers(-5, 5), max_size=2),
     st.dictionaries(TEXT, st.integers(-5, 5), max_size=2),
 )
+# A zone name by the name rule: Latin letters (accented too), digits, spaces, hyphens.
+ZONE_NAME = st.tuples(
+    st.sampled_from("abcXYZ\u00e9\u00c5\u00df"),
+    st.text(st.sampled_from("aeiouKLMN\u00e8\u00f1\u00f8 -0123456789"), max_size=11),
+).map("".join)
 UNKNOWN_KEY = TEXT.filter(
     lambda k: k
     not in {
@@ -174,7 +181,12 @@ def step(draw: st.DrawFn, broken: bool) -> dict[str, Any]:
         f.put("target_c", number(LIM.rf.target_min_c, LIM.rf.target_max_c), optional=True)
         f.put("hold_s", number(0.0, LIM.rf.hold_max_s, exclude_min=True), optional=True)
         names = draw(
-            st.lists(NONBLANK, min_size=1, max_size=5, unique_by=lambda s: s.strip().casefold())
+            st.lists(
+                st.one_of(ZONE_NAME, NONBLANK) if broken else ZONE_NAME,
+                min_size=1,
+                max_size=5,
+                unique_by=zone_key,
+            )
         )
         f.put("zones", st.tuples(*(zone(n, broken) for n in names)).map(list))
     elif kind == "ipl":
@@ -238,8 +250,14 @@ def within_limits(p: SessionProtocol) -> None:
             assert isinstance(s.confirm, bool)
         elif isinstance(s, RFStep):
             assert s.title.strip() and s.zones
-            names = [z.name.strip().casefold() for z in s.zones]
+            names = [zone_key(z.name) for z in s.zones]
             assert all(names) and len(set(names)) == len(names)
+            # nothing invisible: letters, accents, digits, spaces and hyphens only
+            assert all(
+                unicodedata.category(c)[0] in "LMN" or c in " -\u00a0"
+                for z in s.zones
+                for c in z.name
+            )
             for z in s.zones:
                 assert LIM.rf.target_min_c <= z.target_c <= LIM.rf.target_max_c
                 assert 0.0 < z.hold_s <= LIM.rf.hold_max_s

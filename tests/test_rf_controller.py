@@ -387,7 +387,7 @@ def test_acknowledge_needs_an_operator_id_and_is_logged_with_it() -> None:
     assert rig.rf.fault_alarm is None
 
     # and the zone can be delivered again
-    rig.start_zone(name="forehead (again)", hold_s=5.0)
+    rig.start_zone(name="forehead again", hold_s=5.0)
     assert rig.rf.state is RFState.DELIVERING
 
 

@@ -75,7 +75,7 @@ def test_fault_ends_safe_and_recovers(kind: str, phase: str) -> None:
     rig.run_for(1.0)
     assert rig.rf.state is RFState.IDLE, rig.rf.fault_alarm
 
-    rig.start_zone(name="forehead (resumed)", hold_s=20.0)
+    rig.start_zone(name="forehead resumed", hold_s=20.0)
     assert rig.run_until((RFState.COMPLETE, RFState.FAULT), max_s=120.0)
     assert rig.rf.state is RFState.COMPLETE, rig.rf.fault_alarm
     assert rig.sim.peak_skin_c < 45.0

@@ -125,6 +125,12 @@ class ControllerCore(Generic[D, R]):
         # Why the session forbids energy now (None: it does not). Set and cleared only
         # by the session runner on the loop thread (safety rule 9).
         self.session_hold: str | None = None
+        # Why the last connect failed, and at which stage ("open": the port;
+        # "identify": nothing of this kind answered on it); None once connected.
+        # A front-end checks these before it records a session: a port that was
+        # never this device is a configuration error, not a treatment fault.
+        self.connect_error: DeviceError | None = None
+        self.connect_stage: str | None = None
         self.state: Any = initial
         self.machine = machine_factory(self)
         self._connect()
@@ -153,6 +159,7 @@ class ControllerCore(Generic[D, R]):
         try:
             device = self._opener()
         except DeviceError as exc:
+            self.connect_error, self.connect_stage = exc, "open"
             self._pending_fault = self._host_fault("connect", f"cannot open device: {exc}")
             return
         self.device = device
@@ -170,6 +177,7 @@ class ControllerCore(Generic[D, R]):
                 error: DeviceError = exc
             except DeviceError as exc:
                 error = exc
+            self.connect_error, self.connect_stage = error, "identify"
             self._pending_fault = self._host_fault("connect", f"device does not answer: {error}")
             self.device = None  # an unanswering device is not connected
             try:
@@ -177,6 +185,7 @@ class ControllerCore(Generic[D, R]):
             except DeviceError as exc:
                 self.log.warning("close_failed", error=str(exc))
             return
+        self.connect_error = self.connect_stage = None
         # Flags latched while the host was not yet ticking (another device's boot
         # wait, a reconnect) are cleared once more on the first tick.
         self._clear_on_first_tick = True
@@ -361,6 +370,18 @@ class ControllerCore(Generic[D, R]):
             self.safe_state_confirmed_at_s = self.clock.now()
             self.log.info("safe_state_confirmed")
         return result
+
+    def confirm_safe(self) -> SafeStateResult:
+        """Output off and read back now, in whatever state the controller is.
+
+        For the end of a process (a signal) after the session was aborted: the
+        abort's own safe state covers a delivering device; this covers every
+        device, and says so device by device. Runs on the loop's thread only.
+        A failed readback closes the port and raises the usual
+        ``safe_state_unconfirmed`` alarm (``_safe_state``).
+        """
+        self.last_safe_state = self._safe_state()
+        return self.last_safe_state
 
     def _enter_safe_state(self, event: Any) -> None:
         """FAULT/ESTOP entry: make safe unless the exit from delivering just did."""

@@ -5,21 +5,20 @@ Dose belongs to the site, not to the attempt: CEM43 and time at target add up
 across pauses, faults, resumes and repeated steps, and the zone limits apply to
 the total. A site at its limit is refused, never treated again.
 
-Two zone names are one site when they match after Unicode NFKC normalisation,
-trimming and case folding (protocol files refuse names that would only match
-after removing invisible or confusable characters).
+Two zone names are one site when their :func:`~devicectl.control.limits.zone_key`
+is equal (NFKC, case folded, spaces collapsed): the same key the protocol-file
+check of repeated zones uses. Names that would only match after removing
+invisible or confusable characters are refused before anything runs.
 """
 
 from __future__ import annotations
 
 import math
-import unicodedata
 from dataclasses import dataclass
 
+from devicectl.control.limits import zone_key as site_key
 
-def site_key(zone_name: str) -> str:
-    """The identity of a site: NFKC, trimmed, case-folded."""
-    return unicodedata.normalize("NFKC", zone_name).strip().casefold()
+__all__ = ["SiteDose", "SiteDoseLedger", "site_key"]
 
 
 @dataclass(frozen=True)

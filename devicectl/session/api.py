@@ -12,6 +12,7 @@ time on those ports (devices the protocol does not use can be left out).
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from typing import Any
 import structlog
 
 from devicectl.clock import Clock, RealClock
+from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, Event
 from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
-from devicectl.errors import ConfigError
+from devicectl.errors import ConfigError, DeviceConfigError, DeviceError
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
 from devicectl.session.protocol_file import (
@@ -66,6 +68,11 @@ class SessionOutcome:
     db: str
     # Per treated site, the session's totals (safety rule 8: dose belongs to the site).
     sites: list[dict[str, Any]] = field(default_factory=list)
+    # True when the session ended because ``stop()`` asked it to (a signal).
+    interrupted: bool = False
+    # After an interruption: each device's safe state as read back, None when
+    # output off was confirmed, else why not (then its watchdog cuts output).
+    safe_states: dict[str, str | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +123,7 @@ def run_protocol_file(
     progress: ProgressFn | None = None,
     progress_every_ticks: int = 20,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
+    stop: Callable[[], bool] | None = None,
 ) -> SessionOutcome:
     protocol, sha = load_protocol_and_sha256(Path(path))
     return run_protocol(
@@ -131,6 +139,7 @@ def run_protocol_file(
         progress=progress,
         progress_every_ticks=progress_every_ticks,
         port_timeout_s=port_timeout_s,
+        stop=stop,
     )
 
 
@@ -148,8 +157,14 @@ def run_protocol(
     progress: ProgressFn | None = None,
     progress_every_ticks: int = 20,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
+    stop: Callable[[], bool] | None = None,
 ) -> SessionOutcome:
     """Run ``protocol`` to its end; a fault in an unattended run ends the session.
+
+    ``stop`` (e.g. :class:`~devicectl.session.signals.StopSignals`) is asked at
+    every tick boundary; once true the session is aborted: every device is made
+    safe and read back on the loop's thread (``safe_states``), then the outcome
+    ``aborted`` is written, and ``interrupted`` is True (safety rule 7).
 
     ``port_timeout_s`` is the reply timeout of real devices' ports (``devices``).
     A protocol built in Python is checked whole first, like a file (safety rule 4):
@@ -205,7 +220,14 @@ def run_protocol(
         # A RealClock reads seconds since boot: the session's length is a difference.
         started_s = station.clock.now()
 
+        interrupted = False
+        safe_states: dict[str, str | None] = {}
+
         def done() -> bool:
+            nonlocal interrupted
+            if stop is not None and stop():
+                interrupted = True
+                return True
             if progress is not None and loop.tick_count % progress_every_ticks == 0:
                 progress(runner, station)
             if runner.state is SessionState.FAULTED and auto_confirm:
@@ -221,6 +243,10 @@ def run_protocol(
         finally:
             if not runner.finished:
                 runner.abort(operator_id)
+            if interrupted:
+                # Rule 7: every device, whatever the runner left it in, commanded
+                # off and read back before the outcome is written.
+                safe_states = confirm_safe(station)
             loop.tick()  # record the last state changes
             recorder.close()
             outcome = {SessionState.COMPLETE: "complete", SessionState.ENDED: "fault"}.get(
@@ -240,6 +266,8 @@ def run_protocol(
             faults=watch.faults,
             db=store.db,
             sites=site_totals(station),
+            interrupted=interrupted,
+            safe_states=safe_states,
         )
     finally:
         structlog.contextvars.unbind_contextvars("session_id", "step")
@@ -304,15 +332,88 @@ def build_station(
         raise ConfigError(f"unknown device kind {unknown[0]!r} (rf, ipl, led)")
     station = Station(RealClock(), port_timeout_s=port_timeout_s)
     limits: dict[str, Any] = {"rf": RFLimits(), "ipl": IPLLimits(), "led": LEDLimits()}
-    for device, url in devices.items():
-        driver = drivers.get(device, DEFAULT_DRIVERS[device])
-        if device == "rf":
-            station.add_rf(url, limits=limits["rf"], driver=driver)
-        elif device == "ipl":
-            station.add_ipl(url, limits=limits["ipl"], driver=driver)
-        else:
-            station.add_led(url, limits=limits["led"], driver=driver)
+    try:
+        for device, url in devices.items():
+            driver = drivers.get(device, DEFAULT_DRIVERS[device])
+            if device == "rf":
+                station.add_rf(url, limits=limits["rf"], driver=driver)
+            elif device == "ipl":
+                station.add_ipl(url, limits=limits["ipl"], driver=driver)
+            else:
+                station.add_led(url, limits=limits["led"], driver=driver)
+        check_connected(station, devices)
+    except BaseException:
+        close_devices(station)
+        raise
     return station, None
+
+
+def check_connected(station: Station, devices: dict[str, str]) -> None:
+    """Every device of ``devices`` is open and identified on its port, before any
+    session is recorded. A port that cannot be opened, or on which no device of
+    its kind answers (another device, or none), is a configuration error: one
+    :class:`DeviceConfigError` line naming the device and the port, not a fault
+    in a session that never treated anyone."""
+    for kind, url in devices.items():
+        controller = station.loop.controllers[kind]
+        if not isinstance(controller, ControllerCore):
+            continue  # a plug-in controller without the shared core: it reports itself
+        error = controller.connect_error
+        if controller.device is not None or error is None:
+            continue
+        if controller.connect_stage == "open":
+            raise DeviceConfigError(kind, url, f"cannot open the port ({_root_reason(error)})")
+        raise DeviceConfigError(
+            kind,
+            url,
+            f"no {kind.upper()} device answers on this port: is another device, or none, "
+            f"connected there? ({type(error).__name__})",
+        )
+
+
+def confirm_safe(station: Station) -> dict[str, str | None]:
+    """Every device of the station commanded to its safe state and read back, on
+    the calling thread (the loop's, between ticks): device -> None when output
+    off was confirmed, else why not (its port is then closed and the device's
+    watchdog cuts output). Never raises for a device error: each device's
+    result is reported, and every device is tried."""
+    results: dict[str, str | None] = {}
+    for name, controller in station.loop.controllers.items():
+        if not isinstance(controller, ControllerCore):
+            continue
+        result = controller.confirm_safe()
+        results[name] = None if result.confirmed else (result.error or "not confirmed")
+    return results
+
+
+def close_devices(station: Station) -> None:
+    """Close every port the station's controllers hold (nothing was energised yet)."""
+    for controller in station.loop.controllers.values():
+        if not isinstance(controller, ControllerCore):
+            continue
+        device = controller.device
+        if device is not None:
+            try:
+                device.close()
+            except DeviceError as exc:
+                structlog.get_logger("devicectl.session").warning(
+                    "close_failed", device=controller.name, error=str(exc)
+                )
+            controller.device = None
+
+
+def _root_reason(error: BaseException) -> str:
+    """The operating system's own words for a failed open (the innermost
+    ``strerror`` of the exception chain), else the error's text."""
+    reason = str(error)
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and isinstance(seen.strerror, str) and seen.strerror:
+            reason = seen.strerror
+            if seen.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY):
+                reason += ": in use by another program?"
+        seen = seen.__cause__ or seen.__context__
+    return reason
 
 
 def _step_summary(progress: Any) -> dict[str, Any]:

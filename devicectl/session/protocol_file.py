@@ -24,14 +24,23 @@ import math
 import os
 import re
 import tomllib
-import unicodedata
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Final, NoReturn, TypeAlias
 
-from devicectl.control.limits import IPLLimits, IPLPass, LEDLimits, LEDStep, RFLimits, RFZone
+from devicectl.control.limits import (
+    IPLLimits,
+    IPLPass,
+    LEDLimits,
+    LEDStep,
+    RFLimits,
+    RFZone,
+    zone_key,
+    zone_name_problems,
+    zone_scripts_problem,
+)
 from devicectl.errors import ProtocolFileError
 
 __all__ = [
@@ -223,9 +232,32 @@ def protocol_problems(protocol: SessionProtocol, limits: SessionLimits | None = 
         found.append(f"{file}: session: version is empty")
     if not protocol.steps:
         found.append(f"{file}: session: no steps")
+    names_before: list[str] = []
     for n, step in enumerate(protocol.steps, 1):
         where = f"{file}: step {n} ({step.kind})"
         found += [f"{where}: {line}" for line in _step_problems(step, lim)]
+        if isinstance(step, RFStep):
+            found += [f"{where}: {line}" for line in _zone_set_problems(step, names_before)]
+    return found
+
+
+def _zone_set_problems(step: RFStep, names_before: list[str]) -> list[str]:
+    """The zones of a step together: no site twice in the step, and one script for
+    every zone name of the protocol (``names_before`` holds the earlier steps'
+    names, and gets this step's). The same rules the file reader applies."""
+    found: list[str] = []
+    seen: dict[str, int] = {}
+    for i, zone in enumerate(step.zones, 1):
+        label = _zone_label(i, zone.name)
+        key = zone_key(zone.name)
+        if key and key in seen:
+            found.append(f"{label}: name repeats zone {seen[key]}: {_ONCE}")
+        elif key:
+            seen[key] = i
+        script = zone_scripts_problem(zone.name, names_before)
+        if script is not None:
+            found.append(f"{label}: {script}")
+        names_before.append(zone.name)
     return found
 
 
@@ -310,6 +342,7 @@ _LED_KEYS: Final = (
     "duration_min",
 )
 _RF_DEFAULT: Final = RFZone("default")
+_ONCE: Final = "each zone is treated once per step"
 _INT_RULE: Final = "TOML integers are 64-bit"
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**63 - 1
@@ -412,6 +445,7 @@ class _Document:
         self.file = path.name
         self.lim = limits
         self.out = out
+        self.zone_names: list[str] = []  # every zone name so far, for the one-script rule
 
     def read(self, data: Mapping[str, object]) -> SessionProtocol | None:
         session_where = f"{self.file}: session"
@@ -561,19 +595,26 @@ class _Document:
         target_c = z.number("target_c") if "target_c" in own else step_target_c
         hold_s = z.number("hold_s") if "hold_s" in own else step_hold_s
         if name is not None:
-            # One zone however its name was typed: case, and Unicode forms that look
-            # the same (e + combining accent vs the accented letter; NFKC).
-            key = unicodedata.normalize("NFKC", name).strip().casefold()
+            # One zone however its name was typed: case, Unicode forms that look the
+            # same (e + combining accent vs the accented letter; NFKC), and runs of
+            # spaces. Lookalike letters and invisible characters are refused by the
+            # name rule (zone_name_problems), so they cannot make a second name.
+            key = zone_key(name)
             if key in seen:
-                z.problem(f"name repeats zone {seen[key]}: each zone is treated once per step")
-            else:
+                z.problem(f"name repeats zone {seen[key]}: {_ONCE}")
+            elif key:
                 seen[key] = i
+            script = zone_scripts_problem(name, self.zone_names)
+            if script is not None:
+                z.problem(script)
+            self.zone_names.append(name)
         probe = RFZone(
             name or "zone",
             self.lim.rf.target_min_c if target_c is None else target_c,
             self.lim.rf.hold_max_s if hold_s is None else hold_s,
         )
-        z.limit_lines([p for p in probe.problems(self.lim.rf) if _field_of(p) in own])
+        checked = own if name is None else own | {"name"}
+        z.limit_lines([p for p in probe.problems(self.lim.rf) if _field_of(p) in checked])
         if name is None or target_c is None or hold_s is None:
             return None
         return RFZone(name, target_c, hold_s)
@@ -675,7 +716,12 @@ def _field_of(line: str) -> str:
 
 
 def _zone_label(i: int, name: str) -> str:
-    return f"zone {i} ({_one_line(name)})" if name.strip() else f"zone {i}"
+    """``zone <i> (<name>)``; a name that breaks the name rule is shown escaped
+    (``'\\u0441hin'``), so the problem line shows what the eye cannot."""
+    if not name.strip():
+        return f"zone {i}"
+    shown = _one_line(ascii(name)) if zone_name_problems(name) else _one_line(name)
+    return f"zone {i} ({shown})"
 
 
 def _one_line(text: str) -> str:
