@@ -573,8 +573,9 @@ def records_verify(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Check the record: any edited, deleted or reordered event, and any session or
-    step row that disagrees with the chained events (outcome, operator, steps), is named."""
+    """Check the record: any edited, deleted or reordered event, any session or step
+    row that disagrees with the chained events (outcome, operator, steps), and any
+    trace block whose rows were edited, deleted or inserted, is named."""
     from rich.markup import escape
 
     from devicectl.records.store import RecordStore
@@ -588,7 +589,7 @@ def records_verify(
     bad = 0
     for r in results:
         if r.ok:
-            console.print(f"[green]{r.session_id[:12]} ok[/green] ({r.events} events)")
+            console.print(f"[green]{r.session_id[:12]} ok[/green] ({escape(r.coverage())})")
         else:
             bad += 1
             for problem in r.problems:

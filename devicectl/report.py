@@ -31,6 +31,7 @@ from devicectl.control.limits import IPLLimits, RFLimits
 from devicectl.control.site_dose import site_key
 from devicectl.records.models import EventRecord, TracePoint, dig
 from devicectl.records.store import RecordStore
+from devicectl.records.verify import VerifyResult
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
@@ -225,6 +226,26 @@ def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None 
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def verify_banner(verify: VerifyResult) -> str:
+    """What the page says was verified, exactly: the events chain (N events) and the trace
+    blocks (N blocks / M rows), or ``RECORD DOES NOT VERIFY`` with its first problem.
+
+    What an ok does not cover (an unfinished session, rows or traces older than
+    their chaining) is said next to it, so a partly covered record never reads as
+    a blanket "verified".
+    """
+    if verify.ok:
+        text = f"<span class='ok'>{html.escape(verify.coverage())}</span>"
+    else:
+        first = verify.problems[0]
+        more = len(verify.problems) - 1
+        text = (
+            "<span class='bad'>RECORD DOES NOT VERIFY: "
+            f"{html.escape(str(first))}{f' (and {more} more problems)' if more else ''}</span>"
+        )
+    return text + "".join(f" ({html.escape(note)})" for note in verify.notes)
+
+
 def render_report(store: RecordStore, session_id: str) -> str:
     """The HTML page for ``session_id`` (a prefix is enough)."""
     sid = store.resolve(session_id)
@@ -233,14 +254,7 @@ def render_report(store: RecordStore, session_id: str) -> str:
     points = store.traces(sid)
     verify = store.verify(sid)[0]
     s = detail.session
-    chain = (
-        "<span class='ok'>hash chain verified</span>"
-        if verify.ok
-        else "<span class='bad'>RECORD DOES NOT VERIFY</span>"
-    )
-    # What an ok does not cover (an unfinished session, summary rows older than
-    # the chained summary) is said next to it.
-    chain += "".join(f" ({html.escape(note)})" for note in verify.notes)
+    chain = verify_banner(verify)
     parts = [
         f"<h1>{html.escape(s.protocol_name)}</h1>",
         f"<p class='meta'>session {s.id} &middot; operator {html.escape(s.operator_id)}"

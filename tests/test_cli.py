@@ -177,7 +177,8 @@ def test_report_renders_for_the_pore_patrol_session(
     )
     assert result.exit_code == 0, result.output
     page = out.read_text(encoding="utf-8")
-    assert "Pore Patrol" in page and "hash chain verified" in page
+    assert "Pore Patrol" in page and "events chain verified (" in page
+    assert re.search(r"\d+ trace blocks / \d+ trace rows covered", page), page[:1500]
     for zone in FACE_ZONES:
         assert f"RF zone {zone}" not in page  # titles are inside the images, not the text
     assert page.count("data:image/png;base64,") == len(FACE_ZONES) + 2  # zones, IPL, LED

@@ -26,8 +26,9 @@ from tests.records_scenario import OPERATOR, write_session
 TICKS, PER_TICK = 10, 5  # 50 events + the acknowledgement = 51
 LOOP_EVENTS = TICKS * PER_TICK + 1
 # The store chains session_started (seq 1) and session_ended (last); the writer's
-# begin_step/end_step chain step_started (seq 2) and step_ended (before the last).
-ALL_EVENTS = LOOP_EVENTS + 4
+# begin_step/end_step chain step_started (seq 2) and step_ended, and after the
+# step's end the writer chains the trace_block stating its trace rows.
+ALL_EVENTS = LOOP_EVENTS + 5
 
 
 class Mode(enum.Enum):
@@ -105,20 +106,22 @@ def test_round_trip_keeps_every_field_and_verifies(store: RecordStore, sid: str)
     assert events[0].prev_hash == genesis_hash(sid)
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
     assert [e.kind for e in events[:2]] == ["session_started", "step_started"]
-    assert [e.kind for e in events[-2:]] == ["step_ended", "session_ended"]
+    assert [e.kind for e in events[-3:]] == ["step_ended", "trace_block", "session_ended"]
+    assert events[-2].data["rows"] == TICKS and events[-2].device == "records"
     assert events[0].data["operator_id"] == OPERATOR and events[0].operator_id is None
     assert events[-1].data["outcome"] == "complete"
     first = events[2]
     assert (first.t_s, first.kind, first.device, first.step_index) == (0.05, "reading", "rf", 1)
     assert first.data == {"tick": 1, "i": 0, "skin_c": 33.01}
     # the acknowledgement carries the operator; it was taken from the event's data
-    ack = events[-3]
+    ack = events[-4]
     assert ack.kind == "acknowledged"
     assert ack.operator_id == OPERATOR and ack.step_index is None
     [result] = store.verify(sid)
     assert result.ok, result.describe()
     assert (result.events, result.head_seq) == (ALL_EVENTS, ALL_EVENTS)
     assert "ok" in result.describe() and result.notes == ()
+    assert (result.trace_blocks, result.trace_rows) == (1, TICKS)
 
 
 def test_show_and_list_have_steps_alarms_operator_actions_and_traces(
@@ -142,6 +145,7 @@ def test_show_and_list_have_steps_alarms_operator_actions_and_traces(
         "session_started": 1,
         "step_started": 1,
         "step_ended": 1,
+        "trace_block": 1,
         "session_ended": 1,
     }
     assert detail.alarms == ()  # tick 25 never came in 10 ticks

@@ -102,8 +102,8 @@ def test_a_child_that_finishes_leaves_a_complete_session(tmp_path: Path) -> None
     with RecordStore.open(db) as store:
         [summary] = store.list_sessions()
         # 120 tick events, between session_started + step_started and step_ended +
-        # session_ended
-        assert summary.outcome == "complete" and summary.events == 120 + 4
+        # trace_block (the step's trace rows) + session_ended
+        assert summary.outcome == "complete" and summary.events == 120 + 5
         assert store.verify()[0].ok
         assert store.mark_interrupted() == []
 

@@ -107,6 +107,35 @@ def test_chain_verifies_and_tampering_is_named(store: RecordStore) -> None:
     assert (result.edited, result.missing, result.out_of_order) == ((3,), (10,), (50, 51))
 
 
+def test_edited_deleted_and_inserted_trace_rows_are_named_on_postgres(store: RecordStore) -> None:
+    """The trace rows come back from PostgreSQL as the digests chained them, and a
+    changed row is named by its block here too."""
+    for statement, words in (
+        (
+            "UPDATE traces SET value = value + 3 WHERE session_id = '{sid}'"
+            " AND t_s > 0.5 AND t_s < 0.56",
+            "rf skin_c: row(s) edited",
+        ),
+        (
+            "DELETE FROM traces WHERE session_id = '{sid}' AND t_s > 0.9 AND t_s < 0.96",
+            "1 row(s) deleted",
+        ),
+        (
+            "INSERT INTO traces (session_id, t_s, device, step_index, channel, value) "
+            "VALUES ('{sid}', 0.2, 'rf', 1, 'skin_c', 45.0)",
+            "1 row(s) inserted",
+        ),
+    ):
+        sid = write_session(store, ticks=30, per_tick=2)
+        [result] = store.verify(sid)
+        assert result.ok and (result.trace_blocks, result.trace_rows) == (1, 30), result.describe()
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql(statement.format(sid=sid))
+        text = store.verify(sid)[0].describe()
+        assert "trace block seq" in text and "(t 0.05-1.5 s)" in text, text
+        assert words in text, text
+
+
 def test_an_edited_summary_row_is_named_on_postgres(store: RecordStore) -> None:
     """The session and step rows are checked against their chained events here too."""
     sid = write_session(store, ticks=3, per_tick=2)
@@ -151,22 +180,26 @@ def test_three_controllers_write_sessions_at_once(pg_uri: str) -> None:
         for sid in sids:
             assert summaries[sid].outcome == "complete"
             # the ticks' events between session_started + step_started and
-            # step_ended + session_ended, which chain the session and step rows
-            assert summaries[sid].events == ticks * per_tick + 4
+            # step_ended + trace_block + session_ended, which chain the session and
+            # step rows and the step's 10 s of trace rows
+            assert summaries[sid].events == ticks * per_tick + 5
             stored = store.events(sid)
-            assert [e.seq for e in stored] == list(range(1, ticks * per_tick + 5))
-            assert [e.kind for e in stored[:2] + stored[-2:]] == [
+            assert [e.seq for e in stored] == list(range(1, ticks * per_tick + 6))
+            assert [e.kind for e in stored[:2] + stored[-3:]] == [
                 "session_started",
                 "step_started",
                 "step_ended",
+                "trace_block",
                 "session_ended",
             ]
-            events = stored[2:-2]
+            assert stored[-2].data["rows"] == ticks
+            events = stored[2:-3]
             assert {e.data["tick"] for e in events} == set(range(1, ticks + 1))
             assert len(store.traces(sid, channel="skin_c")) == ticks
         results = store.verify()
         assert len(results) == 3
         assert all(r.ok for r in results), [r.describe() for r in results]
+        assert all(r.trace_rows == ticks for r in results)  # interleaved rows, each covered
         with store.engine.connect() as conn:
             total = conn.exec_driver_sql("SELECT count(*) FROM events").scalar()
-        assert total == 3 * (ticks * per_tick + 4)
+        assert total == 3 * (ticks * per_tick + 5)

@@ -4,7 +4,8 @@
   export, verify. Use it from any thread but the control loop's.
 - :class:`RecordWriter` (``writer.py``): what the control loop calls; a thread
   commits its rows once per tick.
-- ``chain.py`` (canonical JSON, sha256 chain), ``verify.py`` (what was edited,
+- ``chain.py`` (canonical JSON, sha256 chain, trace-block digests; the canonical
+  form is in ``docs/records.md``), ``verify.py`` (what was edited,
   deleted or reordered, and which session or step row disagrees with the chain),
   ``summary.py`` (the chained events that state the session and step rows),
   ``schema.py`` (tables), ``migrate.py`` + ``migrations/`` (alembic),

@@ -132,3 +132,31 @@ def event_hash(
     # already-canonical data as the last item without encoding it twice.
     text = head[:-1] + "," + data_json + "]"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# -- trace blocks: the sampled traces inside the chain ------------------------------------------
+
+TRACE_SCHEME = "sha256-rows-v1"
+"""Stated as ``trace_scheme`` by the ``session_started`` event of a record whose traces are
+chained in ``trace_block`` events; a record without it predates them (not covered)."""
+
+TRACE_BLOCK = "trace_block"
+TRACE_BLOCK_DEVICE = "records"
+TRACE_BLOCK_MAX_S = 10.0
+"""A block is cut at the first tick end at which its rows span this much session time."""
+
+
+def trace_row_json(t_s: float, step_index: int | None, value: float | None) -> str:
+    """Canonical JSON of one trace row as a block digest covers it: ``[t_s, step_index, value]``.
+
+    ``value`` is None for a missing reading (stored as NULL); device and channel are
+    the channel entry's own fields.
+    """
+    return canonical_json([float(t_s), step_index, None if value is None else float(value)])
+
+
+def trace_digest(row_texts: list[str]) -> str:
+    """sha256 hex of one channel's rows in a block: the canonical JSON list of its rows,
+    ordered by each row's canonical JSON text (so storage order does not matter)."""
+    text = "[" + ",".join(sorted(row_texts)) + "]"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -8,9 +8,10 @@ Format (one canonical JSON object per line, keys sorted, NaN as ``"NaN"``):
 4. ``{"record": "trace", ...}`` per sample, by time (unless left out).
 
 Guarantee: :func:`verify_jsonl` on an export gives the same verdict as
-``RecordStore.verify`` on the store it came from (the chain, and the session
-and step lines against the chained events that state them), so an exported
-record can be checked away from the database.
+``RecordStore.verify`` on the store it came from (the chain, the session
+and step lines against the chained events that state them, and the trace lines
+against the chained ``trace_block`` digests when the export holds them), so an
+exported record can be checked away from the database.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from devicectl.records.chain import canonical_json
 from devicectl.records.summary import SessionRow, StepRow
-from devicectl.records.verify import ChainRow, VerifyResult, verify_record
+from devicectl.records.verify import ChainRow, TraceRow, VerifyResult, verify_record
 
 if TYPE_CHECKING:
     from devicectl.records.store import RecordStore
@@ -59,6 +60,7 @@ def verify_jsonl(lines: Iterable[str]) -> VerifyResult:
     session: dict[str, Any] | None = None
     rows: list[ChainRow] = []
     steps: list[StepRow] = []
+    traces: list[TraceRow] = []
     for line in lines:
         if not line.strip():
             continue
@@ -92,6 +94,17 @@ def verify_jsonl(lines: Iterable[str]) -> VerifyResult:
                     hash=obj["hash"],
                 )
             )
+        elif obj.get("record") == "trace":
+            value = obj["value"]
+            traces.append(
+                TraceRow(
+                    t_s=obj["t_s"],
+                    device=obj["device"],
+                    channel=obj["channel"],
+                    step_index=obj["step_index"],
+                    value=None if value is None else float(value),
+                )
+            )
     if session is None:
         raise ValueError("not a devicectl session export: no session line")
     return verify_record(
@@ -112,4 +125,7 @@ def verify_jsonl(lines: Iterable[str]) -> VerifyResult:
             outcome=session["outcome"],
         ),
         steps=steps,
+        # An export made without its traces has no trace lines: they are then not
+        # checked (the verdict's note says so), rather than all called deleted.
+        traces=traces or None,
     )

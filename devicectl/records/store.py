@@ -51,7 +51,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from devicectl.errors import RecordError
 from devicectl.records import migrate
-from devicectl.records.chain import CHAIN_SCHEME, canonical_json, event_hash, genesis_hash
+from devicectl.records.chain import (
+    CHAIN_SCHEME,
+    TRACE_SCHEME,
+    canonical_json,
+    event_hash,
+    genesis_hash,
+)
 from devicectl.records.models import (
     EventRecord,
     SessionDetail,
@@ -76,7 +82,7 @@ from devicectl.records.summary import (
     session_started_data,
     step_change,
 )
-from devicectl.records.verify import ChainRow, VerifyResult, verify_record
+from devicectl.records.verify import ChainRow, TraceRow, VerifyResult, verify_record
 from devicectl.records.wall import WallClock, system_wall_clock, utc_iso
 
 ENV_VAR = "DEVICECTL_DB"
@@ -335,7 +341,8 @@ class RecordStore:
                 kind=SESSION_STARTED,
                 device=SESSION_DEVICE,
                 step_index=None,
-                data=session_started_data(row),
+                # trace_scheme: this record chains its traces in trace_block events.
+                data={**session_started_data(row), "trace_scheme": TRACE_SCHEME},
             )
         return sid
 
@@ -664,7 +671,8 @@ class RecordStore:
         """Check one session's record, or every session's (oldest first).
 
         The hash chain of its events, then its session and step rows against the
-        chained events that state them (:func:`~devicectl.records.verify.verify_record`),
+        chained events that state them, and its trace rows against the chained
+        ``trace_block`` digests (:func:`~devicectl.records.verify.verify_record`),
         all read from one snapshot.
         """
         if session_id is not None:
@@ -708,6 +716,18 @@ class RecordStore:
                         sa.select(events).where(events.c.session_id == sid).order_by(events.c.seq)
                     )
                 ]
+                trace_rows = [
+                    TraceRow(r.t_s, r.device, r.channel, r.step_index, r.value)
+                    for r in conn.execute(
+                        sa.select(
+                            traces.c.t_s,
+                            traces.c.device,
+                            traces.c.channel,
+                            traces.c.step_index,
+                            traces.c.value,
+                        ).where(traces.c.session_id == sid)
+                    )
+                ]
             results.append(
                 verify_record(
                     sid,
@@ -727,6 +747,7 @@ class RecordStore:
                         outcome=head.outcome,
                     ),
                     steps=step_rows,
+                    traces=trace_rows,
                 )
             )
         return results

@@ -33,6 +33,18 @@ written before the summary was chained (no ``session_started`` event) verifies
 on its chain alone, with a note that its rows are not covered: it is not failed
 for lacking what it could not have.
 
+What :func:`verify_record` adds for the traces (``TRACE`` problems, naming the
+block by its ``trace_block`` event's seq and time range, and the device and
+channel), for records whose ``session_started`` event states ``trace_scheme``:
+every stored trace row belongs to the block whose range holds its ``t_s``
+(``last_t_s`` of the previous block < ``t_s`` <= its own ``last_t_s``); per
+device and channel, more rows than chained are ``inserted``, fewer ``deleted``,
+as many with another digest ``edited``. Rows after the last block are inserted
+ones in a session that was closed (it has ``session_ended``); in one that was
+not (killed), they are what the writer had not yet stated, and a note says so.
+A record older than the trace blocks (no ``trace_scheme``) verifies with a note
+that its traces are not covered. Traces are compared only when the chain verifies.
+
 An attacker who rewrites every event after some point *and* the session head
 can make a consistent chain (and so, for example, drop a ``session_ended``
 event and call the session ``interrupted``); anchor ``head_hash`` outside the
@@ -41,14 +53,26 @@ database (print it, export it) when that matters.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from devicectl.records.chain import CHAIN_SCHEME, event_hash, genesis_hash, recanonicalize
+from devicectl.records.chain import (
+    CHAIN_SCHEME,
+    TRACE_BLOCK,
+    TRACE_BLOCK_DEVICE,
+    TRACE_SCHEME,
+    event_hash,
+    genesis_hash,
+    recanonicalize,
+    trace_digest,
+    trace_row_json,
+)
 from devicectl.records.summary import (
     SESSION_DEVICE,
+    SESSION_ENDED,
     SESSION_STARTED,
     ChainedEvent,
     SessionRow,
@@ -59,6 +83,14 @@ from devicectl.records.summary import (
 SUMMARY_NOT_COMPARED_NOTE = (
     "session and step rows not compared with the chain: the chain itself does not verify"
 )
+TRACES_NOT_COMPARED_NOTE = (
+    "trace rows not compared with their blocks: the chain itself does not verify"
+)
+TRACES_NOT_COVERED_NOTE = (
+    "traces not covered: this record was written before its trace rows were chained "
+    "(no trace_scheme in session_started); only its events are verified"
+)
+TRACES_NOT_GIVEN_NOTE = "trace rows not checked: this export does not hold them"
 
 _WINDOW = 16
 _MAX_CROSS = 256
@@ -71,6 +103,7 @@ class ProblemKind(enum.Enum):
     HEAD_MISMATCH = "head mismatch"
     UNKNOWN_SCHEME = "unknown chain scheme"
     SUMMARY = "summary row does not match the chain"
+    TRACE = "trace rows do not match their chained block"
 
 
 @dataclass(frozen=True)
@@ -90,6 +123,17 @@ class ChainRow:
 
 
 @dataclass(frozen=True)
+class TraceRow:
+    """One stored trace row of a session (``value`` None: no valid reading)."""
+
+    t_s: float
+    device: str
+    channel: str
+    step_index: int | None
+    value: float | None
+
+
+@dataclass(frozen=True)
 class Problem:
     """One finding; ``seq``..``end_seq`` (inclusive) is the event or range it names."""
 
@@ -101,6 +145,8 @@ class Problem:
     def __str__(self) -> str:
         if self.kind is ProblemKind.SUMMARY:  # the detail names the row, field and seq
             return f"{self.kind.value}: {self.detail}"
+        if self.kind is ProblemKind.TRACE:  # "trace block seq N (t a-b s): device channel: ..."
+            return self.detail
         where = f"seq {self.seq}" if self.seq == self.end_seq else f"seq {self.seq}-{self.end_seq}"
         return f"{where} {self.kind.value}: {self.detail}"
 
@@ -118,6 +164,8 @@ class VerifyResult:
     head_seq: int  # what the session says was committed
     problems: tuple[Problem, ...]
     notes: tuple[str, ...] = ()
+    trace_blocks: int = 0  # chained trace_block events whose rows were checked
+    trace_rows: int = 0  # trace rows those blocks cover (checked against their digests)
 
     @property
     def ok(self) -> bool:
@@ -147,10 +195,23 @@ class VerifyResult:
         """The session- and step-row disagreements with the chain."""
         return tuple(p for p in self.problems if p.kind is ProblemKind.SUMMARY)
 
+    @property
+    def traces(self) -> tuple[Problem, ...]:
+        """The trace blocks whose rows disagree with their chained digests."""
+        return tuple(p for p in self.problems if p.kind is ProblemKind.TRACE)
+
+    def coverage(self) -> str:
+        """What an ok verdict covers, e.g. ``events chain verified (120 events); 3 trace
+        blocks / 1,200 trace rows covered``."""
+        text = f"events chain verified ({self.events} events)"
+        if self.trace_blocks:
+            text += f"; {self.trace_blocks} trace blocks / {self.trace_rows} trace rows covered"
+        return text
+
     def describe(self) -> str:
         """One line when ok (then one per note), else one line per problem after a heading."""
         if self.ok:
-            lines = [f"session {self.session_id}: ok ({self.events} events, chain intact)"]
+            lines = [f"session {self.session_id}: ok ({self.coverage()})"]
         else:
             lines = [f"session {self.session_id}: {len(self.problems)} problem(s)"]
             lines += [f"  {p}" for p in self.problems]
@@ -317,8 +378,13 @@ def verify_record(
     scheme: str,
     session: SessionRow,
     steps: Sequence[StepRow],
+    traces: Sequence[TraceRow] | None = None,
 ) -> VerifyResult:
     """The whole verdict on one session: :func:`verify_chain`, then its rows against it.
+
+    ``traces``: the session's stored trace rows, checked against the chained
+    ``trace_block`` events (:func:`check_traces`); None when they are not at hand
+    (an export without them), which a note says.
 
     The rows are compared with the chained events only when the chain is intact:
     a chain that does not verify is no reference (an edited or deleted step event
@@ -327,7 +393,7 @@ def verify_record(
     """
     result = verify_chain(session_id, rows, head_seq=head_seq, head_hash=head_hash, scheme=scheme)
     if not result.ok:
-        return replace(result, notes=(SUMMARY_NOT_COMPARED_NOTE,))
+        return replace(result, notes=(SUMMARY_NOT_COMPARED_NOTE, TRACES_NOT_COMPARED_NOTE))
     intact = [
         ChainedEvent(r.seq, r.t_s, r.wall_at, r.kind, r.device, json.loads(r.data))
         for r in sorted(rows, key=lambda r: r.seq)
@@ -337,4 +403,121 @@ def verify_record(
     problems = result.problems + tuple(
         Problem(ProblemKind.SUMMARY, f.seq, f.seq, f.detail) for f in findings
     )
-    return replace(result, problems=problems, notes=tuple(notes))
+    if traces is None:
+        return replace(result, problems=problems, notes=(*notes, TRACES_NOT_GIVEN_NOTE))
+    check = check_traces(intact, traces)
+    return replace(
+        result,
+        problems=problems + check.problems,
+        notes=(*notes, *check.notes),
+        trace_blocks=check.blocks,
+        trace_rows=check.rows,
+    )
+
+
+@dataclass(frozen=True)
+class TraceCheck:
+    """The traces' part of a verdict: problems, notes, and what was covered."""
+
+    problems: tuple[Problem, ...]
+    notes: tuple[str, ...]
+    blocks: int
+    rows: int
+
+
+def _t(t_s: float) -> str:
+    return str(round(t_s, 3))
+
+
+def check_traces(events: Sequence[ChainedEvent], traces: Sequence[TraceRow]) -> TraceCheck:
+    """Trace rows against the chained ``trace_block`` digests (see the module doc).
+
+    ``events`` are the session's intact events in seq order.
+    """
+    started = next(
+        (e for e in events if e.kind == SESSION_STARTED and e.device == SESSION_DEVICE), None
+    )
+    promised = isinstance(started, ChainedEvent) and (
+        isinstance(started.data, Mapping) and started.data.get("trace_scheme") == TRACE_SCHEME
+    )
+    if not promised:
+        return TraceCheck((), (TRACES_NOT_COVERED_NOTE,) if traces else (), 0, 0)
+    finished = any(e.kind == SESSION_ENDED and e.device == SESSION_DEVICE for e in events)
+    blocks = [e for e in events if e.kind == TRACE_BLOCK and e.device == TRACE_BLOCK_DEVICE]
+    problems: list[Problem] = []
+    lasts: list[float] = []
+    for block in blocks:
+        last = block.data.get("last_t_s") if isinstance(block.data, Mapping) else None
+        if not isinstance(last, int | float) or (lasts and last < lasts[-1]):
+            problems.append(
+                Problem(
+                    ProblemKind.TRACE,
+                    block.seq,
+                    block.seq,
+                    f"trace block seq {block.seq} is malformed or goes back in time",
+                )
+            )
+            return TraceCheck(tuple(problems), (), 0, 0)
+        lasts.append(float(last))
+    # Each row to the first block whose last_t_s >= its t_s; beyond the last: the tail.
+    stored: list[dict[tuple[str, str], list[str]]] = [{} for _ in blocks]
+    tail: list[TraceRow] = []
+    for row in traces:
+        i = bisect.bisect_left(lasts, row.t_s)
+        if i == len(blocks):
+            tail.append(row)
+            continue
+        text = trace_row_json(row.t_s, row.step_index, row.value)
+        stored[i].setdefault((row.device, row.channel), []).append(text)
+    covered = good = 0
+    for block, rows_by_channel in zip(blocks, stored, strict=True):
+        data = block.data
+        label = (
+            f"trace block seq {block.seq} (t {_t(float(data.get('first_t_s', 0.0)))}-"
+            f"{_t(float(data['last_t_s']))} s)"
+        )
+        chained: dict[tuple[str, str], tuple[int, str]] = {}
+        for entry in data.get("channels") or []:
+            if isinstance(entry, Mapping):
+                key = (str(entry.get("device")), str(entry.get("channel")))
+                chained[key] = (int(entry.get("rows", 0)), str(entry.get("sha256")))
+        findings: list[str] = []
+        for key in sorted(set(chained) | set(rows_by_channel)):
+            want_rows, want_digest = chained.get(key, (0, ""))
+            texts = rows_by_channel.get(key, [])
+            name = f"{key[0]} {key[1]}"
+            if len(texts) > want_rows:
+                findings.append(f"{name}: {len(texts) - want_rows} row(s) inserted")
+            elif len(texts) < want_rows:
+                findings.append(f"{name}: {want_rows - len(texts)} row(s) deleted")
+            elif trace_digest(texts) != want_digest:
+                findings.append(f"{name}: row(s) edited ({len(texts)} rows, digest differs)")
+        if findings:
+            problems.append(
+                Problem(ProblemKind.TRACE, block.seq, block.seq, f"{label}: {'; '.join(findings)}")
+            )
+        else:
+            good += 1
+            covered += sum(len(t) for t in rows_by_channel.values())
+    notes: list[str] = []
+    if tail:
+        first, last = min(r.t_s for r in tail), max(r.t_s for r in tail)
+        where = f"{len(tail)} trace row(s) at t {_t(first)}-{_t(last)} s"
+        after = f"after the last trace block (t {_t(lasts[-1])} s)" if lasts else "and no block"
+        if finished:
+            seq = blocks[-1].seq if blocks else 0
+            problems.append(
+                Problem(
+                    ProblemKind.TRACE,
+                    seq,
+                    seq,
+                    f"{where} {after}: inserted (the session "
+                    "was closed, so its writer chained every row it wrote)",
+                )
+            )
+        else:
+            notes.append(
+                f"{where} {after} not covered: the session was not closed (its writer "
+                "had not chained them yet)"
+            )
+    return TraceCheck(tuple(problems), tuple(notes), good, covered)

@@ -20,6 +20,17 @@ Writer side (a daemon thread):
   over two commits. When the writer is behind, it may put several whole ticks in
   one commit, so there is at most one commit per tick. Rows after the last
   marker wait for their marker (or ``close``);
+- chains the traces too: it keeps a digest of every trace row it queues for
+  commit (:func:`~devicectl.records.chain.trace_digest`, per device and channel)
+  and appends a chained ``trace_block`` event (device ``records``) stating the
+  open block's time range, row count and per-channel digests: at the first tick
+  end after a ``step_ended`` event, at a tick end at which the block spans
+  ``TRACE_BLOCK_MAX_S`` (10 s) of session time, before a sample that would make
+  it span more, and on ``close``. So a block never spans more than 10 s, and
+  its event is chained no later than the commit after its rows; block ``k`` covers the rows with
+  ``last_t_s`` of block ``k-1`` < ``t_s`` <= its own ``last_t_s``, which needs
+  samples' ``t_s`` never to go back across a tick end (the loop clock is
+  monotonic). All of it is writer-thread work: the loop only puts tuples;
 - so a crash (kill -9, power loss with SQLite ``synchronous=FULL``) loses at
   most the ticks not yet committed: the tick in flight when the writer keeps up;
   ``pending_ticks`` says how far behind it is;
@@ -50,7 +61,15 @@ import structlog
 
 from devicectl.control.events import Event
 from devicectl.errors import RecordError
-from devicectl.records.chain import canonical_json, event_hash
+from devicectl.records.chain import (
+    TRACE_BLOCK,
+    TRACE_BLOCK_DEVICE,
+    TRACE_BLOCK_MAX_S,
+    canonical_json,
+    event_hash,
+    trace_digest,
+    trace_row_json,
+)
 from devicectl.records.schema import events, sessions, traces
 from devicectl.records.store import RecordStore, write_step_change
 from devicectl.records.summary import (
@@ -117,6 +136,8 @@ class RecordWriter:
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._seq = seq
         self._prev_hash = prev_hash
+        self._block = _TraceBlock()  # trace rows not yet stated by a trace_block event
+        self._step_ended = False  # a step_ended event was chained since the last cut
         self._ticks_sent = 0
         self._ticks_committed = 0
         self._commits = 0
@@ -297,8 +318,10 @@ class RecordWriter:
                 continue
             try:
                 if op == _TICK:
+                    self._end_block_at_tick_end(partial, closing=False)
                     complete.take(partial, tick=item[1])
                 elif op == _CLOSE:
+                    self._end_block_at_tick_end(partial, closing=True)
                     complete.take(partial, tick=complete.tick)
                     closing = True
                 else:
@@ -347,6 +370,8 @@ class RecordWriter:
                 }
             )
             self._seq, self._prev_hash = seq, digest
+            if kind == STEP_ENDED and device == SESSION_DEVICE:
+                self._step_ended = True
             if kind in _STEP_EVENTS:
                 # The row from the payload as chained (parsed back), exactly as verify will.
                 change = step_change(kind, device, json.loads(data), t_s)
@@ -355,16 +380,36 @@ class RecordWriter:
         elif op == _TRACE:
             _, t_s, device, channel, value, step_index = item
             v = None if value is None else float(value)
-            batch.traces.append(
-                {
-                    "session_id": self.session_id,
-                    "t_s": float(t_s),
-                    "device": str(device),
-                    "step_index": step_index,
-                    "channel": str(channel),
-                    "value": v if v is not None and math.isfinite(v) else None,
-                }
-            )
+            row = {
+                "session_id": self.session_id,
+                "t_s": float(t_s),
+                "device": str(device),
+                "step_index": step_index,
+                "channel": str(channel),
+                "value": v if v is not None and math.isfinite(v) else None,
+            }
+            batch.traces.append(row)
+            if self._block.rows and row["t_s"] - self._block.first_t_s > TRACE_BLOCK_MAX_S:
+                # This sample would stretch the block past 10 s: the block ends before it.
+                self._cut_block(batch)
+            self._block.add(row)
+
+    def _end_block_at_tick_end(self, batch: _Batch, *, closing: bool) -> None:
+        """At a tick end: cut the open block if a step ended, it spans ``TRACE_BLOCK_MAX_S``,
+        or the writer is closing."""
+        block = self._block
+        if closing or self._step_ended or block.last_t_s - block.first_t_s >= TRACE_BLOCK_MAX_S:
+            self._step_ended = False
+            self._cut_block(batch)
+
+    def _cut_block(self, batch: _Batch) -> None:
+        """Chain a ``trace_block`` event stating the open block into ``batch`` (none if empty)."""
+        block = self._block
+        if not block.rows:
+            return
+        self._block = _TraceBlock()
+        event = Event(block.last_t_s, TRACE_BLOCK, TRACE_BLOCK_DEVICE, block.data())
+        self._add(batch, (_EVENT, event, None, None, self._wall()))
 
     def _commit(self, batch: _Batch) -> None:
         if not batch.rows:  # a tick that recorded nothing is durable as it is
@@ -408,6 +453,39 @@ class RecordWriter:
                 self._on_error(error)
             except Exception as cb_exc:  # noqa: BLE001 - already failing; keep the first error
                 self.log.error("record_on_error_failed", error=repr(cb_exc))
+
+
+class _TraceBlock:
+    """The digest state of the trace rows since the last ``trace_block`` event."""
+
+    __slots__ = ("channels", "first_t_s", "last_t_s", "rows")
+
+    def __init__(self) -> None:
+        self.channels: dict[tuple[str, str], list[str]] = {}
+        self.rows = 0
+        self.first_t_s = math.inf
+        self.last_t_s = -math.inf
+
+    def add(self, row: dict[str, Any]) -> None:
+        key = (row["device"], row["channel"])
+        text = trace_row_json(row["t_s"], row["step_index"], row["value"])
+        self.channels.setdefault(key, []).append(text)
+        self.rows += 1
+        t_s = row["t_s"]
+        self.first_t_s = min(self.first_t_s, t_s)
+        self.last_t_s = max(self.last_t_s, t_s)
+
+    def data(self) -> dict[str, Any]:
+        """The ``trace_block`` event's payload (docs/records.md gives its canonical form)."""
+        return {
+            "first_t_s": self.first_t_s,
+            "last_t_s": self.last_t_s,
+            "rows": self.rows,
+            "channels": [
+                {"device": d, "channel": c, "rows": len(texts), "sha256": trace_digest(texts)}
+                for (d, c), texts in sorted(self.channels.items())
+            ],
+        }
 
 
 class _Batch:

@@ -9,6 +9,15 @@ writer thread's. The steps table follows the runner's chained ``step_started``
 and ``step_ended`` events (the writer writes each row from its event), so
 ``records verify`` can tell an edited step row.
 
+An alarm (every fault is a latching one) is recorded with the reading of the
+tick that raised it: the controller's reading (both skin sensors, impedance,
+power ...), its reading error if it had none, and the plotted channels
+(commanded power, target, dose) under ``channels``. Those channels are also
+written to the trace at the alarm's time, so the trace holds the reading that
+tripped, whatever the sampling period (the periodic sample of that device in
+the same tick is then skipped). Alarms are rare: this is the only per-event
+work the recorder adds on the loop thread.
+
 If the writer reports a database error, the record can no longer be kept: the
 session is aborted (every device to its safe state) on that same tick.
 
@@ -67,6 +76,7 @@ class SessionRecorder:
         self.lag_warn_ticks = lag_warn_ticks
         self.lag_lost_ticks = lag_lost_ticks
         self._lag_warned = False
+        self._sampled_at: tuple[float, set[str]] = (math.nan, set())  # devices traced at t
         self._unsubscribe = station.loop.subscribe(self._on_event)
 
     def close(self) -> None:
@@ -88,9 +98,40 @@ class SessionRecorder:
             if self._watch_lag:
                 self._check_lag(event.t_s)
             return
+        if kind == "alarm":
+            event = self._with_reading(event)
         # The runner's step_started/step_ended events also make the step rows: the
         # writer derives each row from the event as chained, in the same commit.
         writer.append_event(event, self._step_index())
+
+    def _with_reading(self, event: Event) -> Event:
+        """The alarm event with its device's reading of this tick, also written to the trace."""
+        controller = self.station.loop.controllers.get(event.device)
+        if controller is None:  # the recorder's own or the session's alarms
+            return event
+        reading = getattr(controller, "reading", None)
+        channels = dict(trace_channels(controller, reading)) if reading is not None else {}
+        self._trace_device(event.t_s, event.device, channels)
+        data = {
+            **event.data,
+            "reading": reading,
+            "reading_error": getattr(controller, "reading_error", None),
+            "channels": channels,
+        }
+        return Event(event.t_s, event.kind, event.device, data)
+
+    def _trace_device(self, t_s: float, name: str, channels: dict[str, float | None]) -> None:
+        t_prev, names = self._sampled_at
+        if t_s != t_prev:
+            names = set()
+            self._sampled_at = (t_s, names)
+        if name in names:
+            return
+        names.add(name)
+        step = self._step_index()
+        for channel, value in channels.items():
+            if value is not None and not math.isnan(value):
+                self.writer.append_trace(t_s, name, channel, float(value), step)
 
     def _check_lag(self, t_s: float) -> None:
         lag = self.writer.pending_ticks
@@ -120,14 +161,11 @@ class SessionRecorder:
             self._lag_warned = False
 
     def _sample_traces(self, t_s: float) -> None:
-        step = self._step_index()
         for name, controller in self.station.loop.controllers.items():
             reading = getattr(controller, "reading", None)
             if reading is None:
                 continue
-            for channel, value in trace_channels(controller, reading):
-                if value is not None and not math.isnan(value):
-                    self.writer.append_trace(t_s, name, channel, float(value), step)
+            self._trace_device(t_s, name, dict(trace_channels(controller, reading)))
 
 
 def trace_channels(controller: Any, reading: Any) -> list[tuple[str, float | None]]:
