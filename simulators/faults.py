@@ -66,6 +66,9 @@ KINDS: dict[str, dict[str, ParamRule]] = {
     "led_string_fail": {
         "factor": ParamRule(0.2, lambda v: 0.0 <= v <= 1.0, "a fraction of the setpoint, 0 to 1")
     },
+    # LED: the current driver regulates off its setpoint (a drifted sense resistor);
+    # irradiance settles to gain x the setpoint, with no fault bit.
+    "led_overdrive": {"gain": ParamRule(1.19, lambda v: v > 0, "a number above 0")},
 }
 """Every fault kind and its parameters, in canonical order, with defaults."""
 
@@ -98,6 +101,7 @@ DEVICE_KINDS: dict[str, tuple[str, ...]] = {
         "contact_loss",
         "reset",
         "led_string_fail",
+        "led_overdrive",
     ),
 }
 """The kinds each simulator implements; for the LED canopy ``contact_loss`` is the

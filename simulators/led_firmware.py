@@ -289,6 +289,7 @@ class LEDFirmware(SimulatedStream):
         self._stuck: int | None = None
         self._drift: list[tuple[float, float]] = []  # (rate degC/s, start)
         self._string_factor = 1.0
+        self._overdrive = 1.0  # led_overdrive gain: no fault bit, the driver believes it
         self._no_reply = False
         self._garble_rate = 0.0
         self._interlock_open = False
@@ -469,7 +470,7 @@ class LEDFirmware(SimulatedStream):
     def _update_drive(self, t: float) -> None:
         """The lit channel's target follows output, setpoint, wavelength and faults."""
         if self._output_on:
-            self._drive_mw = self._setpoint * 0.1 * self._string_factor
+            self._drive_mw = self._setpoint * 0.1 * self._string_factor * self._overdrive
         else:
             self._drive_mw = 0.0
         self._channel = 0 if self._wavelength == WAVELENGTHS[0] else 1
@@ -574,6 +575,7 @@ class LEDFirmware(SimulatedStream):
         stuck: int | None = None
         drift: list[tuple[float, float]] = []
         factor = 1.0
+        overdrive = 1.0
         garble_rate = 0.0
         for index, start in self._active.items():
             spec = self._specs[index]
@@ -587,6 +589,8 @@ class LEDFirmware(SimulatedStream):
                 drift.append((spec.param("rate"), start))
             elif kind == "led_string_fail":
                 factor = min(factor, spec.param("factor"))
+            elif kind == "led_overdrive":
+                overdrive = max(overdrive, spec.param("gain"))
             elif kind == "no_reply":
                 no_reply = True
             elif kind == "garble":
@@ -605,8 +609,9 @@ class LEDFirmware(SimulatedStream):
             self._set_output(False, "interlock", t)
         if self._output_on:
             self._check_limits(t)  # an open or stuck-high sensor acts at once
-        if factor != self._string_factor:
+        if factor != self._string_factor or overdrive != self._overdrive:
             self._string_factor = factor
+            self._overdrive = overdrive
             self._update_drive(t)
 
     # ------------------------------------------------------------------ framing

@@ -30,9 +30,14 @@ class RFRig:
     skin_trace: list[tuple[float, float, float]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, seed: int = 7, faults: tuple[str, ...] = ()) -> RFRig:
+    def create(
+        cls, seed: int = 7, faults: tuple[str, ...] = (), skin0_c: float | None = None
+    ) -> RFRig:
+        """A station and its RF simulator; ``skin0_c`` sets the simulated skin's rest."""
         station = Station.simulated()
         url = f"sim://rf?seed={seed}" + "".join(f"&fault={f}" for f in faults)
+        if skin0_c is not None:
+            url += f"&skin0={skin0_c}"
         rf = station.add_rf(url)
         rig = cls(station, rf, url)
         station.loop.run(max_duration_s=0.2)

@@ -160,6 +160,14 @@ EXCLUDED: dict[tuple[str, str, str], str] = {
         "output is off and stays off: start is refused with the canopy interlock open "
         "(test_led_controller.py::test_start_refused_with_the_canopy_interlock_open)"
     ),
+    ("led", "led_overdrive", "arming"): (
+        "output is off: an overdriven driver emits nothing until started; the ramp and "
+        "delivering phases inject it"
+    ),
+    ("led", "led_overdrive", "paused"): (
+        "output is off while paused: an overdriven driver emits nothing; the ramp and "
+        "delivering phases inject it"
+    ),
     ("led", "contact_loss", "paused"): (
         "output is off and stays off: resume is refused with the interlock open; an "
         "operator pause runs no interlock timeout"
@@ -211,6 +219,10 @@ PARAMS: dict[tuple[str, str], str] = {
     # drift (-0.3 degC/s) reads low and is caught only under the lit canopy
     # (led.sensor_fall): it runs in the delivering phase, in EXTRA below.
     ("led", "sensor_drift"): "rate=0.5",
+    # At the 100 mW/cm2 step any overdrive over 10 % also crosses the 110 mW/cm2
+    # absolute limit, which trips first (led.over_irradiance); the 5 s
+    # led.irradiance_high check is shown at 90 mW/cm2 in test_led_supervisor.py.
+    ("led", "led_overdrive"): "gain=1.19",
 }
 
 
@@ -515,6 +527,7 @@ def led_observable(rig: PtyRig, from_s: float) -> tuple[float, str] | tuple[None
     )
     on_since: float | None = None
     low_since: float | None = None
+    high_since: float | None = None
     stuck: tuple[float, float] | None = None  # (value, since) while output is on
     lit: list[tuple[float, float]] = []  # (t, skin) while delivering with output on
     for (t, r), state in zip(ticks, states, strict=True):
@@ -530,6 +543,13 @@ def led_observable(rig: PtyRig, from_s: float) -> tuple[float, str] | tuple[None
             reasons.append("skin over limit")
         if r.output_on and state != "DELIVERING":
             reasons.append("output unexpected")
+        # over irradiance: above the absolute limit, or setpoint x 1.2 + 2 while delivering
+        if r.irradiance_mw_cm2 > lim.irradiance_max_mw_cm2 or (
+            state == "DELIVERING"
+            and r.irradiance_mw_cm2
+            > LED_STEP.irradiance_mw_cm2 * (1 + lim.over_irradiance_fraction) + 2.0
+        ):
+            reasons.append("over irradiance")
         if state == "DELIVERING" and not r.output_on and r.interlock_closed:
             reasons.append("output dropped")
         # irradiance collapse: below half the setpoint for 1 s, after 1 s of settling
@@ -542,8 +562,16 @@ def led_observable(rig: PtyRig, from_s: float) -> tuple[float, str] | tuple[None
                 low_since = t
             elif t - low_since >= lim.collapse_s:
                 reasons.append("irradiance collapse")
+            # irradiance high: over setpoint + 10 % for 5 s, after settling
+            high_limit = LED_STEP.irradiance_mw_cm2 * (1 + lim.irradiance_high_fraction)
+            if t - on_since < lim.settle_s or r.irradiance_mw_cm2 <= high_limit:
+                high_since = None
+            elif high_since is None:
+                high_since = t
+            elif t - high_since >= lim.irradiance_high_s - 1e-9:
+                reasons.append("irradiance high")
         else:
-            on_since = low_since = None
+            on_since = low_since = high_since = None
         if r.output_on:
             if stuck is None or stuck[0] != skin:
                 stuck = (skin, t)
@@ -794,7 +822,7 @@ def test_the_matrix_covers_every_kind_and_phase_but_the_documented_exclusions() 
     for modality, kind, phase in EXCLUDED:
         assert kind in DEVICE_KINDS[modality] and phase in PHASES[modality]
     assert set(PLANS) == {(m, p) for m, phases in PHASES.items() for p in phases}
-    assert len(SCENARIOS) == 87  # 3 x (8 + 7 + 8) kinds x 4 phases = 92, minus 5 exclusions
+    assert len(SCENARIOS) == 89  # (8 + 7 + 9) kinds x 4 phases = 96, minus 7 exclusions
 
 
 @pytest.mark.hil

@@ -50,6 +50,7 @@ class LEDSupervisor:
         self._last_t_s: float | None = None
         self._on_since_s: float | None = None
         self._low_since_s: float | None = None
+        self._high_since_s: float | None = None
         self._lit_since_s: float | None = None  # light measured while output expected off
         self._stuck: tuple[float, float] | None = None
         self._active: set[str] = set()
@@ -65,6 +66,7 @@ class LEDSupervisor:
         self._last_t_s = None
         self._on_since_s = None
         self._low_since_s = None
+        self._high_since_s = None
         self._lit_since_s = None
         self._stuck = None
         self._active.clear()
@@ -205,6 +207,7 @@ class LEDSupervisor:
         if not (ctx.output_expected and reading.output_on):
             self._on_since_s = None
             self._low_since_s = None
+            self._high_since_s = None
             return
         if self._on_since_s is None:
             self._on_since_s = now_s
@@ -226,6 +229,26 @@ class LEDSupervisor:
                 )
         else:
             self._low_since_s = None
+        # High: a driver regulating a little above its setpoint (a drifted sense
+        # resistor) stays under the 20 % limit yet over-doses the whole step.
+        high_limit = ctx.setpoint_mw_cm2 * (1 + lim.irradiance_high_fraction)
+        if measured > high_limit:
+            if self._high_since_s is None:
+                self._high_since_s = now_s
+            elif now_s - self._high_since_s >= lim.irradiance_high_s - 1e-9:
+                out.append(
+                    self._fault(
+                        "led.irradiance_high",
+                        f"irradiance {measured:.1f} mW/cm2 against {ctx.setpoint_mw_cm2:.1f} "
+                        f"set, over {high_limit:.1f} (setpoint + "
+                        f"{lim.irradiance_high_fraction:.0%}) for "
+                        f"{now_s - self._high_since_s:.1f} s",
+                        measured,
+                        high_limit,
+                    )
+                )
+        else:
+            self._high_since_s = None
 
     def _check_fall(self, now_s: float, skin: float, lit: bool, out: list[Alarm]) -> None:
         """A skin reading falling fast under a lit canopy is lying (see ``LEDLimits``)."""

@@ -345,6 +345,10 @@ class LEDLimits:
     skin_warn_c: float = 40.0
     wavelengths_nm: tuple[int, ...] = (633, 830)
     over_irradiance_fraction: float = 0.2  # measured above setpoint by more than this: fault
+    # A driver settled a little high (under the 20 % limit) over-doses a 20-minute step
+    # all the same: more than 10 % above the setpoint for 5 s is a fault too.
+    irradiance_high_fraction: float = 0.10
+    irradiance_high_s: float = 5.0
     collapse_fraction: float = 0.5  # measured below this fraction of setpoint ...
     collapse_s: float = 1.0  # ... for this long (after settling) is a fault
     # Measured above this for settle_s while the output should be off: still lit.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from devicectl.control.cem43 import CEM43Accumulator
 from devicectl.control.events import Alarm, AlarmPriority, fault_alarm
 from devicectl.control.limits import RFLimits
+from devicectl.control.observer import SkinObserver, SkinObserverParams
 from devicectl.control.slope import SlopeEstimator
 from devicectl.devices import RFReading, RFStatus
 
@@ -49,10 +50,17 @@ class SupervisorContext:
 
 
 class RFSupervisor:
-    def __init__(self, limits: RFLimits, device: str = "rf") -> None:
+    def __init__(
+        self,
+        limits: RFLimits,
+        device: str = "rf",
+        observer_params: SkinObserverParams | None = None,
+    ) -> None:
         self.limits = limits
         self.device = device
         self.dose = CEM43Accumulator()
+        # Rule 10: delivered power against the skin model, blind to sensor agreement.
+        self.observer = SkinObserver(observer_params)
         self._slope = SlopeEstimator(limits.rise_window_s, min_samples=8)
         self._missed_ticks = 0
         self._stuck: list[tuple[float, float]] = []  # per sensor: (value, since_t_s)
@@ -72,6 +80,7 @@ class RFSupervisor:
         self.dose.dose = prior_cem43
         self.time_at_target_s = prior_time_at_target_s
         self._no_rise_ref = None
+        self.observer.reset()
 
     def reset(self) -> None:
         """After an operator acknowledgement: start every observation afresh."""
@@ -82,6 +91,7 @@ class RFSupervisor:
         self._last_t_s = None
         self._active.clear()
         self.dose.pause()
+        self.observer.reset()  # restarts from the next reading, as a warm site: cooler
 
     def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
         return fault_alarm(self.device, code, message, value, limit)
@@ -236,6 +246,7 @@ class RFSupervisor:
         self._check_no_rise(now_s, temp, ctx, out)
         if ctx.zone_active:
             self._check_dose(now_s, temp, ctx, reading.output_on, out)
+            self._check_heating(now_s, (t1, t2), reading, out)
         self._last_t_s = now_s
         return out
 
@@ -289,6 +300,31 @@ class RFSupervisor:
                     lim.no_rise_min_c,
                 )
             )
+
+    def _check_heating(
+        self, now_s: float, temps: tuple[float, float], reading: RFReading, out: list[Alarm]
+    ) -> None:
+        # Implausible heating: the delivered power, run through the skin model, says
+        # the skin is clearly hotter than both sensors read, for long enough. Two
+        # sensors drifting low together agree, so only this check can see them.
+        power_w = reading.power_w if reading.output_on else 0.0
+        verdict = self.observer.update(now_s, temps, power_w)
+        if verdict is None or not verdict.failed:
+            return
+        params = self.observer.params
+        gap_c = verdict.model_c - verdict.measured_c
+        out.append(
+            self._fault(
+                "rf.implausible_heating",
+                f"delivered power heats the skin model to {verdict.model_c:.1f} degC but "
+                f"the hotter sensor reads {verdict.measured_c:.1f} degC: {gap_c:.1f} degC "
+                f"apart, over the {params.margin_c} degC margin for "
+                f"{verdict.error_c_s:.1f} degC*s (limit {params.max_error_c_s}); "
+                "both sensors reading low?",
+                gap_c,
+                params.margin_c,
+            )
+        )
 
     def _check_dose(
         self, now_s: float, temp: float, ctx: SupervisorContext, heating: bool, out: list[Alarm]
