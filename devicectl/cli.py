@@ -20,6 +20,7 @@ from rich.table import Table
 
 from devicectl import plugins
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
+from devicectl.modality import modalities
 from devicectl.transport import DEFAULT_TIMEOUT_S, check_network_url
 
 app = typer.Typer(
@@ -82,28 +83,10 @@ def _session_progress(console: Console) -> tuple[Progress, Callable[..., None]]:
 def _step_status(step: Any, station: Any) -> tuple[float, str]:
     if step.outcome in ("complete", "fault", "aborted"):
         return (1.0 if step.outcome == "complete" else 0.0), step.outcome
-    controllers = station.loop.controllers
-    if step.kind == "rf" and "rf" in controllers:
-        st = controllers["rf"].status()
-        skin = max(st["skin1_c"] or 0.0, st["skin2_c"] or 0.0)
-        zones = len(step.detail.get("zones_done", []))
-        return 0.0, (
-            f"zone {st['zone']} ({zones} done) {st['state']} skin {skin:4.1f} degC "
-            f"CEM43 {st['cem43']:.2f}"
-        )
-    if step.kind == "ipl" and "ipl" in controllers:
-        st = controllers["ipl"].status()
-        planned = st["flashes_planned"] or 1
-        return st["flashes_done"] / planned, (
-            f"{st['state']} flash {st['flashes_done']}/{st['flashes_planned']} "
-            f"crystal {st['crystal_c']} degC"
-        )
-    if step.kind == "led" and "led" in controllers:
-        st = controllers["led"].status()
-        total = st["elapsed_s"] + st["remaining_s"] or 1.0
-        return st["elapsed_s"] / total, (
-            f"{st['state']} {st['elapsed_s']:.0f}/{total:.0f} s dose {st['dose_j_cm2']:.1f} J/cm2"
-        )
+    controller = station.loop.controllers.get(step.kind)
+    mod = modalities().get(step.kind)
+    if mod is not None and controller is not None:
+        return mod.progress_line(controller, step)
     return 0.0, "waiting for confirmation" if step.kind == "manual" else step.outcome
 
 
@@ -112,28 +95,14 @@ def _print_session_summary(outcome: Any) -> None:
     for col in ("#", "step", "kind", "outcome", "result"):
         table.add_column(col)
     for step in outcome.steps:
-        result = ""
-        if step["kind"] == "rf":
-            zones = step.get("zones", [])
-            result = "\n".join(
-                f"{z['name']}: {z['time_to_target_s'] or 0:.0f} s to target, "
-                f"peak {z['peak_c']:.1f} degC, CEM43 {z['cem43']:.2f}"
-                for z in zones
-            )
-        elif step["kind"] == "ipl":
-            delivered = step.get("delivered_j_cm2", [])
-            if delivered:
-                result = (
-                    f"{len(delivered)} flashes, {min(delivered):.1f}-{max(delivered):.1f} J/cm2"
-                )
-        elif step["kind"] == "led":
-            result = f"{step.get('on_time_s', 0):.0f} s, {step.get('dose_j_cm2', 0):.1f} J/cm2"
-        elif step.get("confirmed_by"):
+        mod = modalities().get(step["kind"])
+        result = mod.summary_line(step) if mod is not None else ""
+        if step.get("confirmed_by"):
             result = f"confirmed by {step['confirmed_by']}"
         table.add_row(str(step["step"]), step["title"], step["kind"], step["outcome"], result)
     console.print(table)
     if outcome.sites:
-        sites = Table(title="RF dose per site (whole session)")
+        sites = Table(title="Dose per site (whole session)")
         for col in ("site", "held", "at target", "peak", "CEM43", "attempts"):
             sites.add_column(col)
         for site in outcome.sites:
@@ -274,10 +243,11 @@ def _parse_pairs(items: list[str] | None, option: str) -> dict[str, str] | None:
     out: dict[str, str] = {}
     for item in items:
         kind, eq, value = item.partition("=")
-        if not eq or not value or kind.strip() not in ("rf", "ipl", "led"):
+        known = modalities()
+        if not eq or not value or kind.strip() not in known:
             raise ConfigError(
-                f"{option} {item!r}: expected KIND=VALUE with KIND rf, ipl or led "
-                "(e.g. rf=/dev/ttyUSB0)"
+                f"{option} {item!r}: expected KIND=VALUE with KIND one of "
+                f"{', '.join(known)} (e.g. {next(iter(known), 'rf')}=/dev/ttyUSB0)"
             )
         out[kind.strip()] = value.strip()
     return out
@@ -299,8 +269,12 @@ def _parse_faults(items: list[str] | None) -> dict[str, list[str]] | None:
     out: dict[str, list[str]] = {}
     for item in items:
         kind, eq, spec = item.partition("=")
-        if not eq or kind not in ("rf", "ipl", "led"):
-            raise ConfigError(f"--fault {item!r}: expected DEVICE=SPEC, e.g. rf=runaway@100s")
+        known = modalities()
+        if not eq or kind not in known:
+            raise ConfigError(
+                f"--fault {item!r}: expected DEVICE=SPEC with DEVICE one of "
+                f"{', '.join(known)}, e.g. {next(iter(known), 'rf')}=no_reply@100s"
+            )
         out.setdefault(kind, []).append(spec.replace("+", "%2B"))
     return out
 
@@ -665,7 +639,9 @@ def devices() -> None:
 
 @app.command()
 def diagram(
-    modality: Annotated[str, typer.Argument(help="Which controller: rf, ipl or led.")],
+    modality: Annotated[
+        str, typer.Argument(help="Which controller: an installed modality (devicectl devices).")
+    ],
     fmt: Annotated[str, typer.Option("--format", help="mermaid or dot.")] = "mermaid",
 ) -> None:
     """Print a controller's state machine, generated from the live transition table."""

@@ -6,14 +6,8 @@ built from the same ``STATES``/``TRANSITIONS`` the live controller uses.
 
 from __future__ import annotations
 
-from devicectl.control import ipl_controller, led_controller, rf_controller
 from devicectl.errors import ConfigError
-
-_MACHINES = {
-    "rf": rf_controller.build_machine,
-    "ipl": ipl_controller.build_machine,
-    "led": led_controller.build_machine,
-}
+from devicectl.modality import modalities
 
 
 class _Model:
@@ -21,12 +15,13 @@ class _Model:
 
 
 def diagram(modality: str, fmt: str = "mermaid") -> str:
-    if modality not in _MACHINES:
-        raise ConfigError(f"no state machine for {modality!r} (known: {', '.join(_MACHINES)})")
+    registered = modalities()
+    if modality not in registered:
+        raise ConfigError(f"no state machine for {modality!r} (known: {', '.join(registered)})")
     if fmt not in ("mermaid", "dot"):
         raise ConfigError(f"unknown diagram format {fmt!r} (mermaid or dot)")
     model = _Model()
-    machine = _MACHINES[modality](model, graph=True)
+    machine = registered[modality].machine(model, graph=True)
     source = str(machine.get_graph(title=f"devicectl {modality} controller").draw(None))
     if fmt == "mermaid":
         return source

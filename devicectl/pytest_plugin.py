@@ -101,10 +101,10 @@ def parse_devices(values: Sequence[str]) -> dict[str, str]:
 
 
 def _known_kinds() -> set[str]:
+    from devicectl.modality import modalities
     from devicectl.plugins import SIMULATOR_GROUP, list_plugins
-    from devicectl.station import DEFAULT_DRIVERS
 
-    return set(DEFAULT_DRIVERS) | {info.name for info in list_plugins(SIMULATOR_GROUP)}
+    return set(modalities()) | {info.name for info in list_plugins(SIMULATOR_GROUP)}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -254,18 +254,17 @@ class HilStation:
         options: dict[str, str] | None = None,
         **controller_kwargs: Any,
     ) -> Any:
-        """Build the ``kind`` controller (rf, ipl, led) on ``devicectl_port(kind, ...)``."""
+        """Build the ``kind`` controller (an installed modality) on
+        ``devicectl_port(kind, ...)``."""
+        from devicectl.modality import modalities
+
         if self._thread is not None:
             raise RuntimeError("add every device before the loop starts")
-        adders: dict[str, Callable[..., Any]] = {
-            "rf": self.station.add_rf,
-            "ipl": self.station.add_ipl,
-            "led": self.station.add_led,
-        }
-        if kind not in adders:
-            raise ValueError(f"no controller for {kind!r} (rf, ipl, led)")
+        known = modalities()
+        if kind not in known:
+            raise ValueError(f"no controller for {kind!r} (installed: {', '.join(known)})")
         url = self.ports(kind, seed=seed, faults=faults, **(options or {}))
-        controller = adders[kind](url, **controller_kwargs)
+        controller = self.station.add(kind, url, **controller_kwargs)
         self.controllers[controller.name] = controller
         return controller
 

@@ -14,22 +14,12 @@ Images are embedded as base64 PNG, so the file can be mailed or archived alone.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-import math
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: the report is a file
-import matplotlib.pyplot as plt
-
-from devicectl.control.limits import IPLLimits, RFLimits
-from devicectl.control.site_dose import site_key
-from devicectl.records.models import EventRecord, TracePoint, dig
+from devicectl.modality import modalities
+from devicectl.plots import table
+from devicectl.records.models import dig
 from devicectl.records.store import RecordStore
 from devicectl.records.verify import VerifyResult
 
@@ -44,186 +34,7 @@ th { background: #f0f0f0; } .high { color: #b00; font-weight: bold; }
 """
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return (
-        "<img alt='plot' src='data:image/png;base64,"
-        + base64.b64encode(buf.getvalue()).decode()
-        + "'>"
-    )
-
-
-def _xy(points: list[TracePoint]) -> tuple[list[float], list[float]]:
-    """Times and values of the points that hold a valid reading."""
-    kept = [(p.t_s, p.value) for p in points if p.value is not None]
-    return [t for t, _ in kept], [v for _, v in kept]
-
-
-def _series(points: list[TracePoint]) -> dict[tuple[str, str], list[TracePoint]]:
-    out: dict[tuple[str, str], list[TracePoint]] = defaultdict(list)
-    for p in points:
-        if p.value is not None:
-            out[(p.device, p.channel)].append(p)
-    return out
-
-
-def _rf_zones(events: list[EventRecord]) -> list[tuple[str, float, float]]:
-    """(zone name, start, end) of every RF zone, from the recorded load commands and results."""
-    zones: list[tuple[str, float, float]] = []
-    current: tuple[str, float] | None = None
-    for e in events:
-        if e.device != "rf" or not isinstance(e.data, dict):
-            continue
-        if e.kind == "command" and e.data.get("action") == "load":
-            current = (str(dig(e.data, "args", "zone", "name")), e.t_s)
-        elif e.kind == "zone_result" and current is not None:
-            zones.append((current[0], current[1], e.t_s))
-            current = None
-    return zones
-
-
-def _site_rows(events: list[EventRecord]) -> list[list[Any]]:
-    """Per RF site, its session totals as the last zone result on it recorded them.
-
-    Dose belongs to the site (safety rule 8): a zone resumed after a fault, or
-    treated again in a later step, adds to the same row.
-    """
-    sites: dict[str, list[Any]] = {}
-    for e in events:
-        if e.device != "rf" or e.kind != "zone_result":
-            continue
-        name = dig(e.data, "result", "name")
-        if not isinstance(name, str):
-            continue
-        key = site_key(name)
-        attempts = (sites[key][5] + 1) if key in sites else 1
-        peak = dig(e.data, "result", "peak_c")
-        prior_peak = sites[key][3] if key in sites else None
-        if _is_number(prior_peak) and (not _is_number(peak) or prior_peak > peak):
-            peak = prior_peak
-        sites[key] = [
-            sites[key][0] if key in sites else name,
-            dig(e.data, "result", "site_held_s"),
-            dig(e.data, "result", "site_time_at_target_s"),
-            peak,
-            dig(e.data, "result", "site_cem43"),
-            attempts,
-        ]
-    return [
-        [
-            row[0],
-            *(f"{v:.1f}" if _is_number(v) and not math.isnan(v) else "?" for v in row[1:4]),
-            f"{row[4]:.2f}" if _is_number(row[4]) else "?",
-            row[5],
-        ]
-        for row in sites.values()
-    ]
-
-
-def _rf_plots(points: list[TracePoint], events: list[EventRecord]) -> list[str]:
-    """One panel per RF zone: both skin sensors against the target and the limits."""
-    series = _series(points)
-    limits = RFLimits()
-    figures = []
-    for name, start, end in _rf_zones(events):
-
-        def window(channel: str, start: float = start, end: float = end) -> list[TracePoint]:
-            return [p for p in series.get(("rf", channel), []) if start <= p.t_s <= end]
-
-        s1, s2, target = window("skin1_c"), window("skin2_c"), window("target_c")
-        if not s1:
-            continue
-        fig, ax = plt.subplots(figsize=(9, 3.0))
-        shift = [
-            ([p.t_s - start for p in pts], [p.value for p in pts if p.value is not None])
-            for pts in (s1, s2)
-        ]
-        ax.plot(*shift[0], label="skin sensor 1")
-        ax.plot(*shift[1], label="skin sensor 2", alpha=0.7)
-        if target and target[0].value is not None:
-            ax.axhline(target[0].value, color="green", linestyle="--", label="target")
-        ax.axhline(limits.alarm_c, color="orange", linestyle=":", label=f"alarm {limits.alarm_c}")
-        ax.axhline(limits.cutoff_c, color="red", linestyle=":", label=f"cut-off {limits.cutoff_c}")
-        ax.set_xlabel("time in zone, s")
-        ax.set_ylabel("degC")
-        ax.set_title(f"RF zone {name}: skin temperature")
-        ax.legend(loc="lower right", fontsize="small")
-        figures.append(_png(fig))
-    return figures
-
-
-def _ipl_plot(events: list[EventRecord]) -> list[str]:
-    pairs = [
-        (dig(e.data, "record", "set_fluence_j_cm2"), dig(e.data, "record", "delivered_j_cm2"))
-        for e in events
-        if e.kind == "flash" and e.device == "ipl"
-    ]
-    # A flash whose payload was edited out of shape is left out (verify names it).
-    kept = [(float(a), float(b)) for a, b in pairs if _is_number(a) and _is_number(b)]
-    if not kept:
-        return []
-    set_f = [a for a, _ in kept]
-    got = [b for _, b in kept]
-    tol = IPLLimits().energy_tolerance
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    n = range(1, len(kept) + 1)
-    ax.plot(n, got, "o", label="delivered (photodiode)")
-    ax.plot(n, set_f, "-", color="green", label="set")
-    ax.fill_between(
-        n,
-        [s * (1 - tol) for s in set_f],
-        [s * (1 + tol) for s in set_f],
-        color="green",
-        alpha=0.1,
-        label=f"+-{tol:.0%}",
-    )
-    ax.set_xlabel("flash")
-    ax.set_ylabel("J/cm2")
-    ax.set_title("IPL delivered fluence per flash")
-    ax.legend(loc="lower right", fontsize="small")
-    return [_png(fig)]
-
-
 _ALARM_FIELDS = ("priority", "code", "message")
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _led_plot(points: list[TracePoint]) -> list[str]:
-    series = _series(points)
-    dose = series.get(("led", "dose_j_cm2"), [])
-    if not dose:
-        return []
-    irr = series.get(("led", "irradiance_mw_cm2"), [])
-    fig, ax = plt.subplots(figsize=(9, 3.2))
-    ax.plot(*_xy(dose), label="dose J/cm2")
-    ax.set_xlabel("session time, s")
-    ax.set_ylabel("J/cm2")
-    ax2 = ax.twinx()
-    ax2.plot(
-        *_xy(irr),
-        color="red",
-        alpha=0.4,
-        label="irradiance mW/cm2",
-    )
-    ax2.set_ylabel("mW/cm2")
-    ax.set_title("LED dose over time")
-    return [_png(fig)]
-
-
-def _table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = []
-    for i, row in enumerate(rows):
-        cls = f" class='{classes[i]}'" if classes else ""
-        body.append(
-            f"<tr{cls}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-        )
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def verify_banner(verify: VerifyResult) -> str:
@@ -262,7 +73,7 @@ def render_report(store: RecordStore, session_id: str) -> str:
         f"{s.ended_at or '-'} &middot; outcome <b>{s.outcome}</b> &middot; {s.events} events "
         f"&middot; {chain}</p>",
         "<h2>Steps</h2>",
-        _table(
+        table(
             ["#", "kind", "title", "outcome", "start s", "end s"],
             [
                 [
@@ -277,12 +88,6 @@ def render_report(store: RecordStore, session_id: str) -> str:
             ],
         ),
     ]
-    site_rows = _site_rows(events)
-    if site_rows:
-        parts.append("<h2>RF dose per site (whole session)</h2>")
-        parts.append(
-            _table(["site", "held s", "at target s", "peak degC", "CEM43", "attempts"], site_rows)
-        )
     alarms = [
         [f"{e.t_s:.2f}", *(str(dig(e.data, "alarm", k) or "?") for k in _ALARM_FIELDS)]
         for e in events
@@ -291,7 +96,7 @@ def render_report(store: RecordStore, session_id: str) -> str:
     parts.append("<h2>Alarms</h2>")
     if alarms:
         parts.append(
-            _table(
+            table(
                 ["t s", "priority", "code", "message"],
                 alarms,
                 [row[1].lower() for row in alarms],
@@ -302,7 +107,7 @@ def render_report(store: RecordStore, session_id: str) -> str:
     actions = [e for e in events if e.operator_id]
     parts.append("<h2>Operator actions</h2>")
     parts.append(
-        _table(
+        table(
             ["t s", "operator", "device", "what"],
             [
                 [
@@ -317,9 +122,20 @@ def render_report(store: RecordStore, session_id: str) -> str:
         if actions
         else "<p>none</p>"
     )
-    plots = _rf_plots(points, events) + _ipl_plot(events) + _led_plot(points)
-    parts.append("<h2>Plots</h2>")
-    parts.extend(plots or ["<p>no traces recorded</p>"])
+    # Each modality's section (results and plots), for the devices the session used.
+    used = {e.device for e in events} | {p.device for p in points}
+    sections = [
+        (mod, mod.report_parts(points, events, mod.limits()))
+        for name, mod in modalities().items()
+        if name in used
+    ]
+    sections = [(mod, body) for mod, body in sections if body]
+    parts.append("<h2>Devices</h2>")
+    if not sections:
+        parts.append("<p>no traces recorded</p>")
+    for mod, body in sections:
+        parts.append(f"<h3>{html.escape(mod.title)}</h3>")
+        parts.extend(body)
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>devicectl report {s.id[:8]}</title><style>{_CSS}</style></head><body>"

@@ -9,28 +9,50 @@ that it can reconnect after an acknowledged fault closed its port.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from devicectl.clock import Clock, SimClock
 from devicectl.control.events import Command
-from devicectl.control.ipl_controller import IPLController
-from devicectl.control.led_controller import LEDController
-from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.control.loop import DEFAULT_PERIOD_S, ControlLoop
-from devicectl.control.rf_controller import RFController
+from devicectl.errors import ConfigError
+from devicectl.modality import modality
 from devicectl.plugins import DRIVER_GROUP, load_plugin
 from devicectl.transport import DEFAULT_TIMEOUT_S, open_port
 
-DEFAULT_DRIVERS = {"rf": "rf_scpi", "ipl": "ipl_cobs", "led": "led_modbus"}
-C = TypeVar("C", RFController, IPLController, LEDController)
+
+def driver_interface(driver_cls: Any) -> str | None:
+    """The device interface a driver class declares it implements (its modality)."""
+    declared = getattr(driver_cls, "implements", None) or getattr(driver_cls, "modality", None)
+    return declared if isinstance(declared, str) else None
+
+
+def checked_driver(kind: str, driver: str) -> Any:
+    """The driver class named ``driver``, refused unless it implements ``kind``.
+
+    Checked before any port is opened: a driver for another device would build,
+    then fail on the first tick deep in the supervisor.
+    """
+    driver_cls = load_plugin(DRIVER_GROUP, driver)
+    declared = driver_interface(driver_cls)
+    if declared != kind:
+        raise ConfigError(
+            f"driver {driver!r} implements {declared or 'no declared device interface'}, "
+            f"not {kind}: it cannot drive a {kind} device"
+        )
+    return driver_cls
 
 
 def device_opener(
-    url: str, clock: Clock, driver: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    url: str,
+    clock: Clock,
+    driver: str,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    kind: str | None = None,
 ) -> Callable[[], Any]:
     """A function that opens ``url`` (read timeout ``timeout_s``) and wraps the port
-    in the named driver; drivers take their reply timeout from the port."""
-    driver_cls = load_plugin(DRIVER_GROUP, driver)
+    in the named driver; drivers take their reply timeout from the port. With
+    ``kind`` the driver must implement that device interface."""
+    driver_cls = checked_driver(kind, driver) if kind else load_plugin(DRIVER_GROUP, driver)
 
     def open_device() -> Any:
         return driver_cls(open_port(url, clock=clock, timeout_s=timeout_s), now=clock.now)
@@ -56,54 +78,40 @@ class Station:
         """A station in simulated time (SimClock)."""
         return cls(SimClock(), period_s)
 
-    def add_rf(
+    def add(
         self,
+        kind: str,
         url: str,
         *,
-        name: str = "rf",
-        driver: str = DEFAULT_DRIVERS["rf"],
-        limits: RFLimits | None = None,
-    ) -> RFController:
-        return self._add(
-            RFController(
-                self._opener(url, driver), self.clock, name=name, limits=limits, emit=self.loop.emit
-            )
+        name: str | None = None,
+        driver: str | None = None,
+        limits: Any | None = None,
+    ) -> Any:
+        """A controller of modality ``kind`` for the device at ``url``, on this loop.
+
+        The driver (the modality's default unless named) must declare that it
+        implements ``kind``; a mismatch is a ConfigError before the port opens.
+        """
+        mod = modality(kind)
+        opener = device_opener(
+            url, self.clock, driver or mod.default_driver, self.port_timeout_s, kind=kind
         )
-
-    def add_ipl(
-        self,
-        url: str,
-        *,
-        name: str = "ipl",
-        driver: str = DEFAULT_DRIVERS["ipl"],
-        limits: IPLLimits | None = None,
-    ) -> IPLController:
-        return self._add(
-            IPLController(
-                self._opener(url, driver), self.clock, name=name, limits=limits, emit=self.loop.emit
-            )
+        controller = mod.controller(
+            opener, self.clock, name=name or kind, limits=limits, emit=self.loop.emit
         )
-
-    def add_led(
-        self,
-        url: str,
-        *,
-        name: str = "led",
-        driver: str = DEFAULT_DRIVERS["led"],
-        limits: LEDLimits | None = None,
-    ) -> LEDController:
-        return self._add(
-            LEDController(
-                self._opener(url, driver), self.clock, name=name, limits=limits, emit=self.loop.emit
-            )
-        )
-
-    def _opener(self, url: str, driver: str) -> Callable[[], Any]:
-        return device_opener(url, self.clock, driver, self.port_timeout_s)
-
-    def _add(self, controller: C) -> C:
         self.loop.add(controller)
         return controller
+
+    def __getattr__(self, attr: str) -> Callable[..., Any]:
+        """``add_<kind>(url, ...)``: :meth:`add` for a registered modality."""
+        if attr.startswith("add_"):
+            kind = attr[len("add_") :]
+
+            def add_kind(url: str, **kwargs: Any) -> Any:
+                return self.add(kind, url, **kwargs)
+
+            return add_kind
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
 
     def command(self, device: str, action: str, operator_id: str | None = None, **args: Any) -> Any:
         """Carry out one command on the loop (scripted, same-thread use)."""

@@ -155,16 +155,16 @@ def test_the_documented_full_example_loads(tmp_path: Path) -> None:
 
 
 def test_every_key_the_loader_knows_is_documented() -> None:
+    from devicectl.modalities.rf import step as rf_step
+    from devicectl.modality import modalities
     from devicectl.session import protocol_file as pf
 
     text = DOC.read_text(encoding="utf-8")
     keys = {
         *pf._SESSION_KEYS,
         *pf._MANUAL_KEYS,
-        *pf._RF_KEYS,
-        *pf._ZONE_KEYS,
-        *pf._IPL_KEYS,
-        *pf._LED_KEYS,
+        *rf_step.ZONE_KEYS,
+        *(key for mod in modalities().values() for key in mod.step_keys),
     }
     assert {k for k in keys if f"`{k}`" not in text} == set()
 

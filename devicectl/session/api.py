@@ -24,8 +24,8 @@ import structlog
 from devicectl.clock import Clock, RealClock
 from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, Event
-from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.errors import ConfigError, DeviceConfigError, DeviceError
+from devicectl.modality import modalities, modality
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
 from devicectl.session.protocol_file import (
@@ -36,7 +36,7 @@ from devicectl.session.protocol_file import (
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
 from devicectl.session.simulated import SimulatedTechnician, simulated_station
-from devicectl.station import DEFAULT_DRIVERS, Station
+from devicectl.station import Station
 from devicectl.transport import DEFAULT_TIMEOUT_S
 
 MAX_SESSION_S = 4 * 3600.0
@@ -179,10 +179,12 @@ def run_protocol(
             "run it from the console (devicectl console), or add --yes for an unattended run"
         )
     needed = sorted({step_kind(s) for s in protocol.steps} - {"manual"})
-    if devices and "ipl" in needed:
+    attended = [k for k in needed if modality(k).needs_person_on_real_devices]
+    if devices and attended:
         raise ConfigError(
-            f"{protocol.name}: an IPL pass on a real device needs a person at the chair "
-            "(eye protection, every trigger): run it from the console (devicectl console)"
+            f"{protocol.name}: a {modality(attended[0]).title} step on a real device needs a "
+            "person at the chair (eye protection, every trigger): run it from the console "
+            "(devicectl console)"
         )
     station, technician = build_station(
         needed, devices, drivers or {}, seed, faults, port_timeout_s=port_timeout_s
@@ -275,17 +277,22 @@ def run_protocol(
 
 
 def site_totals(station: Station) -> list[dict[str, Any]]:
-    """CEM43, time at target, hold and peak per site treated by the station's RF."""
-    rf = station.loop.controllers.get("rf")
-    sites = getattr(rf, "sites", None)
-    return [site.as_dict() for site in sites.totals()] if sites is not None else []
+    """Dose per treated site (CEM43, time at target, hold, peak), from every device
+    that keeps a site ledger (safety rule 8)."""
+    totals: list[dict[str, Any]] = []
+    for controller in station.loop.controllers.values():
+        sites = getattr(controller, "sites", None)
+        if sites is not None:
+            totals += [site.as_dict() for site in sites.totals()]
+    return totals
 
 
 def progress_needs_operator(protocol: SessionProtocol) -> bool:
     """True if a step waits for a person: a manual step to confirm, or an IPL pass
     (eye protection, and every flash's trigger)."""
     return any(
-        (step_kind(s) == "manual" and getattr(s, "confirm", True)) or step_kind(s) == "ipl"
+        (step_kind(s) == "manual" and getattr(s, "confirm", True))
+        or (step_kind(s) != "manual" and modality(step_kind(s)).needs_person_on_real_devices)
         for s in protocol.steps
     )
 
@@ -327,20 +334,16 @@ def build_station(
             f"the protocol needs {', '.join(missing)}: give --device {missing[0]}=URL "
             "(or no --device at all, to run every device on its simulator)"
         )
-    unknown = [d for d in devices if d not in ("rf", "ipl", "led")]
+    registered = modalities()
+    unknown = [d for d in devices if d not in registered]
     if unknown:
-        raise ConfigError(f"unknown device kind {unknown[0]!r} (rf, ipl, led)")
+        raise ConfigError(
+            f"unknown device kind {unknown[0]!r} (installed: {', '.join(registered)})"
+        )
     station = Station(RealClock(), port_timeout_s=port_timeout_s)
-    limits: dict[str, Any] = {"rf": RFLimits(), "ipl": IPLLimits(), "led": LEDLimits()}
     try:
         for device, url in devices.items():
-            driver = drivers.get(device, DEFAULT_DRIVERS[device])
-            if device == "rf":
-                station.add_rf(url, limits=limits["rf"], driver=driver)
-            elif device == "ipl":
-                station.add_ipl(url, limits=limits["ipl"], driver=driver)
-            else:
-                station.add_led(url, limits=limits["led"], driver=driver)
+            station.add(device, url, driver=drivers.get(device))
         check_connected(station, devices)
     except BaseException:
         close_devices(station)

@@ -41,6 +41,7 @@ from typing import Any
 
 from devicectl.clock import SimClock
 from devicectl.control.events import Alarm, AlarmPriority, Event
+from devicectl.modality import modalities
 from devicectl.records.writer import RecordWriter
 from devicectl.station import Station
 
@@ -169,27 +170,7 @@ class SessionRecorder:
 
 
 def trace_channels(controller: Any, reading: Any) -> list[tuple[str, float | None]]:
-    """What is worth plotting for each modality, from its controller and last reading."""
-    modality = getattr(controller, "modality", "")
-    if modality == "rf":
-        zone = controller.zone
-        return [
-            ("skin1_c", reading.skin1_c),
-            ("skin2_c", reading.skin2_c),
-            ("power_w", controller.commanded_power_w),
-            ("target_c", zone.target_c if zone is not None else None),
-            ("cem43", controller.supervisor.dose.dose),
-        ]
-    if modality == "ipl":
-        return [
-            ("crystal_c", reading.crystal_temp_c),
-            ("block_c", reading.block_temp_c),
-            ("charge_pct", reading.charge_pct),
-        ]
-    if modality == "led":
-        return [
-            ("irradiance_mw_cm2", reading.irradiance_mw_cm2),
-            ("skin_c", reading.skin_temp_c),
-            ("dose_j_cm2", controller.dose_j_cm2),
-        ]
-    return []
+    """What is worth plotting for a device, from its controller and last reading:
+    its modality's channels (``Modality.trace_channels``)."""
+    mod = modalities().get(getattr(controller, "modality", ""))
+    return mod.trace_channels(controller, reading) if mod is not None else []

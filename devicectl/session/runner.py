@@ -30,22 +30,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
+from devicectl.control.base import ControllerCore
 from devicectl.control.events import Command, Event
-from devicectl.control.ipl_controller import IPLController, IPLState
-from devicectl.control.led_controller import LEDController, LEDState
-from devicectl.control.limits import IPLPass, LEDStep
-from devicectl.control.rf_controller import RFController, RFState
-from devicectl.control.site_dose import site_key
 from devicectl.errors import ControlError, DevicectlError
+from devicectl.modality import modalities
 from devicectl.station import Station
 
 AUTO_OPERATOR = "auto"
-HOLD_LEFT_MIN_S = 0.5  # a zone with less hold than this left is done (one regulator pulse)
 GATE_ACTIONS = ("confirm", "arm", "start", "next_zone")  # answers to a WAITING_CONFIRM prompt
 Wait = Callable[[], bool]
 Plan = Generator[Wait, None, None]
@@ -128,8 +124,8 @@ class SessionRunner:
         # Per (step index, device): where that step's results begin in the
         # controller's result list, so a step begun again continues with what is left.
         self._results_from: dict[tuple[int, str], int] = {}
-        # Per IPL step index: flashes completed and their fluences before the last load.
-        self._ipl_base: dict[int, tuple[int, list[float]]] = {}
+        # Per step index: the modality's own bookkeeping across plan restarts.
+        self._memos: dict[int, dict[str, Any]] = {}
         self._emit = station.loop.emit
         self._devices_cache: tuple[int, dict[str, Any]] | None = None
         station.loop.add(self)
@@ -248,12 +244,9 @@ class SessionRunner:
             elif _in_treatment(controller) and "abort" in triggers:
                 action = "abort"
                 self._replan_on_resume = True
-            if isinstance(controller, IPLController) and progress is not None:
-                self._note_ipl_flashes(
-                    progress,
-                    controller,
-                    interrupting=action == "abort" and controller.state is IPLState.FIRING,
-                )
+            mod = modalities().get(controller.modality)
+            if mod is not None and progress is not None and progress.kind == mod.name:
+                mod.on_secure(self, controller, progress, action)
             if action is not None:
                 try:
                     controller.handle(Command(name, action, {}, author))
@@ -364,13 +357,10 @@ class SessionRunner:
                     {"step": progress.index, "kind": progress.kind, "title": progress.title},
                 )
             )
-        plans = {
-            "manual": self._manual_plan,
-            "rf": self._rf_plan,
-            "ipl": self._ipl_plan,
-            "led": self._led_plan,
-        }
-        self._plan = plans[progress.kind](step, progress)
+        if progress.kind == "manual":
+            self._plan = self._manual_plan(step, progress)
+        else:
+            self._plan = modalities()[progress.kind].plan(self, step, progress)
         self._wait = None
 
     def _advance(self, now_s: float) -> None:
@@ -394,25 +384,30 @@ class SessionRunner:
         """
         controllers = self.station.loop.controllers
         if self._devices_cache is None or self._devices_cache[0] != len(controllers):
-            devices = {
-                name: c
-                for name, c in controllers.items()
-                if isinstance(c, RFController | IPLController | LEDController)
-            }
+            devices = {name: c for name, c in controllers.items() if isinstance(c, ControllerCore)}
             self._devices_cache = (len(controllers), devices)
         return self._devices_cache[1]
 
-    def _device(self, name: str) -> Any:
+    def device(self, name: str) -> Any:
         device = self._devices().get(name)
         if device is None:
             raise ControlError(f"this protocol needs a {name} device, and the station has none")
         return device
 
-    def _do(self, device: str, action: str, operator_id: str | None = None, **args: Any) -> Any:
-        controller = self._device(device)
-        return controller.handle(Command(device, action, args, operator_id or self.author))
+    def do(self, kind: str, action: str, operator_id: str | None = None, **args: Any) -> Any:
+        """Send ``action`` to the ``kind`` device, as ``operator_id`` or the runner's author."""
+        controller = self.device(kind)
+        return controller.handle(Command(kind, action, args, operator_id or self.author))
 
-    def _wait_confirmation(
+    def move_to_next_site(self, kind: str) -> Iterator[Wait]:
+        """The technician moves the ``kind`` handpiece to the next site (``move_s``)."""
+        if self.technician is not None:
+            self.technician.move_to_next_zone(kind)
+        clock = self.station.clock
+        until = clock.now() + self.move_s
+        yield lambda: clock.now() >= until
+
+    def wait_confirmation(
         self, progress: StepProgress, prompt: str, action: str = "confirm"
     ) -> Iterator[Wait]:
         """Wait for an operator's ``action`` (with their id) answering ``prompt``."""
@@ -425,14 +420,27 @@ class SessionRunner:
         self.awaiting = None
         self._set_state(SessionState.RUNNING)
 
-    def _gated_by(self) -> str | None:
+    def confirmed_by(self) -> str | None:
+        """The operator id that answered the last prompt (None while it waits)."""
+        return self._confirmed_by
+
+    def results_start(self, progress: StepProgress, kind: str, results: list[Any]) -> int:
+        """Where ``progress``'s step begins in a controller's ``results``: a step begun
+        again after a fault counts what it did before, never starts from nothing."""
+        return self._results_from.setdefault((progress.index, kind), len(results))
+
+    def memo(self, progress: StepProgress) -> dict[str, Any]:
+        """A modality's scratch space for one step, kept across plan restarts."""
+        return self._memos.setdefault(progress.index, {})
+
+    def gated_by(self) -> str | None:
         """Who answered the last gate (the runner's operator when there are no gates)."""
         return self._confirmed_by if self.operator_gates else None
 
-    def _gate(self, progress: StepProgress, action: str, prompt: str) -> Iterator[Wait]:
+    def gate(self, progress: StepProgress, action: str, prompt: str) -> Iterator[Wait]:
         """With ``operator_gates``, wait for the operator's ``action``; else nothing."""
         if self.operator_gates:
-            yield from self._wait_confirmation(progress, prompt, action)
+            yield from self.wait_confirmation(progress, prompt, action)
 
     def _manual_plan(self, step: Any, progress: StepProgress) -> Plan:
         if not getattr(step, "confirm", True):
@@ -440,7 +448,7 @@ class SessionRunner:
         if self.auto_confirm:
             self._record_confirmation(progress, AUTO_OPERATOR)
             return
-        yield from self._wait_confirmation(progress, f"confirm: {progress.title}")
+        yield from self.wait_confirmation(progress, f"confirm: {progress.title}")
         self._record_confirmation(progress, self._confirmed_by or "")
 
     def _record_confirmation(self, progress: StepProgress, operator: str) -> None:
@@ -463,135 +471,6 @@ class SessionRunner:
                 },
             )
         )
-
-    def _results_start(self, progress: StepProgress, device: str, results: list[Any]) -> int:
-        return self._results_from.setdefault((progress.index, device), len(results))
-
-    def _rf_plan(self, step: Any, progress: StepProgress) -> Plan:
-        rf: RFController = self._device("rf")
-        done: list[str] = progress.detail.setdefault("zones_done", [])
-        first = self._results_start(progress, "rf", rf.results)
-        for zone in step.zones:
-            if zone.name in done:
-                continue
-            # A zone begun again (after a fault or an aborted pause) holds only what
-            # is left of its hold; its site's dose so far is the RF controller's.
-            site = site_key(zone.name)
-            held_s = sum(r.held_s for r in rf.results[first:] if site_key(r.name) == site)
-            hold_left_s = zone.hold_s - held_s
-            if hold_left_s < HOLD_LEFT_MIN_S:
-                done.append(zone.name)
-                continue
-            if done or progress.detail.get("moved"):
-                yield from self._move_to_next_zone("rf")
-                yield from self._gate(progress, "next_zone", f"next zone: {zone.name}")
-            progress.detail["moved"] = True
-            self._do("rf", "load", zone=replace(zone, hold_s=hold_left_s))
-            yield lambda: rf.reading is not None
-            yield from self._gate(progress, "arm", f"arm RF: zone {zone.name}")
-            self._do("rf", "arm", self._gated_by())
-            yield from self._gate(progress, "start", f"start RF: zone {zone.name}")
-            self._do("rf", "start", self._gated_by())
-            yield lambda: rf.state in (RFState.COMPLETE, RFState.FAULT, RFState.ESTOP)
-            if rf.state is not RFState.COMPLETE:
-                raise ControlError(f"rf: zone {zone.name!r} did not complete")
-            done.append(zone.name)
-            result = rf.results[-1]
-            progress.detail.setdefault("zones", []).append(result.__dict__)
-
-    def _move_to_next_zone(self, device: str) -> Iterator[Wait]:
-        if self.technician is not None:
-            self.technician.move_to_next_zone(device)
-        clock = self.station.clock
-        until = clock.now() + self.move_s
-        yield lambda: clock.now() >= until
-
-    def _ipl_plan(self, step: Any, progress: StepProgress) -> Plan:
-        ipl: IPLController = self._device("ipl")
-        planned: IPLPass = step.ipl_pass
-        fired = progress.detail.get("flashes_done", 0)
-        remaining = planned.flashes - fired
-        if remaining <= 0:
-            return
-        self._do("ipl", "load", ipl_pass=replace(planned, flashes=remaining))
-        # The pass's flashes are counted from the controller's list (reset by load).
-        interrupted = progress.detail.get("flashes_interrupted", 0)
-        self._ipl_base[progress.index] = (
-            fired - interrupted,
-            list(progress.detail.get("delivered_j_cm2", [])),
-        )
-        yield lambda: ipl.reading is not None
-        # Eye protection is confirmed by a person, with their id, unless this is an
-        # unattended run on simulators (then the record says "auto", unattended).
-        unattended = self.auto_confirm and self.simulated
-        if unattended:
-            eyes_by = AUTO_OPERATOR
-        else:
-            yield from self._wait_confirmation(
-                progress,
-                "confirm: eye protection on (everyone)",
-                "arm" if self.operator_gates else "confirm",
-            )
-            eyes_by = self._confirmed_by or ""
-        progress.detail["eye_protection_by"] = eyes_by
-        self._do("ipl", "arm", eyes_by, eye_protection=True)
-        for _ in range(remaining):
-            # The technician's trigger: pulled by the runner only in unattended
-            # simulated runs (recorded as "auto"); otherwise the operator fires.
-            if unattended:
-                yield lambda: ipl.state is IPLState.ARMED and ipl._may_fire()
-                self._do("ipl", "fire", AUTO_OPERATOR)
-            yield _next_flash_or_latch(ipl)
-            self._note_ipl_flashes(progress, ipl)
-            if ipl.latched:
-                raise ControlError(
-                    f"ipl: {ipl.fault_alarm.message if ipl.fault_alarm else 'fault'}"
-                )
-        yield lambda: ipl.state in (IPLState.COMPLETE, IPLState.FAULT, IPLState.ESTOP)
-
-    def _note_ipl_flashes(
-        self, progress: StepProgress, ipl: IPLController, *, interrupting: bool = False
-    ) -> None:
-        """Count this step's flashes from the controller's own list.
-
-        A train interrupted by the session (``interrupting``: aborted mid-train to
-        make the session safe) counts as fired: part of it reached the skin, and
-        a flash is never given twice.
-        """
-        base = self._ipl_base.get(progress.index)
-        if base is None:
-            return
-        before, delivered = base
-        interrupted = progress.detail.get("flashes_interrupted", 0)
-        if interrupting:
-            interrupted += 1
-            progress.detail["flashes_interrupted"] = interrupted
-        progress.detail["flashes_done"] = before + len(ipl.flashes) + interrupted
-        progress.detail["delivered_j_cm2"] = delivered + [f.delivered_j_cm2 for f in ipl.flashes]
-
-    def _led_plan(self, step: Any, progress: StepProgress) -> Plan:
-        led: LEDController = self._device("led")
-        planned: LEDStep = step.step
-        first = self._results_start(progress, "led", led.results)
-        self._note_led(progress, led, first)
-        remaining = planned.duration_s - progress.detail["on_time_s"]
-        if remaining <= 0.05:
-            return
-        self._do("led", "load", step=replace(planned, duration_s=remaining))
-        yield lambda: led.reading is not None
-        yield from self._gate(progress, "start", "start LED exposure")
-        self._do("led", "start", self._gated_by())
-        yield lambda: led.state in (LEDState.COMPLETE, LEDState.FAULT, LEDState.ESTOP)
-        self._note_led(progress, led, first)
-        if led.state is not LEDState.COMPLETE:
-            raise ControlError(f"led: step did not complete ({led.results[-1].outcome})")
-
-    @staticmethod
-    def _note_led(progress: StepProgress, led: LEDController, first: int) -> None:
-        """The step's exposure so far: every result since the step began (resumes too)."""
-        results = led.results[first:]
-        progress.detail["on_time_s"] = sum(r.on_time_s for r in results)
-        progress.detail["dose_j_cm2"] = sum(r.dose_j_cm2 for r in results)
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -665,21 +544,11 @@ class SessionRunner:
 
 
 def step_kind(step: Any) -> str:
-    """The protocol-file kind of a step object ("manual", "rf", "ipl", "led")."""
+    """The protocol-file kind of a step object ("manual", or its modality's name)."""
     kind = getattr(step, "kind", None)
     if isinstance(kind, str):
         return kind
-    name = type(step).__name__.lower()
-    for k in ("manual", "rf", "ipl", "led"):
-        if name.startswith(k):
-            return k
-    raise ControlError(f"unknown step type {type(step).__name__}")
-
-
-def _next_flash_or_latch(ipl: IPLController) -> Callable[[], bool]:
-    """A wait condition: one more flash than now, or the controller latched."""
-    start = len(ipl.flashes)
-    return lambda: len(ipl.flashes) > start or ipl.latched
+    raise ControlError(f"unknown step type {type(step).__name__} (it has no kind)")
 
 
 def _in_treatment(controller: Any) -> bool:

@@ -10,15 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from devicectl.clock import Clock
+from devicectl.modality import modalities, modality
 from devicectl.station import Station
 from devicectl.urlhandlers.protocol_sim import simulator_for
 
-DEFAULT_OPTIONS = {"rf": "", "ipl": "filter=560", "led": ""}
-
 
 def sim_url(device: str, seed: int, faults: list[str] | tuple[str, ...] = ()) -> str:
-    options = DEFAULT_OPTIONS.get(device, "")
-    url = f"sim://{device}?seed={seed}" + (f"&{options}" if options else "")
+    """The ``sim://`` URL of ``device``'s simulator, with its modality's options."""
+    mod = modality(device)
+    options = mod.sim_options
+    url = f"sim://{mod.simulator}?seed={seed}" + (f"&{options}" if options else "")
     return url + "".join(f"&fault={f}" for f in faults)
 
 
@@ -40,22 +41,16 @@ class SimulatedTechnician:
 def simulated_station(
     seed: int = 7,
     faults: dict[str, list[str]] | None = None,
-    devices: tuple[str, ...] = ("rf", "ipl", "led"),
+    devices: tuple[str, ...] | None = None,
     clock: Clock | None = None,
 ) -> tuple[Station, SimulatedTechnician]:
     """Every device its in-process simulator, in simulated time (or on ``clock``:
-    a RealClock runs them in real time, as the console does without ``--fast``)."""
+    a RealClock runs them in real time, as the console does without ``--fast``).
+    ``devices`` defaults to every registered modality."""
     station = Station.simulated() if clock is None else Station(clock)
     technician = SimulatedTechnician(station.clock)
-    for device in devices:
+    for device in devices if devices is not None else tuple(modalities()):
         url = sim_url(device, seed, (faults or {}).get(device, []))
         technician.urls[device] = url
-        if device == "rf":
-            station.add_rf(url)
-        elif device == "ipl":
-            station.add_ipl(url)
-        elif device == "led":
-            station.add_led(url)
-        else:
-            raise ValueError(f"no simulated {device!r} device (rf, ipl, led)")
+        station.add(device, url)
     return station, technician

@@ -1,0 +1,102 @@
+"""IPL: one pass of flashes, each on the operator's trigger, eye protection confirmed.
+
+The controller (``control/ipl_controller.py``), its supervisor and limits, the
+``ipl`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`) and
+the report section (:mod:`.report`), behind one :class:`IPLModality`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from transitions import Machine
+
+from devicectl.clock import Clock
+from devicectl.control import ipl_controller
+from devicectl.control.events import Event
+from devicectl.control.limits import IPLLimits
+from devicectl.modalities.ipl import plan as ipl_plan
+from devicectl.modalities.ipl import report as ipl_report
+from devicectl.modalities.ipl import step as ipl_step
+from devicectl.modalities.ipl.step import IPLStep
+from devicectl.modality import Modality, Plan, PlanRun
+from devicectl.records.models import EventRecord, TracePoint
+
+__all__ = ["IPLModality", "IPLStep"]
+
+
+class IPLModality(Modality):
+    name: ClassVar[str] = "ipl"
+    title: ClassVar[str] = "IPL handpiece"
+    order: ClassVar[int] = 20
+    default_driver: ClassVar[str] = "ipl_cobs"
+    simulator: ClassVar[str] = "ipl"
+    sim_options: ClassVar[str] = "filter=560"
+    step_type: ClassVar[type] = IPLStep
+    step_keys: ClassVar[tuple[str, ...]] = ipl_step.KEYS
+    needs_person_on_real_devices: ClassVar[bool] = True
+
+    def limits(self) -> IPLLimits:
+        return IPLLimits()
+
+    def controller(
+        self,
+        opener: Callable[[], Any],
+        clock: Clock,
+        *,
+        name: str,
+        limits: Any | None,
+        emit: Callable[[Event], None] | None,
+    ) -> ipl_controller.IPLController:
+        return ipl_controller.IPLController(opener, clock, name=name, limits=limits, emit=emit)
+
+    def machine(self, model: object, *, graph: bool = False) -> Machine:
+        return ipl_controller.build_machine(model, graph=graph)
+
+    def read_step(self, t: Any, limits: Any, memo: dict[str, Any]) -> IPLStep | None:
+        return ipl_step.read_step(t, limits, memo)
+
+    def step_problems(self, step: Any, limits: Any, memo: dict[str, Any]) -> list[str]:
+        return ipl_step.step_problems(step, limits, memo)
+
+    def planned_s(self, step: Any, limits: Any) -> float:
+        return ipl_step.planned_s(step, limits)
+
+    def plan(self, run: PlanRun, step: Any, progress: Any) -> Plan:
+        return ipl_plan.plan(run, step, progress)
+
+    def on_secure(self, run: PlanRun, controller: Any, progress: Any, action: str | None) -> None:
+        # A train the session aborts mid-way counts as fired: never given twice.
+        ipl_plan.note_flashes(
+            run,
+            progress,
+            controller,
+            interrupting=action == "abort" and controller.state is ipl_controller.IPLState.FIRING,
+        )
+
+    def progress_line(self, controller: Any, progress: Any) -> tuple[float, str]:
+        st = controller.status()
+        planned = st["flashes_planned"] or 1
+        return st["flashes_done"] / planned, (
+            f"{st['state']} flash {st['flashes_done']}/{st['flashes_planned']} "
+            f"crystal {st['crystal_c']} degC"
+        )
+
+    def summary_line(self, step: Mapping[str, Any]) -> str:
+        delivered = step.get("delivered_j_cm2", [])
+        if not delivered:
+            return ""
+        return f"{len(delivered)} flashes, {min(delivered):.1f}-{max(delivered):.1f} J/cm2"
+
+    def trace_channels(self, controller: Any, reading: Any) -> list[tuple[str, float | None]]:
+        return [
+            ("crystal_c", reading.crystal_temp_c),
+            ("block_c", reading.block_temp_c),
+            ("charge_pct", reading.charge_pct),
+        ]
+
+    def report_parts(
+        self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
+    ) -> list[str]:
+        return ipl_report.fluence_plot(events, controller_limits)

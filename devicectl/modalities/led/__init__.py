@@ -1,0 +1,87 @@
+"""LED: one exposure of the canopy at a wavelength, irradiance and duration.
+
+The controller (``control/led_controller.py``), its supervisor and limits, the
+``led`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`) and
+the report section (:mod:`.report`), behind one :class:`LEDModality`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from transitions import Machine
+
+from devicectl.clock import Clock
+from devicectl.control import led_controller
+from devicectl.control.events import Event
+from devicectl.control.limits import LEDLimits
+from devicectl.modalities.led import plan as led_plan
+from devicectl.modalities.led import report as led_report
+from devicectl.modalities.led import step as led_step
+from devicectl.modalities.led.step import LEDExposureStep
+from devicectl.modality import Modality, Plan, PlanRun
+from devicectl.records.models import EventRecord, TracePoint
+
+__all__ = ["LEDExposureStep", "LEDModality"]
+
+
+class LEDModality(Modality):
+    name: ClassVar[str] = "led"
+    title: ClassVar[str] = "LED canopy"
+    order: ClassVar[int] = 30
+    default_driver: ClassVar[str] = "led_modbus"
+    simulator: ClassVar[str] = "led"
+    step_type: ClassVar[type] = LEDExposureStep
+    step_keys: ClassVar[tuple[str, ...]] = led_step.KEYS
+
+    def limits(self) -> LEDLimits:
+        return LEDLimits()
+
+    def controller(
+        self,
+        opener: Callable[[], Any],
+        clock: Clock,
+        *,
+        name: str,
+        limits: Any | None,
+        emit: Callable[[Event], None] | None,
+    ) -> led_controller.LEDController:
+        return led_controller.LEDController(opener, clock, name=name, limits=limits, emit=emit)
+
+    def machine(self, model: object, *, graph: bool = False) -> Machine:
+        return led_controller.build_machine(model, graph=graph)
+
+    def read_step(self, t: Any, limits: Any, memo: dict[str, Any]) -> LEDExposureStep | None:
+        return led_step.read_step(t, limits, memo)
+
+    def step_problems(self, step: Any, limits: Any, memo: dict[str, Any]) -> list[str]:
+        return led_step.step_problems(step, limits, memo)
+
+    def planned_s(self, step: Any, limits: Any) -> float:
+        return led_step.planned_s(step)
+
+    def plan(self, run: PlanRun, step: Any, progress: Any) -> Plan:
+        return led_plan.plan(run, step, progress)
+
+    def progress_line(self, controller: Any, progress: Any) -> tuple[float, str]:
+        st = controller.status()
+        total = st["elapsed_s"] + st["remaining_s"] or 1.0
+        return st["elapsed_s"] / total, (
+            f"{st['state']} {st['elapsed_s']:.0f}/{total:.0f} s dose {st['dose_j_cm2']:.1f} J/cm2"
+        )
+
+    def summary_line(self, step: Mapping[str, Any]) -> str:
+        return f"{step.get('on_time_s', 0):.0f} s, {step.get('dose_j_cm2', 0):.1f} J/cm2"
+
+    def trace_channels(self, controller: Any, reading: Any) -> list[tuple[str, float | None]]:
+        return [
+            ("irradiance_mw_cm2", reading.irradiance_mw_cm2),
+            ("skin_c", reading.skin_temp_c),
+            ("dose_j_cm2", controller.dose_j_cm2),
+        ]
+
+    def report_parts(
+        self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
+    ) -> list[str]:
+        return led_report.dose_plot(points)

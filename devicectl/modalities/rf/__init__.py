@@ -1,0 +1,106 @@
+"""RF skin heating: zones heated one after another to a 42 degC target and held.
+
+The controller (``control/rf_controller.py``), its independent supervisor and
+limits, the ``rf`` protocol-file step (:mod:`.step`), the runner's plan
+(:mod:`.plan`) and the report section (:mod:`.report`), behind one
+:class:`RFModality` registered as ``rf``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from transitions import Machine
+
+from devicectl.clock import Clock
+from devicectl.control import rf_controller
+from devicectl.control.events import Event
+from devicectl.control.limits import RFLimits
+from devicectl.modalities.rf import plan as rf_plan
+from devicectl.modalities.rf import report as rf_report
+from devicectl.modalities.rf import step as rf_step
+from devicectl.modalities.rf.step import RFStep
+from devicectl.modality import Modality, Plan, PlanRun
+from devicectl.records.models import EventRecord, TracePoint
+
+__all__ = ["RFModality", "RFStep"]
+
+
+class RFModality(Modality):
+    name: ClassVar[str] = "rf"
+    title: ClassVar[str] = "RF handpiece"
+    order: ClassVar[int] = 10
+    default_driver: ClassVar[str] = "rf_scpi"
+    simulator: ClassVar[str] = "rf"
+    step_type: ClassVar[type] = RFStep
+    step_keys: ClassVar[tuple[str, ...]] = rf_step.KEYS
+
+    def limits(self) -> RFLimits:
+        return RFLimits()
+
+    def controller(
+        self,
+        opener: Callable[[], Any],
+        clock: Clock,
+        *,
+        name: str,
+        limits: Any | None,
+        emit: Callable[[Event], None] | None,
+    ) -> rf_controller.RFController:
+        return rf_controller.RFController(opener, clock, name=name, limits=limits, emit=emit)
+
+    def machine(self, model: object, *, graph: bool = False) -> Machine:
+        return rf_controller.build_machine(model, graph=graph)
+
+    def read_step(self, t: Any, limits: Any, memo: dict[str, Any]) -> RFStep | None:
+        return rf_step.read_step(t, limits, memo)
+
+    def step_problems(self, step: Any, limits: Any, memo: dict[str, Any]) -> list[str]:
+        return rf_step.step_problems(step, limits, memo)
+
+    def planned_s(self, step: Any, limits: Any) -> float:
+        return rf_step.planned_s(step)
+
+    def plan(self, run: PlanRun, step: Any, progress: Any) -> Plan:
+        return rf_plan.plan(run, step, progress)
+
+    def progress_line(self, controller: Any, progress: Any) -> tuple[float, str]:
+        st = controller.status()
+        skin = max(st["skin1_c"] or 0.0, st["skin2_c"] or 0.0)
+        zones = len(progress.detail.get("zones_done", []))
+        return 0.0, (
+            f"zone {st['zone']} ({zones} done) {st['state']} skin {skin:4.1f} degC "
+            f"CEM43 {st['cem43']:.2f}"
+        )
+
+    def summary_line(self, step: Mapping[str, Any]) -> str:
+        return "\n".join(
+            f"{z['name']}: {z['time_to_target_s'] or 0:.0f} s to target, "
+            f"peak {z['peak_c']:.1f} degC, CEM43 {z['cem43']:.2f}"
+            for z in step.get("zones", [])
+        )
+
+    def trace_channels(self, controller: Any, reading: Any) -> list[tuple[str, float | None]]:
+        zone = controller.zone
+        return [
+            ("skin1_c", reading.skin1_c),
+            ("skin2_c", reading.skin2_c),
+            ("power_w", controller.commanded_power_w),
+            ("target_c", zone.target_c if zone is not None else None),
+            ("cem43", controller.supervisor.dose.dose),
+        ]
+
+    def report_parts(
+        self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
+    ) -> list[str]:
+        from devicectl.plots import table
+
+        parts: list[str] = []
+        rows = rf_report.site_rows(events)
+        if rows:
+            parts.append("<h3>RF dose per site (whole session)</h3>")
+            parts.append(
+                table(["site", "held s", "at target s", "peak degC", "CEM43", "attempts"], rows)
+            )
+        return parts + rf_report.zone_plots(points, events, controller_limits)
