@@ -6,6 +6,7 @@ non-zero exit code; ``--debug`` shows the traceback too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -22,6 +23,39 @@ from devicectl import plugins
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
 from devicectl.modality import modalities
 from devicectl.transport import DEFAULT_TIMEOUT_S, check_network_url
+
+
+def _types_in_words() -> None:
+    """Show each parameter's type in words in ``--help`` (TEXT, PATH, N, NUMBER,
+    KIND=VALUE), and nothing for a flag that takes no value.
+
+    Typer 0.29 prints the Python annotation (``<list[str]>``, ``<bool>``), which a
+    technician reading the help should not have to decode. An explicit
+    ``metavar`` still wins.
+    """
+    from typer.core import _TyperParameter
+
+    words = {"str": "TEXT", "path": "PATH", "int": "N", "float": "NUMBER", "file": "PATH"}
+    original = _TyperParameter.display_type
+
+    def display_type(self: Any, ctx: Any) -> str:
+        label = original(self, ctx)
+        inner = label[1:-1] if label.startswith("<") and label.endswith(">") else label
+        if inner == "bool":
+            return ""
+        listed = inner.startswith("list[") and inner.endswith("]")
+        base = inner[5:-1] if listed else inner
+        word = words.get(base, base.upper())
+        if listed and ("--device" in self.opts or "--driver" in self.opts):
+            return "KIND=" + ("URL" if "--device" in self.opts else "NAME")
+        if listed and "--fault" in self.opts:
+            return "DEVICE=SPEC"
+        return word + ("..." if listed else "")
+
+    _TyperParameter.display_type = display_type  # type: ignore[method-assign]
+
+
+_types_in_words()
 
 app = typer.Typer(
     help="Control clinic energy-based treatment devices (RF, IPL, LED) and their simulators.",
@@ -80,6 +114,53 @@ def _session_progress(console: Console) -> tuple[Progress, Callable[..., None]]:
     return progress, show
 
 
+class _LineProgress:
+    """Progress for a reader that is not a terminal (a log, a pipe, a CI job): one
+    line when a step starts or ends and each time its modality's milestone moves
+    on (the next zone), flushed at once. ``jsonl``: the same as JSON objects."""
+
+    def __init__(self, stream: Any, fmt: str = "text") -> None:
+        self.stream = stream
+        self.fmt = fmt
+        self._seen: dict[int, tuple[str, str | None]] = {}
+
+    def __call__(self, runner: Any, station: Any) -> None:
+        for step in runner.steps:
+            if step.outcome == "pending":
+                continue
+            mod = modalities().get(step.kind)
+            controller = station.loop.controllers.get(step.kind)
+            milestone = (
+                mod.milestone(controller, step)
+                if mod is not None and controller is not None and step.outcome == "running"
+                else None
+            )
+            key = (step.outcome, milestone)
+            if self._seen.get(step.index) == key:
+                continue
+            self._seen[step.index] = key
+            self._emit(station.clock.now(), runner, step, milestone)
+
+    def _emit(self, t_s: float, runner: Any, step: Any, milestone: str | None) -> None:
+        if self.fmt == "jsonl":
+            line = json.dumps(
+                {
+                    "t_s": round(t_s, 2),
+                    "session": runner.state.value,
+                    "step": step.index,
+                    "kind": step.kind,
+                    "title": step.title,
+                    "outcome": step.outcome,
+                    "milestone": milestone,
+                }
+            )
+        else:
+            line = f"step {step.index} {step.title} ({step.kind}): {step.outcome}" + (
+                f", {milestone}" if milestone else ""
+            )
+        print(line, file=self.stream, flush=True)
+
+
 def _step_status(step: Any, station: Any) -> tuple[float, str]:
     if step.outcome in ("complete", "fault", "aborted"):
         return (1.0 if step.outcome == "complete" else 0.0), step.outcome
@@ -96,7 +177,8 @@ def _print_session_summary(outcome: Any) -> None:
         table.add_column(col)
     for step in outcome.steps:
         mod = modalities().get(step["kind"])
-        result = mod.summary_line(step) if mod is not None else ""
+        ran = step["outcome"] != "pending"
+        result = mod.summary_line(step) if mod is not None and ran else ""
         if step.get("confirmed_by"):
             result = f"confirmed by {step['confirmed_by']}"
         table.add_row(str(step["step"]), step["title"], step["kind"], step["outcome"], result)
@@ -118,7 +200,13 @@ def _print_session_summary(outcome: Any) -> None:
         console.print(sites)
     for fault in outcome.faults:
         err_console.print(f"[red]fault: {fault['message']}[/red]")
-    console.print(f"record: {outcome.db}  (devicectl records show {outcome.session_id[:8]})")
+    console.print(
+        f"record: {outcome.db}  (devicectl records show {outcome.session_id[:8]} "
+        f"--db {outcome.db})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _run_session(
@@ -132,6 +220,7 @@ def _run_session(
     seed: int,
     faults: dict[str, list[str]] | None = None,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
+    progress_format: str | None = None,
 ) -> int:
     """Run a session; its exit code. SIGINT, SIGTERM and SIGHUP are caught from
     before the devices are opened: each aborts the session with every device
@@ -151,6 +240,7 @@ def _run_session(
             seed,
             faults,
             port_timeout_s,
+            progress_format,
         )
 
 
@@ -166,11 +256,26 @@ def _run_session_until(
     seed: int,
     faults: dict[str, list[str]] | None,
     port_timeout_s: float,
+    progress_format: str | None = None,
 ) -> int:
     from devicectl.session.api import run_protocol_file
 
     wall_start = time.perf_counter()
-    if as_json:
+    events = _LineProgress(sys.stderr, "jsonl") if progress_format == "jsonl" else None
+    live = not as_json and events is None and sys.stdout.isatty()
+    display: Any = contextlib.nullcontext()
+    show: Callable[..., None] | None = events
+    if live:
+        display, show = _session_progress(console)
+    elif not as_json and events is None:
+        show = _LineProgress(sys.stdout)
+    if yes and not as_json:
+        console.print(
+            "--yes: manual steps are confirmed automatically (recorded as unattended)",
+            style="yellow",
+            markup=False,
+        )
+    with display:
         outcome = run_protocol_file(
             protocol,
             operator_id=operator,
@@ -180,35 +285,16 @@ def _run_session_until(
             drivers=drivers,
             seed=seed,
             faults=faults,
+            progress=show,
             port_timeout_s=port_timeout_s,
             stop=signals,
         )
+    if as_json:
         typer.echo(json.dumps(outcome.as_dict(), indent=2))
-    else:
-        if yes:
-            console.print(
-                "[yellow]--yes: manual steps are confirmed automatically "
-                "(recorded as unattended)[/yellow]"
-            )
-        progress, show = _session_progress(console)
-        with progress:
-            outcome = run_protocol_file(
-                protocol,
-                operator_id=operator,
-                auto_confirm=yes,
-                db=db,
-                devices=devices,
-                drivers=drivers,
-                seed=seed,
-                faults=faults,
-                progress=show,
-                port_timeout_s=port_timeout_s,
-                stop=signals,
-            )
-        if not outcome.interrupted:
-            _print_session_summary(outcome)
-            wall_s = time.perf_counter() - wall_start
-            console.print(f"{outcome.as_dict()['session_s']:.0f} session s in {wall_s:.1f} wall s")
+    elif not outcome.interrupted:
+        _print_session_summary(outcome)
+        wall_s = time.perf_counter() - wall_start
+        console.print(f"{outcome.as_dict()['session_s']:.0f} session s in {wall_s:.1f} wall s")
     if outcome.interrupted and signals.received is not None:
         err_console.print(
             _interrupted_line(outcome, signals.received.name),
@@ -365,9 +451,27 @@ def run(
     ] = False,
     db: DbOpt = None,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Inject a simulator fault: DEVICE=SPEC, e.g. rf=runaway@100s (simulators "
+            "only: no --device, or a sim:// one; see docs/simulators.md)."
+        ),
+    ] = None,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            "--progress",
+            help="jsonl: progress events as JSON lines on stderr while it runs "
+            "(step started/ended, each zone). Default: a live display on a terminal, "
+            "one line per step and zone otherwise.",
+        ),
+    ] = None,
     port_timeout: PortTimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Run a protocol file: validate it whole, then walk its steps on the devices."""
+    if progress not in (None, "jsonl"):
+        raise ConfigError(f"--progress {progress!r}: the only format is jsonl")
     raise typer.Exit(
         _run_session(
             protocol,
@@ -378,7 +482,9 @@ def run(
             as_json,
             db,
             seed,
+            _parse_faults(fault),
             port_timeout_s=port_timeout,
+            progress_format=progress,
         )
     )
 
@@ -747,6 +853,3 @@ def main() -> None:
             f"devicectl: {exc}", style="red", markup=False, highlight=False, soft_wrap=True
         )
         sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("devicectl: interrupted; every device was put in its safe state")
-        sys.exit(130)

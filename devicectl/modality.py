@@ -146,6 +146,12 @@ class Modality:
         """(fraction done, one status line) while the step runs."""
         return 0.0, str(controller.state.value)
 
+    def milestone(self, controller: Any, progress: Any) -> str | None:
+        """What the step is on now, when it moves on in steps a person follows (the
+        zone under the handpiece, flashes so far): a progress line is printed each
+        time it changes. None: only the step's start and end are printed."""
+        return None
+
     def summary_line(self, step: Mapping[str, Any]) -> str:
         """The result column of a finished step in the run summary."""
         return ""

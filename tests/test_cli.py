@@ -694,3 +694,165 @@ def test_a_real_device_station_opens_its_ports_with_the_port_timeout() -> None:
     assert technician is None and station.port_timeout_s == 0.12
     assert rf.device is not None and rf.device._port.timeout == 0.12
     rf.device.close()
+
+
+def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for name, command in group.commands.items():
+        path = (*prefix, name)
+        if hasattr(command, "commands"):
+            found += _commands(command, path)
+        else:
+            found.append(path)
+    return found
+
+
+def test_help_gives_types_in_words_on_every_command() -> None:
+    """TEXT, PATH, N, KIND=URL, and nothing after a flag: never ``<list[str]>``."""
+    import typer.main
+
+    paths = _commands(typer.main.get_command(app))
+    assert ("run",) in paths and ("records", "verify") in paths
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], terminal_width=100)
+        assert result.exit_code == 0, (path, result.output)
+        assert not re.search(r"<[a-z_\[\]|, ]+>", result.output), (path, result.output)
+    run_help = CliRunner().invoke(app, ["run", "--help"], terminal_width=100).output
+    assert re.search(r"--device\s+KIND=URL", run_help)
+    assert re.search(r"--seed\s+N\b", run_help)
+    assert re.search(r"--yes\s{4,}Confirm", run_help)  # a flag: no type shown
+
+
+TWO_ZONES = SHORT_PROTOCOL.replace('zones = ["forehead"]', 'zones = ["forehead", "chin"]')
+
+
+def test_run_shows_one_line_per_step_and_zone_when_not_a_terminal(
+    log_file: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text(TWO_ZONES, encoding="utf-8")
+    db = tmp_path / "r.sqlite"
+    result = invoke(log_file, "run", str(path), "--yes", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("step ")]
+    assert progress == [
+        "step 1 Cleanse (manual): complete",
+        "step 2 RF (rf): running, zone forehead",
+        "step 2 RF (rf): running, zone chin",
+        "step 2 RF (rf): complete",
+    ]
+    # The hint names the store it used, so it works for any --db.
+    hint = next(line for line in lines if line.startswith("record: "))
+    assert f"--db {db}" in hint
+
+
+def test_run_progress_jsonl_goes_to_stderr(log_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text(TWO_ZONES, encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        [
+            "--log-file",
+            str(log_file),
+            "run",
+            str(path),
+            "--yes",
+            "--json",
+            "--progress",
+            "jsonl",
+            "--db",
+            str(tmp_path / "r.sqlite"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["outcome"] == "complete"  # stdout: the summary only
+    events = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [(e["step"], e["outcome"], e["milestone"]) for e in events] == [
+        (1, "complete", None),
+        (2, "running", "zone forehead"),
+        (2, "running", "zone chin"),
+        (2, "complete", None),
+    ]
+    assert all(isinstance(e["t_s"], float | int) for e in events)
+
+
+def test_run_injects_a_fault_into_a_simulator(log_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    result = invoke(
+        log_file,
+        "run",
+        str(path),
+        "--yes",
+        "--json",
+        "--fault",
+        "rf=runaway@15s",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "fault"
+    assert summary["faults"][0]["code"] in ("rf.runaway", "rf.implausible_heating")
+
+
+def test_a_sim_device_url_is_a_simulator_in_simulated_time(log_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "short.toml"
+    path.write_text(SHORT_PROTOCOL, encoding="utf-8")
+    start = time.perf_counter()
+    result = invoke(
+        log_file,
+        "run",
+        str(path),
+        "--yes",
+        "--json",
+        "--device",
+        "rf=sim://rf?seed=3",
+        "--fault",
+        "rf=runaway@15s",
+        "--db",
+        str(tmp_path / "r.sqlite"),
+    )
+    wall_s = time.perf_counter() - start
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    # simulated time: the ~15 s to the fault took far less wall time (not a timing claim:
+    # a real-time run could not finish under the session's own length at all)
+    assert summary["session_s"] > 14.0 and wall_s < summary["session_s"]
+    assert summary["outcome"] == "fault"
+
+
+def test_a_fault_for_a_real_device_and_a_partial_device_list_are_clear(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    log_file: Path,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rf-led.toml"
+    path.write_text(
+        SHORT_PROTOCOL + '\n[[step]]\nkind = "led"\nwavelength_nm = 633\nirradiance_mw_cm2 = 50\n'
+        "duration_s = 10\n",
+        encoding="utf-8",
+    )
+    db = tmp_path / "r.sqlite"
+    args = ("--log-file", str(log_file), "run", str(path), "--yes", "--db", str(db))
+    code, _out, err = run_main(monkeypatch, capsys, *args, "--device", "rf=sim://rf")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "led=sim://led to mix its simulator in" in err
+    code, _out, err = run_main(
+        monkeypatch,
+        capsys,
+        *args,
+        "--device",
+        "rf=/dev/ttyUSB9",
+        "--device",
+        "led=sim://led",
+        "--fault",
+        "rf=runaway@5s",
+    )
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "rf is not a simulator" in err and "only into simulators" in err
+    assert not db.exists()  # nothing recorded for a configuration error

@@ -54,7 +54,6 @@ def loop_thread(station: Station) -> threading.Thread | None:
 SETUPS: dict[str, dict[str, Any]] = {
     "rf": {
         "firmware": RFFirmware,
-        "add": Station.add_rf,
         "commands": [
             ("load", {"zone": RFZone("forehead", 42.0, 60.0)}),
             ("arm", {}),
@@ -63,7 +62,6 @@ SETUPS: dict[str, dict[str, Any]] = {
     },
     "led": {
         "firmware": LEDFirmware,
-        "add": Station.add_led,
         "commands": [
             ("load", {"step": LEDStep(633, 50.0, 60.0)}),
             ("start", {}),
@@ -90,7 +88,7 @@ def test_unplugged_port_mid_delivery_faults_without_hanging(kind: str) -> None:
                 alarms.append(event.data["alarm"])
 
         station.loop.subscribe(on_event)
-        controller = setup["add"](station, path)  # waits out the simulator's 1 s boot
+        controller = station.add(kind, path)  # waits out the simulator's 1 s boot
         assert controller.device is not None, controller.fault_alarm
         station.loop.start()
         assert wait_until(lambda: controller.reading is not None, 3.0), controller.reading_error

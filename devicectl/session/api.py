@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from devicectl.clock import Clock, RealClock
+from devicectl.clock import Clock, RealClock, SimClock
 from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, Event
 from devicectl.errors import ConfigError, DeviceConfigError, DeviceError
@@ -179,7 +179,12 @@ def run_protocol(
             "run it from the console (devicectl console), or add --yes for an unattended run"
         )
     needed = sorted({step_kind(s) for s in protocol.steps} - {"manual"})
-    attended = [k for k in needed if modality(k).needs_person_on_real_devices]
+    attended = [
+        k
+        for k in needed
+        if modality(k).needs_person_on_real_devices
+        and not is_simulator_url((devices or {}).get(k, "sim://"))
+    ]
     if devices and attended:
         raise ConfigError(
             f"{protocol.name}: a {modality(attended[0]).title} step on a real device needs a "
@@ -208,7 +213,7 @@ def run_protocol(
             operator_id=operator_id,
             auto_confirm=auto_confirm,
             technician=technician,
-            simulated=not devices,
+            simulated=all_simulators(devices),
         )
         watch = _Watch()
         station.loop.subscribe(watch)
@@ -312,6 +317,38 @@ def check_port_timeout(port_timeout_s: float) -> None:
         )
 
 
+def is_simulator_url(url: str) -> bool:
+    """A ``sim://`` URL is a simulator in this process, never a device on a patient."""
+    return url.startswith("sim://")
+
+
+def all_simulators(devices: dict[str, str] | None) -> bool:
+    """No real device in this session: every device is a simulator (or none given)."""
+    return not devices or all(is_simulator_url(url) for url in devices.values())
+
+
+def with_faults(url: str, faults: list[str]) -> str:
+    """``url`` with the simulator ``faults`` added as ``fault=`` query options."""
+    if not faults:
+        return url
+    sep = "&" if "?" in url else "?"
+    return url + sep + "&".join(f"fault={f}" for f in faults)
+
+
+def _simulator_station(
+    devices: dict[str, str],
+    drivers: dict[str, str],
+    sim_clock: Clock | None,
+    port_timeout_s: float,
+) -> tuple[Station, SimulatedTechnician]:
+    station = Station(sim_clock or SimClock(), port_timeout_s=port_timeout_s)
+    technician = SimulatedTechnician(station.clock)
+    for kind, url in devices.items():
+        technician.urls[kind] = url
+        station.add(kind, url, driver=drivers.get(kind))
+    return station, technician
+
+
 def build_station(
     needed: list[str],
     devices: dict[str, str] | None,
@@ -331,9 +368,21 @@ def build_station(
     missing = [d for d in needed if d not in devices]
     if missing:
         raise ConfigError(
-            f"the protocol needs {', '.join(missing)}: give --device {missing[0]}=URL "
+            f"the protocol needs {', '.join(missing)}: give --device {missing[0]}=URL, "
+            f"or --device {missing[0]}=sim://{missing[0]} to mix its simulator in "
             "(or no --device at all, to run every device on its simulator)"
         )
+    real_faults = sorted(k for k in faults or {} if not is_simulator_url(devices.get(k, "")))
+    if real_faults:
+        raise ConfigError(
+            f"--fault {real_faults[0]}=...: {real_faults[0]} is not a simulator "
+            f"({devices.get(real_faults[0], 'not in this session')}); faults are injected "
+            "only into simulators"
+        )
+    devices = {k: with_faults(url, (faults or {}).get(k, [])) for k, url in devices.items()}
+    if all_simulators(devices):
+        # Every device a simulator: simulated time, as without --device.
+        return _simulator_station(devices, drivers, sim_clock, port_timeout_s)
     registered = modalities()
     unknown = [d for d in devices if d not in registered]
     if unknown:

@@ -83,6 +83,10 @@ class IPLModality(Modality):
             f"crystal {st['crystal_c']} degC"
         )
 
+    def milestone(self, controller: Any, progress: Any) -> str | None:
+        done = progress.detail.get("flashes_done", 0)
+        return f"flash {done}" if done else None
+
     def summary_line(self, step: Mapping[str, Any]) -> str:
         delivered = step.get("delivered_j_cm2", [])
         if not delivered:

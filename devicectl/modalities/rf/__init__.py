@@ -74,6 +74,10 @@ class RFModality(Modality):
             f"CEM43 {st['cem43']:.2f}"
         )
 
+    def milestone(self, controller: Any, progress: Any) -> str | None:
+        zone = controller.zone
+        return f"zone {zone.name}" if zone is not None else None
+
     def summary_line(self, step: Mapping[str, Any]) -> str:
         return "\n".join(
             f"{z['name']}: {z['time_to_target_s'] or 0:.0f} s to target, "
