@@ -120,7 +120,11 @@ class IPLCobsDriver(SequencedPortDriver):
     """
 
     MAX_SEQ: ClassVar[int] = MAX_SEQ
-    modality: ClassVar[str] = "ipl"
+    implements: ClassVar[str] = "ipl"
+    """The device interface this driver implements: ``"ipl"`` is
+    :class:`devicectl.devices.IPLSource`. A class attribute, so the station can
+    check it before opening any port."""
+    modality: ClassVar[str] = implements  # the older name of ``implements``
     default_simulator: ClassVar[str] = "ipl"
     _last_fields: StatusFields | None = None  # the last status reply, once there is one
 

@@ -1,9 +1,14 @@
 """Host-side driver for the LED canopy's Modbus RTU register map (docs/protocols/led.md).
 
-:class:`LEDModbusDriver` implements :class:`devicectl.devices.LEDPanel` on top of
-pymodbus's sync :class:`~pymodbus.client.ModbusSerialClient` (RTU framer) over an
-already open pyserial port. It knows registers and units only: no sessions, no
-limits beyond the register ranges, no state machine. What it guarantees:
+:class:`LEDModbusDriver` implements :class:`devicectl.devices.LEDPanel` over an
+already open pyserial port, with pymodbus's public message layer: its request
+PDU classes (``pymodbus.pdu.register_message``), its RTU framer
+(:class:`pymodbus.framer.FramerRTU`: frame building, CRC, reply decoding) and
+its client PDU decoder (:class:`pymodbus.pdu.DecodePDU`). It does not use a
+pymodbus client: the driver does its own I/O on the port it was handed (see
+"Why no pymodbus client" below). It knows registers and units only: no
+sessions, no limits beyond the register ranges, no state machine. What it
+guarantees:
 
 - One call, one request per try (at most two for :meth:`~LEDModbusDriver.read`,
   see below), after discarding whatever was waiting (a late reply to an earlier
@@ -25,17 +30,32 @@ limits beyond the register ranges, no state machine. What it guarantees:
   OS failed, or the driver was closed). Range violations are
   ``ValidationError`` and nothing is sent.
 
+Receiving. After a request the driver reads what the reply's header says is
+coming, never "whatever is waiting" and never on a wall clock: the first read
+asks for 5 bytes (an exception reply is exactly 5, every normal reply to our
+requests is longer), and when that is not an exception reply, pymodbus's
+decoder sizes the frame from its function code (fixed size, or the byte
+count) and the driver asks for the rest. Every read blocks only in the port's
+own ``read``, i.e. for at most the port ``timeout`` (set to ``timeout_s``),
+which a ``sim://`` port spends in clock time and a UART in real time. A read
+that returns nothing ends the request: no bytes at all is ``DeviceTimeout``;
+some bytes are handed to ``FramerRTU.handleFrame`` as they are, and a frame it
+does not accept is ``CRCError`` (the bytes end in a bad CRC) or
+``ProtocolError``. Leading garbage is not skipped (pymodbus's framer would
+scan past bytes whose function code it does not know): the request fails as a
+bad frame and the retry, where one is allowed, asks again.
+
 Per-tick cost. :meth:`read` sends ``0x04`` input registers 0-7 (21-byte reply),
-which is all the measured state. That one request does not go through the
-pymodbus client: its request frame is built once by pymodbus's RTU framer, and
-its reply is checked by :func:`parse_input_reply` (pymodbus's CRC routine,
-then unit, function, byte count, length, exactly what pymodbus's framer and
-PDU decoder accept, which ``tests/test_led_fast_read.py`` checks against
-pymodbus for every frame hypothesis can build). Measured: pymodbus's
-transaction path costs about 40 us of Python per request, over half of an
-LED read against the in-process simulator, a third of a whole three-device
-tick in simulated time; the UART needs ~2.5 ms either way. Everything else
-(writes, the holding-register read, ``identify``) goes through the client.
+which is all the measured state. Its request frame is built once by pymodbus,
+it asks the port for all 21 bytes in one read, and its reply is checked by
+:func:`parse_input_reply` (pymodbus's CRC routine, then unit, function, byte
+count, length: exactly what pymodbus's framer and PDU decoder accept, which
+``tests/test_led_fast_read.py`` checks against pymodbus for every frame
+hypothesis can build). Decoding the same 21 bytes through pymodbus's
+``handleFrame`` and PDU objects takes about 30 us against 12 us (measured
+here, one sitting), and one LED read per 50 ms tick is a large share of a
+simulated-time tick; everything else (writes, the holding-register read,
+``identify``) is decoded by pymodbus.
 
 The wavelength and the irradiance setpoint of :class:`LEDReading` are holding
 registers 0-1; the driver caches what the device confirmed (the echo of its own
@@ -48,56 +68,36 @@ always seen). So a tick is one request in the steady state and never more than
 two (each retried at most ``retries`` times). A rejected write (Modbus
 exception) leaves the cache alone: the device did not change.
 
-pymodbus 3.16.1 internals this relies on (read in its source, pinned in uv.lock):
+Why no pymodbus client. ``ModbusSerialClient`` opens its own port by name
+(``serial_for_url(..., exclusive=True)``), while every driver here is handed a
+port the station opened (for ``sim://``, one bound to the session's clock, so
+reopening it by name would start a new simulator on a real clock). Its sync
+receive loop waits on the wall clock (``time.sleep`` polling ``in_waiting``
+until ``timeout``), so a silent simulated device would cost wall time during
+which a :class:`~devicectl.clock.SimClock` does not move, and its
+"no response" error does not tell silence from garbage. Binding a client to
+an injected port means overriding undocumented members, which break between
+pymodbus minors; the message layer used here is pymodbus's documented API
+(the ``pymodbus.framer`` and ``pymodbus.pdu`` modules of its library
+reference) and is what the client itself is built on.
 
-- Port injection. ``ModbusSerialClient`` keeps its pyserial object in
-  ``self.socket``; ``connect()`` returns at once when ``socket`` is set and
-  otherwise calls ``serial_for_url(host, exclusive=True, ...)``;
-  ``is_socket_open()`` and ``connected`` just look at it. We set ``socket`` to
-  the caller's port and override ``connect()`` so that it can never open a port
-  of its own (after a close it would otherwise reopen the port *by name*, which
-  for ``sim://`` means a new simulator on a real clock): it only reports whether
-  the injected port is open, and ``execute`` then raises ``ConnectionException``
-  (mapped to ``PortError``).
-- Wall-clock waiting. The stock sync ``recv(None)`` calls ``_wait_for_data``,
-  which polls ``in_waiting`` with ``time.sleep(max(4 char times, 1 ms))`` on
-  ``time.time()`` until the count stops growing or ``timeout`` passes. Against
-  an in-process port that costs at least one 1 ms wall sleep per reply (measured:
-  ~1.4 ms per read) and, when the device is silent, a full ``timeout`` of *wall*
-  time during which a :class:`~devicectl.clock.SimClock` does not move, so a
-  simulated device could never time out in simulated time. We override ``recv``
-  to ``port.read(port.in_waiting or 1)``: it blocks only in the port's own
-  ``read``, i.e. for the port ``timeout`` (set to ``timeout_s`` here), which a
-  ``sim://`` port spends in clock time and a UART in real time. ``send`` is
-  overridden too: ``reset_input_buffer()`` then ``write()``; the stock one calls
-  ``self.close()`` (our caller's port) on any ``OSError``. Both raise our
-  ``PortError`` directly (pymodbus catches only ``asyncio.TimeoutError`` in
-  between, so it passes through untouched).
-- RTU framing does not use inter-character timing on receive: ``FramerRTU``
-  finds the frame end from the function code (fixed size, or the byte count)
-  and checks the CRC. It skips leading bytes whose "function code" is unknown,
-  but a candidate frame with a bad CRC makes it drop the *whole* buffer
-  silently (a good frame behind garbage can be lost with it), and the client
-  keeps reading until the port times out; the retry then asks again.
-  ``inter_byte_timeout`` is only set by the stock ``connect()`` and only at
-  <= 19200 baud; we never set it. The 3.5-character gap between frames is not
-  enforced on send either, which is harmless with one request in flight.
-- The reply loop (``TransactionManager.sync_get_response``) also checks a
-  ``time.monotonic()`` deadline of ``timeout`` after any bytes arrived that are
-  not yet a frame; with a silent port it ends on the first empty read. So a
-  request takes at most about one ``timeout`` of silence, plus one more if a
-  reply stalls halfway.
-- Retries are done here (the client has ``retries=0``) so that ``output_on``
-  can never be resent and bad frames are retried like timeouts; pymodbus only
-  resends on its internal timeout. Its "no response" error is a
-  ``ModbusIOException`` whatever went wrong, so the driver records every byte its
-  ``recv`` returned during the request: none means ``DeviceTimeout``; bytes
-  with a bad CRC mean ``CRCError``; other bytes mean ``ProtocolError``.
-- The request keyword is ``device_id=`` in 3.16 (it was ``slave=`` before 3.10).
-  RTU transaction ids are always 0; pymodbus does not check that a reply's
-  function code or register count matches the request, so we do.
-- pymodbus logs ``Log.error("No response received ...")`` on every timeout. With
-  no logging configured that reaches stderr through ``logging.lastResort``; we
+pymodbus facts this relies on (read in its source; the lower bound of the pin
+in pyproject.toml, 3.10, is the first release with all of them: the driver
+tests pass on 3.10.0 and on 3.16.1, the one in uv.lock):
+
+- ``FramerRTU(DecodePDU(is_server=False))``: ``buildFrame(pdu)`` gives the
+  whole ADU (unit, PDU, CRC low byte first); ``handleFrame(data, unit, 0)``
+  returns ``(used, pdu)`` with ``pdu`` None when ``data`` holds no whole frame
+  with a good CRC from ``unit`` (a frame from another unit is skipped), and
+  raises ``ModbusIOException`` when a framed PDU does not decode (mapped to
+  ``ProtocolError``). An exception reply decodes to an ``ExceptionResponse``
+  whose ``function_code`` is the request's ``| 0x80``.
+- ``DecodePDU.lookupPduClass(frame)`` and ``calculateRtuFrameSize`` size a
+  reply from its header, as the framer does.
+- RTU transaction ids are always 0, and the framer does not check that a
+  reply's function or register count matches the request, so we do.
+- pymodbus logs ``Log.error`` when it skips a frame from another unit. With no
+  logging configured that reaches stderr through ``logging.lastResort``; we
   attach a ``NullHandler`` to the ``pymodbus`` logger (records still propagate
   to the application's handlers) because the same news reaches the caller as a
   typed error.
@@ -116,14 +116,17 @@ import math
 import struct
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import serial
-from pymodbus.client import ModbusSerialClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.framer import FramerRTU, FramerType
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU, ModbusPDU
-from pymodbus.pdu.register_message import ReadInputRegistersRequest
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersRequest,
+    ReadInputRegistersRequest,
+    WriteSingleRegisterRequest,
+)
 
 from devicectl.devices import LED_WAVELENGTHS_NM, DeviceIdentity, LEDFault, LEDReading
 from devicectl.errors import (
@@ -200,10 +203,15 @@ def _faults(bits: int) -> LEDFault:
     return _FAULTS_BY_BITS[bits] if bits < 64 else LEDFault(bits)  # keep unknown bits
 
 
+def _framer() -> FramerRTU:
+    """pymodbus's RTU framer with its client-side (reply) PDU decoder."""
+    return FramerRTU(DecodePDU(is_server=False))
+
+
 def input_request_frame(unit: int) -> bytes:
     """The RTU frame reading input registers 0-7 of ``unit``, built by pymodbus's framer."""
     request = ReadInputRegistersRequest(address=0, count=_I_COUNT, dev_id=unit)
-    return FramerRTU(DecodePDU(is_server=False)).buildFrame(request)
+    return _framer().buildFrame(request)
 
 
 def parse_input_reply(frame: bytes, unit: int) -> tuple[int, ...]:
@@ -247,74 +255,18 @@ def parse_input_reply(frame: bytes, unit: int) -> tuple[int, ...]:
 
 
 _READ_INPUTS = "read input registers 0-7"
-# Function codes pymodbus's client decoder knows: a frame with another one is
-# not a reply at all (pymodbus skips it), so it is "no valid reply frame".
-_KNOWN_FUNCTIONS = frozenset(DecodePDU(is_server=False).list_function_codes())
-
-
-# ------------------------------------------------------------- pymodbus client
-
-
-class _InjectedPortClient(ModbusSerialClient):
-    """A ``ModbusSerialClient`` (RTU) bound to a port it did not open and never opens.
-
-    See the module docstring for why ``connect``, ``send`` and ``recv`` are
-    replaced. ``received`` collects every byte ``recv`` returned since the
-    driver last cleared it (one request), to tell silence from garbage.
-    """
-
-    def __init__(self, port: Any, *, timeout_s: float, baudrate: int) -> None:
-        name = str(getattr(port, "portstr", None) or getattr(port, "port", None) or "led")
-        super().__init__(
-            name,
-            framer=FramerType.RTU,
-            baudrate=baudrate,
-            timeout=timeout_s,
-            retries=0,
-            name="led",
-        )
-        self.socket = port
-        self.received = bytearray()
-
-    def connect(self) -> bool:
-        """True while the injected port is open; never opens anything."""
-        port = self.socket
-        return port is not None and bool(getattr(port, "is_open", True))
-
-    def close(self) -> None:
-        """Detach and close the injected port (PortError if closing fails)."""
-        port, self.socket = self.socket, None
-        if port is not None:
-            try:
-                port.close()
-            except PORT_ERRORS as exc:
-                raise PortError(f"LED port failed while closing: {exc}") from exc
-
-    def send(self, request: bytes, addr: tuple[Any, ...] | None = None) -> int:
-        port = self._port()
-        try:
-            port.reset_input_buffer()  # drop a late reply to an earlier timed-out request
-            written = port.write(request)
-        except PORT_ERRORS as exc:
-            raise PortError(f"LED port failed while sending {request.hex(' ')}: {exc}") from exc
-        if written is not None and written != len(request):
-            raise PortError(f"LED port wrote {written} of {len(request)} bytes")
-        return len(request)
-
-    def recv(self, size: int | None) -> bytes:
-        port = self._port()
-        try:
-            data: bytes = port.read(port.in_waiting or 1) if size is None else port.read(size)
-        except PORT_ERRORS as exc:
-            raise PortError(f"LED port failed while receiving: {exc}") from exc
-        self.received += data
-        return data
-
-    def _port(self) -> Any:
-        port = self.socket
-        if port is None:
-            raise PortError("LED port is closed")
-        return port
+# Function codes pymodbus's client decoder has a reply class for: a frame with
+# another one is not a reply at all (pymodbus skips it), so it is "no valid
+# reply frame". Asked through lookupPduClass, which every pymodbus the pin
+# allows has (list_function_codes came later); 0x2B is known only with a
+# sub-function, 0x0E (read device identification).
+_CLIENT_DECODER = DecodePDU(is_server=False)
+_KNOWN_FUNCTIONS = frozenset(
+    function
+    for function in range(1, 0x80)
+    for sub_function in (0x00, 0x0E)
+    if _CLIENT_DECODER.lookupPduClass(bytes((1, function, sub_function, 0, 0))) is not None
+)
 
 
 # ----------------------------------------------------------------------- driver
@@ -330,13 +282,17 @@ class LEDModbusDriver:
     and gets nothing means the reply is lost; by default that is the port's own
     read timeout (as for every driver: the port is opened with the station's
     timeout), or 50 ms when the port has none that is finite and positive. The
-    driver sets ``port.timeout`` to it. ``unit`` is the Modbus server address (1-247). ``retries``
-    (0 or 1, see PITFALLS.md) is how many extra tries a read or ``output_off``
-    gets. ``now`` stamps :attr:`LEDReading.t_s`. Use a driver from one thread
-    only (its pymodbus client is not shared across threads; PITFALLS.md).
+    driver sets ``port.timeout`` to it. ``unit`` is the Modbus server address
+    (1-247). ``retries`` (0 or 1, see PITFALLS.md) is how many extra tries a
+    read or ``output_off`` gets. ``now`` stamps :attr:`LEDReading.t_s`. Use a
+    driver from one thread only (it owns one port and one framer buffer).
     """
 
-    modality: ClassVar[str] = "led"
+    implements: ClassVar[str] = "led"
+    """The device interface this driver implements: ``"led"`` is
+    :class:`devicectl.devices.LEDPanel`. A class attribute, so the station can
+    check it before opening any port."""
+    modality: ClassVar[str] = implements  # the older name of ``implements``
     default_simulator: ClassVar[str] = "led"
 
     def __init__(
@@ -351,13 +307,15 @@ class LEDModbusDriver:
         if isinstance(unit, bool) or not isinstance(unit, int) or not 1 <= unit <= _MAX_UNIT:
             raise ConfigError(f"Modbus unit must be a whole number 1-{_MAX_UNIT}, not {unit!r}")
         if timeout_s is None:
-            port_timeout = getattr(port, "timeout", None)
-            usable = (
+            port_timeout: object = getattr(port, "timeout", None)
+            if (
                 isinstance(port_timeout, int | float)
                 and not isinstance(port_timeout, bool)
                 and 0 < port_timeout < math.inf
-            )
-            timeout_s = float(port_timeout) if usable else _DEFAULT_TIMEOUT_S
+            ):
+                timeout_s = float(port_timeout)
+            else:
+                timeout_s = _DEFAULT_TIMEOUT_S
         if (
             isinstance(timeout_s, bool)
             or not isinstance(timeout_s, int | float)
@@ -373,11 +331,9 @@ class LEDModbusDriver:
             port.timeout = timeout_s
         except (serial.SerialException, OSError, ValueError) as exc:
             raise PortError(f"cannot set the LED port timeout to {timeout_s} s: {exc}") from exc
-        baudrate = getattr(port, "baudrate", None)
-        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
-            baudrate = 115200  # only used by pymodbus for its (unused) poll interval
         self._port = port
-        self._client = _InjectedPortClient(port, timeout_s=timeout_s, baudrate=baudrate)
+        self._decoder = DecodePDU(is_server=False)
+        self._framer = FramerRTU(self._decoder)
         self._input_request = input_request_frame(unit)
         self._now = now
         self._unit = unit
@@ -509,7 +465,10 @@ class LEDModbusDriver:
         if self._closed:
             return
         self._closed = True
-        self._client.close()
+        try:
+            self._port.close()
+        except PORT_ERRORS as exc:
+            raise PortError(f"LED port failed while closing: {exc}") from exc
 
     def __enter__(self) -> LEDModbusDriver:
         return self
@@ -582,46 +541,46 @@ class LEDModbusDriver:
 
     def _read(self, function: int, address: int, count: int, what: str) -> list[int]:
         """One try of a register read; the register values, checked for count."""
-        client = self._client
-        call = (
-            client.read_input_registers
-            if function == _FC_READ_INPUT
-            else client.read_holding_registers
+        request_class = (
+            ReadInputRegistersRequest if function == _FC_READ_INPUT else ReadHoldingRegistersRequest
         )
-        unit = self._unit
-        response = self._execute(lambda: call(address, count=count, device_id=unit), function, what)
-        registers = list(response.registers)
+        request = request_class(address=address, count=count, dev_id=self._unit)
+        registers = list(self._transact(request, what).registers)
         if len(registers) != count:
             raise ProtocolError(f"reply to {what} carries {len(registers)} registers, not {count}")
         return registers
 
     def _write(self, address: int, value: int, what: str) -> None:
         """One try of a single-register write; the echo must match."""
-        client = self._client
-        unit = self._unit
-        response = self._execute(
-            lambda: client.write_register(address, value, device_id=unit), _FC_WRITE_SINGLE, what
-        )
+        request = WriteSingleRegisterRequest(address=address, registers=[value], dev_id=self._unit)
+        response = self._transact(request, what)
         echo = (response.address, list(response.registers))
         if echo != (address, [value]):
             raise ProtocolError(
                 f"reply to {what} echoes register {echo[0]} = {echo[1]}, not {address} = {value}"
             )
 
-    def _execute(self, request: Callable[[], ModbusPDU], function: int, what: str) -> ModbusPDU:
-        """Send one request through pymodbus; the reply PDU of ``function`` or a typed error."""
+    def _transact(self, request: ModbusPDU, what: str) -> ModbusPDU:
+        """Send ``request`` framed by pymodbus; the reply PDU of its function or a typed error."""
         if self._closed:
             raise PortError(f"LED driver is closed; cannot {what}")
-        client = self._client
-        client.received.clear()
+        frame = self._framer.buildFrame(request)
+        port = self._port
         try:
-            response = request()
-        except ModbusIOException as exc:
-            raise self._no_valid_reply(what) from exc
-        except ConnectionException as exc:
-            raise PortError(f"LED port is not open; cannot {what}") from exc
+            port.reset_input_buffer()  # drop a late reply to an earlier timed-out request
+            written = port.write(frame)
+        except PORT_ERRORS as exc:
+            raise PortError(f"LED port failed while sending {frame.hex(' ')}: {exc}") from exc
+        if written is not None and written != len(frame):
+            raise PortError(f"LED port wrote {written} of {len(frame)} bytes")
+        data = self._receive(what)
+        try:
+            _, response = self._framer.handleFrame(data, self._unit, 0)
         except ModbusException as exc:
-            raise ProtocolError(f"pymodbus failed to {what}: {exc}") from exc
+            raise ProtocolError(f"reply to {what} does not decode ({exc}): {_shown(data)}") from exc
+        if response is None:
+            raise self._no_valid_reply(data, what)
+        function = request.function_code
         if response.function_code == function:
             return response
         if response.function_code == function | 0x80:
@@ -632,16 +591,47 @@ class LEDModbusDriver:
             f"not 0x{function:02X} (a stale reply?)"
         )
 
-    def _no_valid_reply(self, what: str) -> ProtocolError | DeviceTimeout:
-        data = bytes(self._client.received)
-        if not data:
-            return DeviceTimeout(f"no reply to {what} within {self._timeout_s} s")
-        shown = data[:32].hex(" ") + (" ..." if len(data) > 32 else "")
+    def _receive(self, what: str) -> bytes:
+        """The bytes of one reply: 5 (an exception reply's size, less than any other
+        reply of ours), then as many more as pymodbus's decoder says the frame has.
+        Stops early when a read returns nothing (the port timeout passed)."""
+        port = self._port
+        try:
+            data = bytes(port.read(_EXCEPTION_REPLY_LEN))
+            if not data:
+                raise DeviceTimeout(f"no reply to {what} within {self._timeout_s} s")
+            while len(data) < (size := self._frame_size(data)):
+                more = port.read(size - len(data))
+                if not more:
+                    break  # a short frame: classified by the caller
+                data += more
+        except PORT_ERRORS as exc:
+            raise PortError(f"LED port failed while receiving the reply to {what}: {exc}") from exc
+        return data
+
+    def _frame_size(self, data: bytes) -> int:
+        """How long the RTU frame starting at ``data[0]`` is, as pymodbus's framer sizes
+        it; ``len(data)`` when pymodbus does not know the function (nothing to wait for)."""
+        if len(data) < _EXCEPTION_REPLY_LEN:
+            return _EXCEPTION_REPLY_LEN
+        try:
+            pdu_class = self._decoder.lookupPduClass(data)
+            size = pdu_class.calculateRtuFrameSize(data) if pdu_class is not None else 0
+        except (ModbusException, IndexError, struct.error):
+            size = 0
+        return size or len(data)
+
+    def _no_valid_reply(self, data: bytes, what: str) -> ProtocolError:
         if len(data) >= 4 and not FramerRTU.check_CRC(data[:-2], int.from_bytes(data[-2:], "big")):
-            return CRCError(f"reply to {what} has a bad CRC: {shown}")
+            return CRCError(f"reply to {what} has a bad CRC: {_shown(data)}")
         return ProtocolError(
-            f"no valid reply frame for unit {self._unit} to {what} in {len(data)} bytes: {shown}"
+            f"no valid reply frame for unit {self._unit} to {what} in {len(data)} bytes: "
+            f"{_shown(data)}"
         )
+
+
+def _shown(data: bytes) -> str:
+    return data[:32].hex(" ") + (" ..." if len(data) > 32 else "")
 
 
 def _exception_text(code: int, function: int) -> str:

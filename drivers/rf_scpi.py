@@ -100,7 +100,11 @@ class RFScpiDriver(SequencedPortDriver):
     """
 
     MAX_SEQ: ClassVar[int] = MAX_SEQ
-    modality: ClassVar[str] = "rf"
+    implements: ClassVar[str] = "rf"
+    """The device interface this driver implements: ``"rf"`` is
+    :class:`devicectl.devices.RFGenerator`. A class attribute, so the station can
+    check it before opening any port."""
+    modality: ClassVar[str] = implements  # the older name of ``implements``
     default_simulator: ClassVar[str] = "rf"
 
     # ------------------------------------------------------- RFGenerator API

@@ -33,8 +33,10 @@ _T = TypeVar("_T")
 
 
 class SequencedPortDriver:
-    """Base of a driver that numbers its frames; subclasses set ``modality`` and ``MAX_SEQ``."""
+    """Base of a driver that numbers its frames; subclasses set ``implements``
+    (with ``modality``, its older name, equal to it) and ``MAX_SEQ``."""
 
+    implements: ClassVar[str]
     modality: ClassVar[str]
     MAX_SEQ: ClassVar[int]
 

@@ -4,7 +4,10 @@ Closing, for all three: ``close`` is idempotent; after it every command is a
 ``PortError`` and nothing reaches the port (the safe-state command included:
 the device's own watchdog makes it safe once the host is silent); a port that
 fails while closing is a ``PortError`` and the driver counts as closed all the
-same. For the sequence-numbered RF and IPL drivers (``drivers/sequenced_port.py``):
+same. Declaring, for every driver registered under ``devicectl.drivers``: the class
+says which device interface it implements (``implements``, readable before any
+port is opened) and really has that interface's methods. For the
+sequence-numbered RF and IPL drivers (``drivers/sequenced_port.py``):
 a port without a finite positive read timeout, or a bad retry count, is refused
 at construction, and a port that fails while dropping stale input is a
 ``PortError``.
@@ -13,13 +16,16 @@ at construction, and a port that fails while dropping stale input is a
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import serial
 
+from devicectl.devices import IPLSource, LEDPanel, RFGenerator
 from devicectl.errors import ConfigError, PortError
+from devicectl.plugins import DRIVER_GROUP, list_plugins, load_plugin
 from drivers.ipl_cobs import IPLCobsDriver
 from drivers.led_modbus import LEDModbusDriver
 from drivers.rf_scpi import RFScpiDriver
@@ -101,3 +107,22 @@ def test_port_failure_on_reset_is_a_port_error(name: str) -> None:
     driver = SEQUENCED[name](BrokenPort())  # type: ignore[arg-type]
     with pytest.raises(PortError, match="gone"):
         driver.identify()
+
+
+# The interface each ``implements`` name stands for (devicectl/devices.py).
+INTERFACES: dict[str, type] = {"rf": RFGenerator, "ipl": IPLSource, "led": LEDPanel}
+REGISTERED = [info.name for info in list_plugins(DRIVER_GROUP)]
+
+
+def test_the_built_in_drivers_are_registered() -> None:
+    assert set(DRIVERS) <= set(REGISTERED)
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_registered_driver_declares_the_interface_it_implements(name: str) -> None:
+    cls = load_plugin(DRIVER_GROUP, name)
+    implements = getattr(cls, "implements", None)
+    assert implements in INTERFACES, f"{name} declares implements = {implements!r}"
+    assert typing.get_type_hints(cls)["implements"] == ClassVar[str]
+    assert issubclass(cls, INTERFACES[implements])  # the interface's methods, on the class
+    assert cls.modality == implements  # the older name still answers

@@ -510,11 +510,63 @@ def test_reply_trickling_in_byte_by_byte_is_reassembled() -> None:
     assert port.t_s == 0.0  # no read ever timed out
 
 
-def test_reads_ask_for_what_is_waiting() -> None:
+def test_the_per_tick_read_asks_for_the_whole_reply_at_once() -> None:
     driver, port = primed((READ_INPUTS, inputs()))
     port.read_sizes.clear()
     driver.read()
     assert port.read_sizes == [21]
+
+
+def test_other_requests_read_5_bytes_then_what_the_header_says() -> None:
+    driver, port = make(
+        (OUTPUT_OFF, OUTPUT_OFF),
+        (READ_INPUTS, inputs()),
+        (READ_HOLDING, holding()),
+        (read_req(0x04, 7, 1), regs_reply(0x04, [0x0100])),
+    )
+    driver.output_off()
+    assert port.read_sizes == [5, 3]  # 8-byte echo
+    port.read_sizes.clear()
+    driver.read()
+    assert port.read_sizes == [21, 5, 4]  # then holding 0-1: 9 bytes, two registers
+    port.read_sizes.clear()
+    driver.identify()
+    assert port.read_sizes == [5, 2]  # 7 bytes: one register
+    assert port.t_s == 0.0  # no read waited for the port timeout
+    port.assert_done()
+
+
+def test_an_exception_reply_to_a_write_is_read_without_waiting_for_more() -> None:
+    driver, port = make((OUTPUT_ON, exc_reply(0x06, 4)))
+    with pytest.raises(DeviceRejected):
+        driver.output_on()
+    assert port.read_sizes == [5]
+    assert port.t_s == 0.0
+
+
+def test_a_stale_reply_of_another_function_to_a_write_is_named() -> None:
+    driver, port = make((OUTPUT_ON, holding(633, 0)))  # 9 bytes, sized by its byte count
+    with pytest.raises(ProtocolError, match="function 0x03, not 0x06") as info:
+        driver.output_on()
+    assert not isinstance(info.value, CRCError)
+    assert port.read_sizes == [5, 4]
+    assert port.writes == [OUTPUT_ON]
+
+
+def test_a_write_reply_cut_short_is_a_crc_error_after_one_timeout() -> None:
+    driver, port = make((OUTPUT_ON, OUTPUT_ON[:6]))
+    with pytest.raises(CRCError, match="output_enable"):
+        driver.output_on()
+    assert port.t_s == pytest.approx(0.05)
+    assert port.writes == [OUTPUT_ON]
+
+
+def test_a_write_reply_from_another_unit_is_no_valid_frame() -> None:
+    driver, port = make((OUTPUT_ON, write_req(2, 1, unit=2)))
+    with pytest.raises(ProtocolError, match="no valid reply frame for unit 1") as info:
+        driver.output_on()
+    assert not isinstance(info.value, CRCError)
+    assert port.writes == [OUTPUT_ON]
 
 
 def test_stale_bytes_are_discarded_before_each_request() -> None:
@@ -690,6 +742,7 @@ def test_the_driver_sets_the_port_timeout() -> None:
 def test_driver_satisfies_the_led_panel_protocol_and_declares_itself() -> None:
     driver, _ = make()
     assert isinstance(driver, LEDPanel)
+    assert LEDModbusDriver.implements == "led"
     assert LEDModbusDriver.modality == "led"
     assert LEDModbusDriver.default_simulator == "led"
 
@@ -706,6 +759,19 @@ def _imported_modules(path: Path) -> Iterator[str]:
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             yield node.module
+
+
+def test_driver_uses_only_pymodbus_public_message_modules() -> None:
+    """The framer and PDU modules of pymodbus's library reference; no client, whose
+    members a subclass would have to override."""
+    public = {
+        "pymodbus.exceptions",
+        "pymodbus.framer",
+        "pymodbus.pdu",
+        "pymodbus.pdu.register_message",
+    }
+    used = {m for m in _imported_modules(DRIVERS / "led_modbus.py") if m.startswith("pymodbus")}
+    assert used and used <= public, used - public
 
 
 def test_driver_imports_only_devices_errors_pyserial_pymodbus_and_the_stdlib() -> None:
