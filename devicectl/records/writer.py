@@ -8,8 +8,10 @@ thread (the loop's) so that a tick's rows stay together.
 
 Writer side (a daemon thread):
 - serialises payloads (:func:`~devicectl.records.chain.to_jsonable`), numbers
-  events and hash-chains them after the session's head, keeping ``seq`` and the
-  previous hash in memory (never reading them back);
+  events and hash-chains them after the session's head with a
+  :class:`~devicectl.records.append.ChainHead` kept in memory (never read back),
+  and commits them with :func:`~devicectl.records.append.append`: the one
+  append path, the store's own events use it too;
 - writes a step's row only from a chained ``step_started``/``step_ended`` event
   of device ``session`` (the runner's, or the ones ``begin_step``/``end_step``
   make), with :func:`~devicectl.records.summary.step_change` on the payload as
