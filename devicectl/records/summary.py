@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from devicectl.records.chain import canonical_json
+from devicectl.records.models import EventRecord, SessionSummary, StepRecord
 
 SESSION_DEVICE: Final = "session"
 SESSION_STARTED: Final = "session_started"
@@ -84,49 +85,6 @@ _LABELS: Final = {
     "ended_s": "ended s",
     "result": "result",
 }
-
-
-# -- the rows, as verify sees them -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    """The checked columns of one ``sessions`` row, as stored."""
-
-    protocol_name: str
-    protocol_sha256: str | None
-    operator_id: str
-    unattended: bool
-    station: str
-    software_version: str
-    started_at: str
-    ended_at: str | None
-    outcome: str
-
-
-@dataclass(frozen=True)
-class StepRow:
-    """One ``steps`` row as stored; ``result`` is its JSON text (canonical when valid)."""
-
-    index: int
-    kind: str
-    title: str
-    outcome: str
-    started_s: float | None
-    ended_s: float | None
-    result: str | None
-
-
-@dataclass(frozen=True)
-class ChainedEvent:
-    """What the summary check reads of one intact event: ``data`` already parsed."""
-
-    seq: int
-    t_s: float
-    wall_at: str
-    kind: str
-    device: str
-    data: Any
 
 
 # -- steps: the one rule that turns chained events into a row ------------------------------------
@@ -189,7 +147,7 @@ class StepFacts:
     source: dict[str, tuple[str, int]] = field(default_factory=dict)  # field -> (kind, seq)
 
 
-def fold_steps(events: Iterable[ChainedEvent]) -> dict[int, StepFacts]:
+def fold_steps(events: Iterable[EventRecord]) -> dict[int, StepFacts]:
     """Every step row the chained events imply (events in seq order), by step index."""
     steps: dict[int, StepFacts] = {}
     for event in events:
@@ -268,9 +226,9 @@ class SummaryFinding:
 
 
 def check_summary(
-    session: SessionRow,
-    steps: Sequence[StepRow],
-    events: Sequence[ChainedEvent],
+    session: SessionSummary,
+    steps: Sequence[StepRecord],
+    events: Sequence[EventRecord],
     *,
     has_session_started: bool,
 ) -> tuple[list[SummaryFinding], list[str]]:
@@ -367,7 +325,12 @@ def check_summary(
             findings.append(SummaryFinding(seq, f"step {index} is in the chain but has no row"))
             continue
         for name in STEP_FIELDS:
-            row_value, chained = getattr(step_row, name), getattr(facts, name)
+            row_value = (
+                canonical_or_raw(step_row.result_json)
+                if name == "result"
+                else getattr(step_row, name)
+            )
+            chained = getattr(facts, name)
             if row_value != chained:
                 kind, seq = facts.source[name]
                 differ(f"step {index}", name, row_value, chained, kind, seq)

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import bisect
 import enum
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -70,13 +69,17 @@ from devicectl.records.chain import (
     trace_digest,
     trace_row_json,
 )
+from devicectl.records.models import (
+    EventRecord,
+    RecordSource,
+    SessionSummary,
+    StepRecord,
+    TracePoint,
+)
 from devicectl.records.summary import (
     SESSION_DEVICE,
     SESSION_ENDED,
     SESSION_STARTED,
-    ChainedEvent,
-    SessionRow,
-    StepRow,
     check_summary,
 )
 
@@ -104,33 +107,6 @@ class ProblemKind(enum.Enum):
     UNKNOWN_SCHEME = "unknown chain scheme"
     SUMMARY = "summary row does not match the chain"
     TRACE = "trace rows do not match their chained block"
-
-
-@dataclass(frozen=True)
-class ChainRow:
-    """One stored event, fields exactly as in the database (``data`` is JSON text)."""
-
-    seq: int
-    t_s: float
-    wall_at: str
-    kind: str
-    device: str
-    step_index: int | None
-    operator_id: str | None
-    data: str
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True)
-class TraceRow:
-    """One stored trace row of a session (``value`` None: no valid reading)."""
-
-    t_s: float
-    device: str
-    channel: str
-    step_index: int | None
-    value: float | None
 
 
 @dataclass(frozen=True)
@@ -226,7 +202,7 @@ def _canonical(data: str) -> str | None:
         return None
 
 
-def _hash_at(row: ChainRow, data: str, seq: int) -> str:
+def _hash_at(row: EventRecord, data: str, seq: int) -> str:
     return event_hash(
         row.prev_hash,
         seq,
@@ -242,7 +218,7 @@ def _hash_at(row: ChainRow, data: str, seq: int) -> str:
 
 def verify_chain(
     session_id: str,
-    rows: Sequence[ChainRow],
+    rows: Sequence[EventRecord],
     *,
     head_seq: int,
     head_hash: str,
@@ -260,7 +236,7 @@ def verify_chain(
 
     ordered = sorted(rows, key=lambda r: r.seq)
     stored = {r.seq for r in ordered}
-    canon = [_canonical(r.data) for r in ordered]
+    canon = [_canonical(r.data_json) for r in ordered]
 
     # 1. Which rows hash correctly at their own seq.
     true_seq: dict[int, int] = {}  # stored seq -> seq its fields hash at
@@ -277,7 +253,7 @@ def verify_chain(
     gaps = [s for s in range(1, last_claimed + 1) if s not in stored]
     cross = [ordered[i].seq for i in failing] if len(failing) <= _MAX_CROSS else []
     cross += gaps if len(gaps) <= _MAX_CROSS else []
-    edited_rows: list[ChainRow] = []
+    edited_rows: list[EventRecord] = []
     for i in failing:
         row, data = ordered[i], canon[i]
         if data is None:
@@ -300,7 +276,7 @@ def verify_chain(
             true_seq[row.seq] = found
 
     # 3. Place every intact event at its true seq; the rest are moved or copies.
-    placed: dict[int, ChainRow] = {}
+    placed: dict[int, EventRecord] = {}
     by_seq = {r.seq: r for r in ordered}
     for stored_seq in sorted(true_seq, key=lambda s: (true_seq[s] != s, s)):
         seq = true_seq[stored_seq]
@@ -369,35 +345,45 @@ def verify_chain(
     return VerifyResult(session_id, len(rows), head_seq, tuple(ordered_problems))
 
 
+def verify_session(source: RecordSource, session_id: str) -> VerifyResult:
+    """The verdict on one session of ``source`` (a store's snapshot, an export ...)."""
+    traces = source.iter_traces(session_id)
+    return verify_record(
+        source.session(session_id),
+        list(source.iter_events(session_id)),
+        source.steps(session_id),
+        None if traces is None else list(traces),
+    )
+
+
 def verify_record(
-    session_id: str,
-    rows: Sequence[ChainRow],
-    *,
-    head_seq: int,
-    head_hash: str,
-    scheme: str,
-    session: SessionRow,
-    steps: Sequence[StepRow],
-    traces: Sequence[TraceRow] | None = None,
+    session: SessionSummary,
+    rows: Sequence[EventRecord],
+    steps: Sequence[StepRecord],
+    traces: Sequence[TracePoint] | None = None,
 ) -> VerifyResult:
     """The whole verdict on one session: :func:`verify_chain`, then its rows against it.
 
-    ``traces``: the session's stored trace rows, checked against the chained
-    ``trace_block`` events (:func:`check_traces`); None when they are not at hand
-    (an export without them), which a note says.
+    ``rows`` are the session's stored events (any order); ``traces`` its stored
+    trace rows, checked against the chained ``trace_block`` events
+    (:func:`check_traces`); None when they are not at hand (an export without
+    them), which a note says.
 
     The rows are compared with the chained events only when the chain is intact:
     a chain that does not verify is no reference (an edited or deleted step event
     would make a true row look wrong), and the verdict already fails, naming the
     events; a note then says the rows were not compared.
     """
-    result = verify_chain(session_id, rows, head_seq=head_seq, head_hash=head_hash, scheme=scheme)
+    result = verify_chain(
+        session.id,
+        rows,
+        head_seq=session.events,
+        head_hash=session.head_hash,
+        scheme=session.chain,
+    )
     if not result.ok:
         return replace(result, notes=(SUMMARY_NOT_COMPARED_NOTE, TRACES_NOT_COMPARED_NOTE))
-    intact = [
-        ChainedEvent(r.seq, r.t_s, r.wall_at, r.kind, r.device, json.loads(r.data))
-        for r in sorted(rows, key=lambda r: r.seq)
-    ]  # every row's data parsed when it hashed (verify_chain checked it is JSON)
+    intact = sorted(rows, key=lambda r: r.seq)  # every row's data is JSON: it hashed
     has_started = any(r.kind == SESSION_STARTED and r.device == SESSION_DEVICE for r in rows)
     findings, notes = check_summary(session, steps, intact, has_session_started=has_started)
     problems = result.problems + tuple(
@@ -429,7 +415,7 @@ def _t(t_s: float) -> str:
     return str(round(t_s, 3))
 
 
-def check_traces(events: Sequence[ChainedEvent], traces: Sequence[TraceRow]) -> TraceCheck:
+def check_traces(events: Sequence[EventRecord], traces: Sequence[TracePoint]) -> TraceCheck:
     """Trace rows against the chained ``trace_block`` digests (see the module doc).
 
     ``events`` are the session's intact events in seq order.
@@ -437,7 +423,7 @@ def check_traces(events: Sequence[ChainedEvent], traces: Sequence[TraceRow]) -> 
     started = next(
         (e for e in events if e.kind == SESSION_STARTED and e.device == SESSION_DEVICE), None
     )
-    promised = isinstance(started, ChainedEvent) and (
+    promised = started is not None and (
         isinstance(started.data, Mapping) and started.data.get("trace_scheme") == TRACE_SCHEME
     )
     if not promised:
@@ -461,7 +447,7 @@ def check_traces(events: Sequence[ChainedEvent], traces: Sequence[TraceRow]) -> 
         lasts.append(float(last))
     # Each row to the first block whose last_t_s >= its t_s; beyond the last: the tail.
     stored: list[dict[tuple[str, str], list[str]]] = [{} for _ in blocks]
-    tail: list[TraceRow] = []
+    tail: list[TracePoint] = []
     for row in traces:
         i = bisect.bisect_left(lasts, row.t_s)
         if i == len(blocks):

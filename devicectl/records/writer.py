@@ -8,8 +8,10 @@ thread (the loop's) so that a tick's rows stay together.
 
 Writer side (a daemon thread):
 - serialises payloads (:func:`~devicectl.records.chain.to_jsonable`), numbers
-  events and hash-chains them after the session's head, keeping ``seq`` and the
-  previous hash in memory (never reading them back);
+  events and hash-chains them after the session's head with a
+  :class:`~devicectl.records.append.ChainHead` kept in memory (never read back),
+  and commits them with :func:`~devicectl.records.append.append`: the one
+  append path, the store's own events use it too;
 - writes a step's row only from a chained ``step_started``/``step_ended`` event
   of device ``session`` (the runner's, or the ones ``begin_step``/``end_step``
   make), with :func:`~devicectl.records.summary.step_change` on the payload as
@@ -48,7 +50,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import math
 import queue
 import threading
@@ -61,29 +62,20 @@ import structlog
 
 from devicectl.control.events import Event
 from devicectl.errors import RecordError
+from devicectl.records.append import ChainHead, append
 from devicectl.records.chain import (
     TRACE_BLOCK,
     TRACE_BLOCK_DEVICE,
     TRACE_BLOCK_MAX_S,
-    canonical_json,
-    event_hash,
     trace_digest,
     trace_row_json,
 )
-from devicectl.records.schema import events, sessions, traces
-from devicectl.records.store import RecordStore, write_step_change
-from devicectl.records.summary import (
-    SESSION_DEVICE,
-    STEP_ENDED,
-    STEP_STARTED,
-    StepBegin,
-    StepEnd,
-    step_change,
-)
+from devicectl.records.models import EventRecord, TracePoint
+from devicectl.records.store import RecordStore
+from devicectl.records.summary import SESSION_DEVICE, STEP_ENDED, STEP_STARTED
 from devicectl.records.wall import WallClock, utc_iso
 
 _EVENT, _TRACE, _TICK, _CLOSE = range(4)
-_STEP_EVENTS = (STEP_STARTED, STEP_ENDED)
 
 DEFAULT_MAX_BATCH_ROWS = 20_000
 AT_EXIT_TIMEOUT_S = 5.0
@@ -134,8 +126,7 @@ class RecordWriter:
         self._on_error = on_error
         self._max_batch_rows = max_batch_rows
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._seq = seq
-        self._prev_hash = prev_hash
+        self._head = ChainHead(session_id, seq, prev_hash)  # kept in memory, never read back
         self._block = _TraceBlock()  # trace rows not yet stated by a trace_block event
         self._step_ended = False  # a step_ended event was chained since the last cut
         self._ticks_sent = 0
@@ -346,50 +337,30 @@ class RecordWriter:
             if operator_id is None:
                 candidate = event.data.get("operator_id")
                 operator_id = candidate if isinstance(candidate, str) else None
-            data = canonical_json(event.data)
-            wall_at = utc_iso(wall_s)
-            t_s = float(event.t_s)
-            kind, device = str(event.kind), str(event.device)
-            seq = self._seq + 1
-            digest = event_hash(
-                self._prev_hash, seq, t_s, wall_at, kind, device, step_index, operator_id, data
+            event_record = self._head.link(
+                t_s=float(event.t_s),
+                wall_at=utc_iso(wall_s),
+                kind=str(event.kind),
+                device=str(event.device),
+                step_index=step_index,
+                operator_id=operator_id,
+                data=event.data,
             )
-            batch.events.append(
-                {
-                    "session_id": self.session_id,
-                    "seq": seq,
-                    "t_s": t_s,
-                    "wall_at": wall_at,
-                    "kind": kind,
-                    "device": device,
-                    "step_index": step_index,
-                    "operator_id": operator_id,
-                    "data": data,
-                    "prev_hash": self._prev_hash,
-                    "hash": digest,
-                }
-            )
-            self._seq, self._prev_hash = seq, digest
-            if kind == STEP_ENDED and device == SESSION_DEVICE:
+            batch.events.append(event_record)
+            if event_record.kind == STEP_ENDED and event_record.device == SESSION_DEVICE:
                 self._step_ended = True
-            if kind in _STEP_EVENTS:
-                # The row from the payload as chained (parsed back), exactly as verify will.
-                change = step_change(kind, device, json.loads(data), t_s)
-                if change is not None:
-                    batch.steps.append(change)
         elif op == _TRACE:
             _, t_s, device, channel, value, step_index = item
             v = None if value is None else float(value)
-            row = {
-                "session_id": self.session_id,
-                "t_s": float(t_s),
-                "device": str(device),
-                "step_index": step_index,
-                "channel": str(channel),
-                "value": v if v is not None and math.isfinite(v) else None,
-            }
+            row = TracePoint(
+                t_s=float(t_s),
+                device=str(device),
+                step_index=step_index,
+                channel=str(channel),
+                value=v if v is not None and math.isfinite(v) else None,
+            )
             batch.traces.append(row)
-            if self._block.rows and row["t_s"] - self._block.first_t_s > TRACE_BLOCK_MAX_S:
+            if self._block.rows and row.t_s - self._block.first_t_s > TRACE_BLOCK_MAX_S:
                 # This sample would stretch the block past 10 s: the block ends before it.
                 self._cut_block(batch)
             self._block.add(row)
@@ -416,18 +387,7 @@ class RecordWriter:
             self._ticks_done(batch)
             return
         with self.store.transaction() as conn:
-            for change in batch.steps:
-                write_step_change(conn, self.session_id, change)
-            if batch.events:
-                conn.execute(events.insert(), batch.events)
-                last = batch.events[-1]
-                conn.execute(
-                    sessions.update()
-                    .where(sessions.c.id == self.session_id)
-                    .values(head_seq=last["seq"], head_hash=last["hash"])
-                )
-            if batch.traces:
-                conn.execute(traces.insert(), batch.traces)
+            append(conn, self.session_id, batch.events, batch.traces)
         self._commits += 1
         self._ticks_done(batch)
 
@@ -466,12 +426,12 @@ class _TraceBlock:
         self.first_t_s = math.inf
         self.last_t_s = -math.inf
 
-    def add(self, row: dict[str, Any]) -> None:
-        key = (row["device"], row["channel"])
-        text = trace_row_json(row["t_s"], row["step_index"], row["value"])
+    def add(self, row: TracePoint) -> None:
+        key = (row.device, row.channel)
+        text = trace_row_json(row.t_s, row.step_index, row.value)
         self.channels.setdefault(key, []).append(text)
         self.rows += 1
-        t_s = row["t_s"]
+        t_s = row.t_s
         self.first_t_s = min(self.first_t_s, t_s)
         self.last_t_s = max(self.last_t_s, t_s)
 
@@ -491,17 +451,16 @@ class _TraceBlock:
 class _Batch:
     """Rows for one commit, in queue order; ``tick`` is the last end_tick they include."""
 
-    __slots__ = ("events", "steps", "tick", "traces")
+    __slots__ = ("events", "tick", "traces")
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.traces: list[dict[str, Any]] = []
-        self.steps: list[StepBegin | StepEnd] = []  # row changes of this batch's step events
+        self.events: list[EventRecord] = []  # linked after the writer's head, in seq order
+        self.traces: list[TracePoint] = []
         self.tick = 0
 
     @property
     def rows(self) -> int:
-        return len(self.events) + len(self.traces) + len(self.steps)
+        return len(self.events) + len(self.traces)
 
     def lost(self) -> int:
         """Events and samples in this batch (what a failed commit drops)."""
@@ -511,6 +470,5 @@ class _Batch:
         """Move ``other``'s rows to the end of this batch; this batch now ends at ``tick``."""
         self.events += other.events
         self.traces += other.traces
-        self.steps += other.steps
-        other.events, other.traces, other.steps = [], [], []
+        other.events, other.traces = [], []
         self.tick = max(self.tick, tick)
