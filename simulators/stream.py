@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from devicectl.clock import Clock
 from simulators.faults import FaultSpec, parse_fault
@@ -46,6 +46,23 @@ WATCHDOG_S = 0.25  # every device's host watchdog (DESIGN.md)
 BOOT_S = 1.0  # after power-on and every reboot, received bytes are dropped this long
 
 _INF = math.inf
+
+
+class ServedDevice(Protocol):
+    """What a server (pty, TCP) needs of a simulator: bytes in and out in clock time.
+
+    Every :class:`SimulatedDevice` has it; so does any simulator of the
+    ``devicectl.transport.SimulatedDevice`` shape. A server also calls
+    ``advance()`` when the simulator has one (else ``pending()``) to let time act.
+    """
+
+    def feed(self, data: bytes) -> None: ...
+
+    def take(self, max_bytes: int = -1) -> bytes: ...
+
+    def pending(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 def check_options(device: str, options: Mapping[str, object], allowed: Sequence[str]) -> None:
