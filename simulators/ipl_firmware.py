@@ -37,8 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from simulators.faults import FaultSpec, parse_fault
-from simulators.stream import WATCHDOG_S, SimulatedStream, check_options
+from simulators.faults import FaultSpec
+from simulators.stream import SimulatedDevice, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
@@ -95,7 +95,6 @@ OPEN_READING = 0x7FFF
 # ---------------------------------------------------------------------- firmware
 
 FILTERS_NM = (515, 560, 590, 640, 695)
-BOOT_S = 1.0
 HOLD_S = 30.0
 MIN_INTERVAL_S = 1.0
 CHARGE_BASE_S = 0.4
@@ -313,7 +312,7 @@ def lamp_life_pct(shots: int) -> int:
     return max(0, (LAMP_LIFE_SHOTS - shots) * 100 // LAMP_LIFE_SHOTS)
 
 
-class IPLFirmware(SimulatedStream):
+class IPLFirmware(SimulatedDevice):
     """Simulated IPL handpiece: protocol, charge/arm/fire, thermal models, faults.
 
     Options: ``filter`` (nm of the cut-off filter in the handpiece, one of
@@ -327,6 +326,18 @@ class IPLFirmware(SimulatedStream):
     """
 
     device_name = "ipl"
+    output_reasons = (
+        "host",
+        "fired",
+        "params",
+        "hold",
+        "watchdog",
+        "overtemp",
+        "contact",
+        "sensor",
+        "reset",
+        "filter",
+    )
 
     def __init__(
         self,
@@ -347,18 +358,11 @@ class IPLFirmware(SimulatedStream):
         shots = 0
         if "shots" in options:
             shots = _whole_option("shots", options["shots"], 0, MAX_SHOTS)
-        specs = [parse_fault(text, "ipl") for text in faults]
-
-        self._clock = clock
-        self._seed = seed
-        self._closed = False
+        super().__init__(clock, seed, faults)
         self._light_rng = random.Random(f"ipl-light:{seed}")
-        self._garble_rng = random.Random(f"ipl-garble:{seed}")
         self._identity = self._identity_text(seed).encode("ascii")
 
-        now = clock.now()
-        self._t = now
-        self._output_log: list[tuple[float, bool, str]] = []
+        now = self._t
         self._flashes: list[tuple[float, float, float]] = []
 
         # The handpiece (survives reboots).
@@ -386,36 +390,14 @@ class IPLFirmware(SimulatedStream):
         self._last_fluence = 0  # 0.01 J/cm2
         self._latched = 0
         self._frame_errors = 0
-        self._inbuf = bytearray()
-        self._discarding = False  # inside an over-long chunk, dropping to the next 0x00
-        self._out = b""  # sent, not yet taken by the host
-        self._boot_end_s = _INF
-        self._wd_deadline_s = _INF
-        self._deaf = False  # booting or no_reply: input is dropped unread
 
-        # Faults: a sorted timeline of (time, 0=end/1=start, index).
-        self._specs = specs
-        timeline: list[tuple[float, int, int]] = []
-        for index, spec in enumerate(specs):
-            start = now + spec.start_s
-            timeline.append((start, 1, index))
-            if spec.duration_s is not None and spec.kind != "reset":
-                timeline.append((start + spec.duration_s, 0, index))
-        timeline.sort()
-        self._timeline = timeline
-        self._timeline_pos = 0
-        self._active: dict[int, float] = {}  # fault index -> absolute start time
+        # The combined effect of the active faults (see _apply_faults).
         self._stuck_value_c: dict[int, float] = {}
         self._open = [False, False]  # crystal, block thermistor
         self._stuck: list[float | None] = [None, None]
         self._sensor_faults = False  # a thermistor is open or stuck
-        self._no_reply = False
-        self._garble_rate = 0.0
         self._contact_lost = False
         self._misfire: float | None = None
-        self._fault_next_s = _INF
-        self._other_next_s = _INF  # every event but the watchdog
-        self._next_event_s = _INF
 
         self._decoded: dict[bytes, tuple[int, int, bytes]] = {}
         self._replies: dict[tuple[int, bytes], bytes] = {}
@@ -430,9 +412,7 @@ class IPLFirmware(SimulatedStream):
             STATUS: (0, self._cmd_status),
             CLEAR: (0, self._cmd_clear),
         }
-        self._reboot(now)
-        self._reschedule()
-        self._advance_to(now)  # faults at +0 s apply before the first call returns
+        self._power_on()
 
     # ------------------------------------------------------------------ contract
 
@@ -509,14 +489,6 @@ class IPLFirmware(SimulatedStream):
         self.advance()
         return self._flashes
 
-    @property
-    def output_log(self) -> list[tuple[float, bool, str]]:
-        """Every change of ARMED: (clock time, armed, reason); reasons: host (ARM,
-        DISARM), fired (train over), params (SET_PARAMS), hold (30 s self-dump),
-        watchdog, overtemp, contact, sensor, reset, filter."""
-        self.advance()
-        return self._output_log
-
     def insert_filter(self, filter_nm: int) -> None:
         """The technician swaps the handpiece's cut-off filter (0 = takes it out).
 
@@ -532,37 +504,17 @@ class IPLFirmware(SimulatedStream):
             self._dump(self._t, "filter")
             self._reschedule()
 
-    def fault_specs(self) -> list[FaultSpec]:
-        """The faults this simulator was created with, parsed."""
-        return list(self._specs)
-
     # ------------------------------------------------------------------ time
 
-    def _advance_to(self, now: float) -> None:
-        while self._next_event_s <= now:
-            self._process_events(self._next_event_s)
-        self._t = now
+    def _next_physics_event_s(self) -> float:
+        return min(self._charge_end_s, self._hold_end_s, self._train_next_s)
 
-    def _reschedule(self) -> None:
-        self._fault_next_s = self._next_fault_s()
-        self._other_next_s = min(
-            self._fault_next_s,
-            self._boot_end_s,
-            self._charge_end_s,
-            self._hold_end_s,
-            self._train_next_s,
-        )
-        wd = self._wd_deadline_s
-        self._next_event_s = wd if wd < self._other_next_s else self._other_next_s
+    def _on_watchdog(self, t: float) -> None:
+        self._latched |= WATCHDOG_TRIPPED
+        self._dump(t, "watchdog")
 
-    def _process_events(self, t: float) -> None:
-        """Everything due at ``t`` (the earliest pending event time), in a fixed order."""
-        self._t = t
-        self._timeline_due(t)
-        if self._wd_deadline_s <= t:
-            self._wd_deadline_s = _INF
-            self._latched |= WATCHDOG_TRIPPED
-            self._dump(t, "watchdog")
+    def _on_physics_events(self, t: float) -> None:
+        """Charge complete, hold expiry, then a pulse or the train's end."""
         if self._charge_end_s <= t:
             self._charge_end_s = _INF
             self._charged = True
@@ -576,7 +528,6 @@ class IPLFirmware(SimulatedStream):
                 self._pulse(t)
             else:
                 self._end_train(t, "fired")
-        self._reschedule()
 
     # ------------------------------------------------------------------ thermal
 
@@ -669,48 +620,30 @@ class IPLFirmware(SimulatedStream):
         self._charged = False
         self._set_armed(False, reason, t)
 
-    def _reboot(self, t: float) -> None:
+    def _on_reboot(self, t: float) -> None:
         self._dump(t, "reset")
         self._params = None
         self._next_fire_s = -_INF
         self._last_fluence = 0
         self._latched = POWER_ON_RESET
         self._frame_errors = 0
-        self._boot_end_s = t + BOOT_S
-        self._wd_deadline_s = _INF
-        self._inbuf.clear()
-        self._discarding = False
-        self._deaf = True
 
     # ------------------------------------------------------------------ faults
 
-    def _fault_edge(self, index: int, starting: bool, t: float) -> None:
-        spec = self._specs[index]
-        if spec.kind == "reset":
-            self._reboot(t)
-            return
-        if not starting:
-            self._active.pop(index, None)
-            return
+    def _on_fault_start(self, index: int, spec: FaultSpec, t: float) -> None:
         if spec.kind == "sensor_stuck":
             sensor = int(spec.param("sensor")) - 1
             value = self._reading_c(sensor, t)
             if value is None:  # stuck while open: it will read the model when it closes
                 value = self._crystal_at(t) if sensor == SENSOR_CRYSTAL else self._block_at(t)
             self._stuck_value_c[index] = value
-        elif spec.kind == "no_reply":
-            self._inbuf.clear()  # a partial frame is lost; input is dropped until the end
-            self._discarding = False
-        self._active[index] = t
 
-    def _refresh_faults(self, t: float) -> None:
-        """Recompute the combined effect of the active faults and enforce it."""
+    def _apply_faults(self, t: float) -> None:
         is_open = [False, False]
         stuck: list[float | None] = [None, None]
-        no_reply = contact_lost = False
-        garble_rate = 0.0
+        contact_lost = False
         misfire: float | None = None
-        for index in sorted(self._active, key=self._active.__getitem__):
+        for index in self._active:  # in start order
             spec = self._specs[index]
             kind = spec.kind
             if kind == "sensor_open":
@@ -719,10 +652,6 @@ class IPLFirmware(SimulatedStream):
                 i = int(spec.param("sensor")) - 1
                 if stuck[i] is None:  # the earliest active one holds
                     stuck[i] = self._stuck_value_c[index]
-            elif kind == "no_reply":
-                no_reply = True
-            elif kind == "garble":
-                garble_rate = max(garble_rate, spec.param("rate"))
             elif kind == "contact_loss":
                 contact_lost = True
             elif kind == "misfire":
@@ -731,9 +660,6 @@ class IPLFirmware(SimulatedStream):
         newly_lost = contact_lost and not self._contact_lost
         self._open, self._stuck = is_open, stuck
         self._sensor_faults = any(is_open) or stuck != [None, None]
-        self._no_reply = no_reply
-        self._deaf = no_reply or self._boot_end_s != _INF
-        self._garble_rate = garble_rate
         self._contact_lost = contact_lost
         self._misfire = misfire
         if newly_open:
@@ -755,12 +681,7 @@ class IPLFirmware(SimulatedStream):
                 self._decoded.clear()
             self._decoded[chunk] = decoded
         seq, msg, payload = decoded
-        # A valid frame feeds the watchdog. Frames are read only after boot, so
-        # the next event is the new deadline or the next other event.
-        deadline = self._t + WATCHDOG_S
-        self._wd_deadline_s = deadline
-        other = self._other_next_s
-        self._next_event_s = deadline if deadline < other else other
+        self._feed_watchdog()  # a valid frame, NAKed or not
         if msg == STATUS and not payload:  # the every-tick query
             body = self._cmd_status(msg, payload)
         elif (entry := self._handlers.get(msg)) is None:
@@ -776,9 +697,7 @@ class IPLFirmware(SimulatedStream):
             if len(self._replies) >= _CACHE_LIMIT:
                 self._replies.clear()
             self._replies[key] = out
-        if self._garble_rate:
-            out = self._garble(out)
-        self._out = self._out + out if self._out else out
+        self._send(out)
 
     # ------------------------------------------------------------------ commands
 

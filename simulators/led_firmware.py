@@ -38,13 +38,12 @@ from collections.abc import Sequence
 from statistics import NormalDist
 from typing import TYPE_CHECKING
 
-from simulators.faults import FaultSpec, parse_fault
-from simulators.stream import WATCHDOG_S, SimulatedStream, check_options
+from simulators.faults import FaultSpec
+from simulators.stream import SimulatedDevice, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
 
-BOOT_S = 1.0
 MAX_ON_STEP_S = 0.1  # the firmware checks its limits at least every 100 ms while on
 STRING_FAIL_S = 1.0  # below half the setpoint this long while on: LED string failure
 STRING_FAIL_FRACTION = 0.5
@@ -198,7 +197,7 @@ def _option_float(options: dict[str, str], name: str, default: float) -> float:
     return value
 
 
-class LEDFirmware(SimulatedStream):
+class LEDFirmware(SimulatedDevice):
     """Simulated LED canopy: Modbus RTU server, protections, physics, faults.
 
     Test hooks (not on the wire): :attr:`output_on`, :attr:`output_log`,
@@ -207,6 +206,17 @@ class LEDFirmware(SimulatedStream):
     """
 
     device_name = "led"
+    output_reasons = (
+        "host",
+        "watchdog",
+        "panel",
+        "skin",
+        "sensor",
+        "interlock",
+        "led_string",
+        "wavelength",
+        "reset",
+    )
 
     def __init__(
         self,
@@ -230,23 +240,15 @@ class LEDFirmware(SimulatedStream):
             raise ValueError(
                 f"option ambient={ambient_c!r} must lie from 0 up to (not including) 60"
             )
-        specs = [parse_fault(text, "led") for text in faults]
-
-        self._clock = clock
-        self._seed = seed
+        super().__init__(clock, seed, faults)
         self._unit = unit
         self._skin0_c = skin0_c
         self._ambient_c = ambient_c
-        self._closed = False
         self._noise_bits = random.Random(f"led-noise:{seed}").getrandbits
         self._noise_table = tuple(SKIN_NOISE_C * z for z in _UNIT_NORMAL)
-        self._garble_rng = random.Random(f"led-garble:{seed}")
         self._valid8: dict[bytes, bool] = {}  # CRC verdicts of 8-byte requests (they repeat)
 
-        now = clock.now()
-        self._t0 = now
-        self._t = now
-        self._output_log: list[tuple[float, bool, str]] = []
+        now = self._t
 
         # Physics: irradiance per channel (mW/cm2), panel and true skin (degC).
         self._e = [0.0, 0.0]
@@ -263,42 +265,20 @@ class LEDFirmware(SimulatedStream):
         self._latched = 0
         self._on_since = now  # elapsed counts from here ...
         self._on_until: float | None = now  # ... to here (None while on)
-        self._inbuf = bytearray()
-        self._out = b""
-        self._boot_end_s = _INF
-        self._wd_deadline_s = _INF
-        self._deaf = False
         self._below_since: float | None = None  # measured < half the setpoint since
         self._string_event_s = _INF
         self._string_kind = _UP
 
-        # Faults: a sorted timeline of (time, 0=end/1=start, index).
-        self._specs = specs
-        timeline: list[tuple[float, int, int]] = []
-        for index, spec in enumerate(specs):
-            start = now + spec.start_s
-            timeline.append((start, 1, index))
-            if spec.duration_s is not None and spec.kind != "reset":
-                timeline.append((start + spec.duration_s, 0, index))
-        timeline.sort()
-        self._timeline = timeline
-        self._timeline_pos = 0
-        self._active: dict[int, float] = {}  # fault index -> absolute start time
+        # The combined effect of the active faults (see _apply_faults).
         self._stuck_value: dict[int, int] = {}  # fault index -> frozen reading (tenths)
         self._sensor_open = False
         self._stuck: int | None = None
         self._drift: list[tuple[float, float]] = []  # (rate degC/s, start)
         self._string_factor = 1.0
         self._overdrive = 1.0  # led_overdrive gain: no fault bit, the driver believes it
-        self._no_reply = False
-        self._garble_rate = 0.0
         self._interlock_open = False
-        self._next_event_s = _INF
-        self._fault_next_s = _INF
 
-        self._reboot(now)
-        self._reschedule()
-        self._advance_to(now)  # faults at +0 s apply before the first call returns
+        self._power_on()
 
     # ------------------------------------------------------------------ contract
 
@@ -332,13 +312,6 @@ class LEDFirmware(SimulatedStream):
     # ------------------------------------------------------------------ test hooks
 
     @property
-    def output_log(self) -> list[tuple[float, bool, str]]:
-        """Every output change: (clock time, on, reason); reasons: host, watchdog,
-        panel, skin, sensor, interlock, led_string, wavelength, reset."""
-        self.advance()
-        return self._output_log
-
-    @property
     def irradiance_mw_cm2(self) -> float:
         """True irradiance at the skin now, both channels (what the photodiode sees)."""
         self.advance()
@@ -367,41 +340,30 @@ class LEDFirmware(SimulatedStream):
         """The Modbus server address this device answers."""
         return self._unit
 
-    def fault_specs(self) -> list[FaultSpec]:
-        """The faults this simulator was created with, parsed."""
-        return list(self._specs)
-
     # ------------------------------------------------------------------ time
 
-    def _advance_to(self, now: float) -> None:
-        t = self._t
-        while True:
-            if self._next_event_s <= t:
-                self._process_events(t)  # leaves the next event strictly after t
-            if t >= now:
-                return
-            while True:
-                end = self._next_event_s
-                if end > now:
-                    end = now
-                if t >= end:
-                    break
-                on = self._output_on
-                remaining = end - t
-                if (on or self._e[0] + self._e[1] > DARK_MW) and remaining > MAX_ON_STEP_S * (
-                    1.0 + 1e-9
-                ):
-                    h = remaining / math.ceil(remaining / MAX_ON_STEP_S - 1e-9)
-                    t_next = t + h
-                else:
-                    h = remaining
-                    t_next = end
-                self._step(h)
-                self._t = t = t_next
-                if self._skin_c > self._peak_c:
-                    self._peak_c = self._skin_c
-                if on:
-                    self._check_limits(t)
+    def _advance_physics(self, t: float, end: float) -> float:
+        next_event_s = self._next_event_s
+        while t < end:
+            on = self._output_on
+            remaining = end - t
+            if (on or self._e[0] + self._e[1] > DARK_MW) and remaining > MAX_ON_STEP_S * (
+                1.0 + 1e-9
+            ):
+                h = remaining / math.ceil(remaining / MAX_ON_STEP_S - 1e-9)
+                t_next = t + h
+            else:
+                h = remaining
+                t_next = end
+            self._step(h)
+            self._t = t = t_next
+            if self._skin_c > self._peak_c:
+                self._peak_c = self._skin_c
+            if on:
+                self._check_limits(t)
+                if self._next_event_s != next_event_s:
+                    break  # a limit turned output off and rescheduled: split from here
+        return t
 
     def _step(self, h: float) -> None:
         """Advance the physics exactly by ``h`` s with the drive held constant.
@@ -429,18 +391,16 @@ class LEDFirmware(SimulatedStream):
         c = SKIN_RISE_C_PER_MW * excess * (TAU_IRRADIANCE_S / (TAU_IRRADIANCE_S - TAU_SKIN_S))
         self._skin_c = xss + c * ee + (self._skin_c - xss - c) * math.exp(-h / TAU_SKIN_S)
 
-    def _reschedule(self) -> None:
-        self._fault_next_s = self._next_fault_s()
-        self._next_event_s = min(
-            self._fault_next_s, self._wd_deadline_s, self._boot_end_s, self._string_event_s
-        )
+    def _next_physics_event_s(self) -> float:
+        return self._string_event_s
 
-    def _process_events(self, t: float) -> None:
-        self._timeline_due(t)
-        if self._wd_deadline_s <= t:
-            self._wd_deadline_s = _INF
-            self._latched |= FB_WATCHDOG
-            self._set_output(False, "watchdog", t)
+    def _on_watchdog(self, t: float) -> None:
+        self._latched |= FB_WATCHDOG
+        self._set_output(False, "watchdog", t)
+
+    def _on_physics_events(self, t: float) -> None:
+        """The LED-string check: the measured irradiance crossed half the setpoint,
+        or stayed below it for 1 s."""
         if self._string_event_s <= t:
             kind = self._string_kind
             if kind == _UP:
@@ -452,7 +412,6 @@ class LEDFirmware(SimulatedStream):
             else:
                 self._latched |= FB_LED_STRING
                 self._set_output(False, "led_string", t)
-        self._reschedule()
 
     # ------------------------------------------------------------------ protections
 
@@ -540,43 +499,27 @@ class LEDFirmware(SimulatedStream):
             self._latched |= hit[0]
             self._set_output(False, hit[1], t)
 
-    def _reboot(self, t: float) -> None:
+    def _on_reboot(self, t: float) -> None:
         self._set_output(False, "reset", t)
         self._setpoint = 0
         self._wavelength = WAVELENGTHS[0]
         self._latched = FB_POWER_ON
         self._on_since = self._on_until = t  # elapsed reads 0
-        self._boot_end_s = t + BOOT_S
-        self._wd_deadline_s = _INF
-        self._inbuf.clear()
-        self._deaf = True
         self._update_drive(t)
 
     # ------------------------------------------------------------------ faults
 
-    def _fault_edge(self, index: int, starting: bool, t: float) -> None:
-        spec = self._specs[index]
-        if spec.kind == "reset":
-            self._reboot(t)
-            return
-        if not starting:
-            self._active.pop(index, None)
-            return
+    def _on_fault_start(self, index: int, spec: FaultSpec, t: float) -> None:
         if spec.kind == "sensor_stuck":
             value = self._skin_sensor_clean_c(t)
             self._stuck_value[index] = SENSOR_OPEN if value != value else round(value * 10.0)
-        elif spec.kind == "no_reply":
-            self._inbuf.clear()  # a partial frame is lost; input is dropped until the end
-        self._active[index] = t
 
-    def _refresh_faults(self, t: float) -> None:
-        """Recompute the combined effect of the active faults and enforce it."""
-        sensor_open = no_reply = interlock_open = False
+    def _apply_faults(self, t: float) -> None:
+        sensor_open = interlock_open = False
         stuck: int | None = None
         drift: list[tuple[float, float]] = []
         factor = 1.0
         overdrive = 1.0
-        garble_rate = 0.0
         for index, start in self._active.items():
             spec = self._specs[index]
             kind = spec.kind
@@ -591,18 +534,11 @@ class LEDFirmware(SimulatedStream):
                 factor = min(factor, spec.param("factor"))
             elif kind == "led_overdrive":
                 overdrive = max(overdrive, spec.param("gain"))
-            elif kind == "no_reply":
-                no_reply = True
-            elif kind == "garble":
-                garble_rate = max(garble_rate, spec.param("rate"))
             elif kind == "contact_loss":
                 interlock_open = True
         self._sensor_open = sensor_open
         self._stuck = stuck
         self._drift = drift
-        self._no_reply = no_reply
-        self._deaf = no_reply or self._boot_end_s != _INF
-        self._garble_rate = garble_rate
         self._interlock_open = interlock_open
         if interlock_open and self._output_on:
             self._latched |= FB_INTERLOCK
@@ -671,11 +607,7 @@ class LEDFirmware(SimulatedStream):
         """One CRC-valid frame; answered only if addressed to this unit."""
         if frame[0] != self._unit:
             return
-        # Every valid frame to us feeds the watchdog. Frames are read only after
-        # boot, so the next event is the new deadline, a fault edge or a string event.
-        deadline = self._t + WATCHDOG_S
-        self._wd_deadline_s = deadline
-        self._next_event_s = min(deadline, self._fault_next_s, self._string_event_s)
+        self._feed_watchdog()  # every valid frame to us
         fc = frame[1]
         if fc in (FC_READ_INPUT, FC_READ_HOLDING):
             address, count = struct.unpack_from(">HH", frame, 2)
@@ -713,9 +645,7 @@ class LEDFirmware(SimulatedStream):
                 )
         else:
             reply = self._exception(fc, ILLEGAL_FUNCTION)
-        if self._garble_rate:
-            reply = self._garble(reply)
-        self._out = self._out + reply if self._out else reply
+        self._send(reply)
 
     def _exception(self, fc: int, code: int) -> bytes:
         return _with_crc(bytes((self._unit, (fc | 0x80) & 0xFF, code)))

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from devicectl.clock import Clock, RealClock
+from simulators.stream import ServedDevice
 
 POLL_S = 0.002
 READ_CHUNK = 4096
@@ -46,7 +47,7 @@ class PtyServer:
 
     def __init__(
         self,
-        simulator_factory: Callable[[Clock], Any],
+        simulator_factory: Callable[[Clock], ServedDevice],
         clock: Clock | None = None,
         poll_s: float = POLL_S,
     ) -> None:
@@ -59,7 +60,7 @@ class PtyServer:
         self._master = -1
         self._slave = -1
         self._path: str | None = None
-        self._simulator: Any = None
+        self._simulator: ServedDevice | None = None
         self._error: BaseException | None = None
 
     # ------------------------------------------------------------------ control
@@ -96,7 +97,8 @@ class PtyServer:
         thread.join()
         self._thread = None
         with self._lock, contextlib.suppress(Exception):
-            self._simulator.close()
+            if self._simulator is not None:
+                self._simulator.close()
         for fd in (self._master, self._slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -115,7 +117,7 @@ class PtyServer:
         return self._path
 
     @property
-    def simulator(self) -> Any:
+    def simulator(self) -> ServedDevice | None:
         """The served simulator; touch it from other threads only via :meth:`inspect`."""
         return self._simulator
 
@@ -125,7 +127,11 @@ class PtyServer:
         return self._error
 
     def inspect(self, function: Callable[[Any], T]) -> T:
-        """``function(simulator)`` under the loop's lock (safe from any thread)."""
+        """``function(simulator)`` under the loop's lock (safe from any thread).
+
+        ``function`` gets the simulator as its own class (``Any``): it is how a
+        test reaches the firmware's test hooks (``output_log``, ``skin_true_c``...).
+        """
         with self._lock:
             return function(self._simulator)
 
@@ -134,10 +140,11 @@ class PtyServer:
     def _run(self) -> None:
         master = self._master
         simulator = self._simulator
+        assert simulator is not None  # start() creates it before the thread
         lock = self._lock
         stop = self._stop
         poll_s = self._poll_s
-        advance = getattr(simulator, "advance", None) or simulator.pending
+        advance: Callable[[], object] = getattr(simulator, "advance", None) or simulator.pending
         backlog = b""  # sent by the simulator, not yet accepted by the pty
         try:
             while not stop.is_set():

@@ -29,14 +29,13 @@ from binascii import crc_hqx
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from simulators.faults import FaultSpec, parse_fault
+from simulators.faults import FaultSpec
 from simulators.skin import SkinModel, SkinParams, tenths
-from simulators.stream import WATCHDOG_S, SimulatedStream, check_options
+from simulators.stream import SimulatedDevice, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock
 
-BOOT_S = 1.0
 CUTOFF_C = 45.0
 REARM_BELOW_C = 44.0
 HOT_ZONE_C = 43.5
@@ -95,7 +94,7 @@ def _tenths_text(count: int) -> str:
     return text
 
 
-class RFFirmware(SimulatedStream):
+class RFFirmware(SimulatedDevice):
     """Simulated RF generator: protocol, protections, skin physics, faults.
 
     Test hooks (not on the wire): :attr:`skin_true_c`, :attr:`peak_skin_c`,
@@ -103,6 +102,7 @@ class RFFirmware(SimulatedStream):
     """
 
     device_name = "rf"
+    output_reasons = ("host", "watchdog", "cutoff", "contact", "sensor", "reset")
 
     def __init__(
         self,
@@ -119,23 +119,14 @@ class RFFirmware(SimulatedStream):
             except ValueError:
                 raise ValueError(f"option skin0={options['skin0']!r} is not a number") from None
             params = SkinParams(skin0_c=skin0_c)
-        specs = [parse_fault(text, "rf") for text in faults]
-
-        self._clock = clock
-        self._seed = seed
-        self._closed = False
+        super().__init__(clock, seed, faults)
         self._skin = SkinModel(params, seed=seed)
         self._skin0_c = params.skin0_c
         self._offset1_c, self._offset2_c = params.sensor_offsets_c
         self._max_offset_c = max(params.sensor_offsets_c)
-        self._garble_rng = random.Random(f"rf-garble:{seed}")
         self._base_impedance_ohm = random.Random(f"rf-contact:{seed}").uniform(90.0, 180.0)
 
-        now = clock.now()
-        self._t0 = now
-        self._t = now
         self._peak_c = self._skin.surface_c
-        self._output_log: list[tuple[float, bool, str]] = []
 
         # Firmware state (set again on every reboot).
         self._output_on = False
@@ -145,36 +136,15 @@ class RFFirmware(SimulatedStream):
         self._latched = 0
         self._rearm_pending = False  # after a cut-off: OUTP ON needs both sensors < 44.0
         self._errors: list[Error] = []
-        self._inbuf = bytearray()
-        self._discarding = False  # inside an over-long line, dropping to the next LF
-        self._out = b""  # sent, not yet taken by the host
-        self._boot_end_s = _INF
-        self._wd_deadline_s = _INF
-        self._deaf = False  # booting or no_reply: input is dropped unread
 
-        # Faults: a sorted timeline of (time, 0=end/1=start, index).
-        self._specs = specs
-        timeline: list[tuple[float, int, int]] = []
-        for index, spec in enumerate(specs):
-            start = now + spec.start_s
-            timeline.append((start, 1, index))
-            if spec.duration_s is not None and spec.kind != "reset":
-                timeline.append((start + spec.duration_s, 0, index))
-        timeline.sort()
-        self._timeline = timeline
-        self._timeline_pos = 0
-        self._active: dict[int, float] = {}  # fault index -> absolute start time
+        # The combined effect of the active faults (see _apply_faults).
         self._stuck_value_c: dict[int, float] = {}
         self._open = [False, False]
         self._stuck: list[float | None] = [None, None]
         self._drift: list[list[tuple[float, float]]] = [[], []]
         self._sensor_faults = False
         self._runaway: tuple[float, float] | None = None
-        self._no_reply = False
-        self._garble_rate = 0.0
         self._contact_lost = False
-        self._next_event_s = _INF
-        self._fault_next_s = _INF
 
         self._no_arg: dict[bytes, Callable[[], Reply]] = {
             b"*IDN?": self._cmd_idn,
@@ -193,9 +163,7 @@ class RFFirmware(SimulatedStream):
             b"SOUR:POW": self._cmd_sour_pow,
             b"OUTP": self._cmd_outp,
         }
-        self._reboot(now)
-        self._reschedule()
-        self._advance_to(now)  # faults at +0 s apply before the first call returns
+        self._power_on()
 
     # ------------------------------------------------------------------ contract
 
@@ -246,13 +214,6 @@ class RFFirmware(SimulatedStream):
         self.advance()
         return self._peak_c
 
-    @property
-    def output_log(self) -> list[tuple[float, bool, str]]:
-        """Every output change: (clock time, on, reason); reasons: host, watchdog,
-        cutoff, contact, sensor, reset."""
-        self.advance()
-        return self._output_log
-
     def reposition(self) -> None:
         """The technician lifts the handpiece and sets it on a fresh site (a new zone).
 
@@ -272,63 +233,45 @@ class RFFirmware(SimulatedStream):
 
     # ------------------------------------------------------------------ time
 
-    def _advance_to(self, now: float) -> None:
+    def _advance_physics(self, t: float, end: float) -> float:
         skin = self._skin
-        t = self._t
-        while True:
-            if self._next_event_s <= t:
-                self._process_events(t)  # leaves the next event strictly after t
-            if t >= now:
-                return
-            end = self._next_event_s
-            if end > now:
-                end = now
-            while t < end:
-                ts = skin.surface_c
-                if self._output_on:
-                    if self._sensor_faults:
-                        sensor_max_c = self._sensor_max_c(t)
-                    else:
-                        sensor_max_c = skin.lag_c + self._max_offset_c
-                    h_max = (
-                        HOT_STEP_S
-                        if ts > HOT_ZONE_C or sensor_max_c > HOT_ZONE_C
-                        else MAX_ON_STEP_S
-                    )
-                elif skin.surface_rate_c_per_s(0.0) > 1e-6:
-                    h_max = MAX_ON_STEP_S  # surface still rising after output off: sample the peak
+        while t < end:
+            ts = skin.surface_c
+            if self._output_on:
+                if self._sensor_faults:
+                    sensor_max_c = self._sensor_max_c(t)
                 else:
-                    h_max = _INF
-                remaining = end - t
-                if remaining <= h_max * (1.0 + 1e-9):
-                    h = remaining
-                    t_next = end
+                    sensor_max_c = skin.lag_c + self._max_offset_c
+                h_max = (
+                    HOT_STEP_S if ts > HOT_ZONE_C or sensor_max_c > HOT_ZONE_C else MAX_ON_STEP_S
+                )
+            elif skin.surface_rate_c_per_s(0.0) > 1e-6:
+                h_max = MAX_ON_STEP_S  # surface still rising after output off: sample the peak
+            else:
+                h_max = _INF
+            remaining = end - t
+            if remaining <= h_max * (1.0 + 1e-9):
+                h = remaining
+                t_next = end
+            else:
+                h = remaining / math.ceil(remaining / h_max - 1e-9)
+                t_next = t + h
+            skin.step(h, self._power_w)
+            self._t = t = t_next
+            if skin.surface_c > self._peak_c:
+                self._peak_c = skin.surface_c
+            if self._output_on:
+                if self._sensor_faults:
+                    sensor_max_c = self._sensor_max_c(t)
                 else:
-                    h = remaining / math.ceil(remaining / h_max - 1e-9)
-                    t_next = t + h
-                skin.step(h, self._power_w)
-                self._t = t = t_next
-                if skin.surface_c > self._peak_c:
-                    self._peak_c = skin.surface_c
-                if self._output_on:
-                    if self._sensor_faults:
-                        sensor_max_c = self._sensor_max_c(t)
-                    else:
-                        sensor_max_c = skin.lag_c + self._max_offset_c
-                    if sensor_max_c >= CUTOFF_C:
-                        self._trip_cutoff(t)
+                    sensor_max_c = skin.lag_c + self._max_offset_c
+                if sensor_max_c >= CUTOFF_C:
+                    self._trip_cutoff(t)
+        return t
 
-    def _reschedule(self) -> None:
-        self._fault_next_s = self._next_fault_s()
-        self._next_event_s = min(self._fault_next_s, self._wd_deadline_s, self._boot_end_s)
-
-    def _process_events(self, t: float) -> None:
-        self._timeline_due(t)
-        if self._wd_deadline_s <= t:
-            self._wd_deadline_s = _INF
-            self._latched |= WATCHDOG_TRIPPED
-            self._set_output(False, "watchdog", t)
-        self._reschedule()
+    def _on_watchdog(self, t: float) -> None:
+        self._latched |= WATCHDOG_TRIPPED
+        self._set_output(False, "watchdog", t)
 
     # ------------------------------------------------------------------ protections
 
@@ -358,7 +301,7 @@ class RFFirmware(SimulatedStream):
         self._rearm_pending = True
         self._set_output(False, "cutoff", t)
 
-    def _reboot(self, t: float) -> None:
+    def _on_reboot(self, t: float) -> None:
         self._set_output(False, "reset", t)
         self._setpoint_w = 0.0
         self._setpoint_text = "0.0"
@@ -366,38 +309,19 @@ class RFFirmware(SimulatedStream):
         self._errors.clear()
         self._latched = POWER_ON_RESET
         self._rearm_pending = False
-        self._boot_end_s = t + BOOT_S
-        self._wd_deadline_s = _INF
-        self._inbuf.clear()
-        self._discarding = False
-        self._deaf = True
 
     # ------------------------------------------------------------------ faults
 
-    def _fault_edge(self, index: int, starting: bool, t: float) -> None:
-        spec = self._specs[index]
-        kind = spec.kind
-        if kind == "reset":
-            self._reboot(t)
-            return
-        if not starting:
-            self._active.pop(index, None)
-            return
-        if kind == "sensor_stuck":
+    def _on_fault_start(self, index: int, spec: FaultSpec, t: float) -> None:
+        if spec.kind == "sensor_stuck":
             self._stuck_value_c[index] = self._sensor_clean_c(int(spec.param("sensor")), t)
-        elif kind == "no_reply":
-            self._inbuf.clear()  # a partial line is lost; input is dropped until the end
-            self._discarding = False
-        self._active[index] = t
 
-    def _refresh_faults(self, t: float) -> None:
-        """Recompute the combined effect of the active faults and enforce it."""
+    def _apply_faults(self, t: float) -> None:
         is_open = [False, False]
         stuck: list[float | None] = [None, None]
         drift: list[list[tuple[float, float]]] = [[], []]
         runaway: tuple[float, float] | None = None
-        no_reply = contact_lost = False
-        garble_rate = 0.0
+        contact_lost = False
         for index, start in self._active.items():
             spec = self._specs[index]
             kind = spec.kind
@@ -411,18 +335,11 @@ class RFFirmware(SimulatedStream):
                 drift[int(spec.param("sensor")) - 1].append((spec.param("rate"), start))
             elif kind == "runaway":
                 runaway = (spec.param("gain"), spec.param("floor_w"))
-            elif kind == "no_reply":
-                no_reply = True
-            elif kind == "garble":
-                garble_rate = max(garble_rate, spec.param("rate"))
             elif kind == "contact_loss":
                 contact_lost = True
         self._open, self._stuck, self._drift = is_open, stuck, drift
         self._sensor_faults = any(is_open) or stuck != [None, None] or drift != [[], []]
         self._runaway = runaway
-        self._no_reply = no_reply
-        self._deaf = no_reply or self._boot_end_s != _INF
-        self._garble_rate = garble_rate
         self._contact_lost = contact_lost
         if any(is_open):
             self._set_output(False, "sensor", t)
@@ -456,11 +373,7 @@ class RFFirmware(SimulatedStream):
         ):
             self._queue_error(ERR_FRAME)
             return
-        deadline = self._t + WATCHDOG_S  # a valid frame feeds the watchdog
-        self._wd_deadline_s = deadline
-        # Frames are read only after boot (boot end is infinite), so the next
-        # event is the new deadline or the next fault edge.
-        self._next_event_s = deadline if deadline < self._fault_next_s else self._fault_next_s
+        self._feed_watchdog()  # a valid frame feeds the watchdog
         handler = self._no_arg.get(body)
         if handler is not None:
             reply = handler()
@@ -479,10 +392,7 @@ class RFFirmware(SimulatedStream):
             code, text = reply
             self._queue_error(reply)
             head = seq + b' ERR %d,"%s"' % (code, text.encode())
-        out_line = head + _STAR_CRC[crc_hqx(head, 0xFFFF)] + b"\n"
-        if self._garble_rate:
-            out_line = self._garble(out_line)
-        self._out = self._out + out_line if self._out else out_line
+        self._send(head + _STAR_CRC[crc_hqx(head, 0xFFFF)] + b"\n")
 
     def _queue_error(self, error: Error) -> None:
         if len(self._errors) < ERROR_QUEUE_LEN:
@@ -632,9 +542,3 @@ class RFFirmware(SimulatedStream):
         if self._output_on:
             return f"{temps},{impedance_text},{self._setpoint_text},ON,{bits | OUTPUT_ON}"
         return f"{temps},{impedance_text},0.0,OFF,{bits}"
-
-    # ------------------------------------------------------------------ misc
-
-    def fault_specs(self) -> list[FaultSpec]:
-        """The faults this simulator was created with, parsed."""
-        return list(self._specs)

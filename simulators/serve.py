@@ -40,10 +40,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from devicectl.clock import Clock
 from simulators.pty_server import PtyServer
+from simulators.stream import ServedDevice
 from simulators.tcp_server import TcpServer
 
 MODES = ("pty", "tcp", "rfc2217")
@@ -97,7 +98,7 @@ class _JsonLog:
         self._streams = list(streams)
         self._lock = threading.Lock()
 
-    def write(self, record: dict[str, Any], *, only: TextIO | None = None) -> None:
+    def write(self, record: dict[str, object], *, only: TextIO | None = None) -> None:
         line = json.dumps(record) + "\n"
         with self._lock:
             for stream in [only] if only is not None else self._streams:
@@ -128,7 +129,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def serve(
     device: str,
-    factory: Callable[..., Any],
+    factory: Callable[..., ServedDevice],
     *,
     mode: str = "pty",
     address: str | None = None,
@@ -156,14 +157,14 @@ def serve(
     fault_list = list(faults)
     opts = dict(options or {})
 
-    def make(clock: Clock) -> Any:
+    def make(clock: Clock) -> ServedDevice:
         return factory(clock, seed=seed, faults=fault_list, **opts)
 
-    def on_event(record: dict[str, Any]) -> None:
+    def on_event(record: dict[str, object]) -> None:
         jlog.write({**record, "device": device, "t": time.monotonic()}, only=log_only)
 
     server: PtyServer | TcpServer
-    record: dict[str, Any] = {"event": "serving", "device": device, "mode": mode}
+    record: dict[str, object] = {"event": "serving", "device": device, "mode": mode}
     if mode == "pty":
         if address is not None:
             raise ServeError("--pty takes no address")

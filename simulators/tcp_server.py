@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from devicectl.clock import Clock, RealClock
+from simulators.stream import ServedDevice
 
 POLL_S = 0.002
 READ_CHUNK = 4096
@@ -53,7 +54,7 @@ class SimulatorSerialAdapter:
     read as a device that is present (CTS, DSR, CD on; RI off).
     """
 
-    def __init__(self, simulator: Any) -> None:
+    def __init__(self, simulator: ServedDevice) -> None:
         self._simulator = simulator
         self.baudrate = 115200
         self.bytesize = 8
@@ -93,14 +94,14 @@ class TcpServer:
 
     def __init__(
         self,
-        simulator_factory: Callable[[Clock], Any],
+        simulator_factory: Callable[[Clock], ServedDevice],
         host: str = "127.0.0.1",
         port: int = 0,
         *,
         rfc2217: bool = False,
         clock: Clock | None = None,
         poll_s: float = POLL_S,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self._factory = simulator_factory
         self._host = host
@@ -114,7 +115,7 @@ class TcpServer:
         self._thread: threading.Thread | None = None
         self._listener: socket.socket | None = None
         self._address: tuple[str, int] | None = None
-        self._simulator: Any = None
+        self._simulator: ServedDevice | None = None
         self._error: BaseException | None = None
 
     # ------------------------------------------------------------------ control
@@ -157,7 +158,8 @@ class TcpServer:
         thread.join()
         self._thread = None
         with self._lock, contextlib.suppress(Exception):
-            self._simulator.close()
+            if self._simulator is not None:
+                self._simulator.close()
         if self._listener is not None:
             with contextlib.suppress(OSError):
                 self._listener.close()
@@ -186,7 +188,7 @@ class TcpServer:
         return f"{'rfc2217' if self._rfc2217 else 'socket'}://{host}:{port}"
 
     @property
-    def simulator(self) -> Any:
+    def simulator(self) -> ServedDevice | None:
         """The served simulator; touch it from other threads only via :meth:`inspect`."""
         return self._simulator
 
@@ -196,13 +198,17 @@ class TcpServer:
         return self._error
 
     def inspect(self, function: Callable[[Any], T]) -> T:
-        """``function(simulator)`` under the loop's lock (safe from any thread)."""
+        """``function(simulator)`` under the loop's lock (safe from any thread).
+
+        ``function`` gets the simulator as its own class (``Any``): it is how a
+        test reaches the firmware's test hooks (``output_log``, ``skin_true_c``...).
+        """
         with self._lock:
             return function(self._simulator)
 
     # ------------------------------------------------------------------ loop
 
-    def _event(self, event: str, peer: Any) -> None:
+    def _event(self, event: str, peer: tuple[str, int]) -> None:
         if self._on_event is not None:
             with contextlib.suppress(Exception):
                 self._on_event({"event": event, "peer": f"{peer[0]}:{peer[1]}"})
@@ -211,13 +217,14 @@ class TcpServer:
         listener = self._listener
         assert listener is not None
         simulator = self._simulator
+        assert simulator is not None  # start() creates it before the thread
         lock = self._lock
         stop = self._stop
         poll_s = self._poll_s
-        advance = getattr(simulator, "advance", None) or simulator.pending
+        advance: Callable[[], object] = getattr(simulator, "advance", None) or simulator.pending
         client: socket.socket | None = None
-        peer: Any = None
-        manager: Any = None  # serial.rfc2217.PortManager in rfc2217 mode
+        peer: tuple[str, int] = ("", 0)
+        manager: Any = None  # serial.rfc2217.PortManager in rfc2217 mode (pyserial has no types)
         connection = _Connection()  # bytes queued for the host (escaped in rfc2217 mode)
 
         def drop_client(reason: str) -> None:
@@ -226,7 +233,7 @@ class TcpServer:
                 with contextlib.suppress(OSError):
                     client.close()
                 self._event(reason, peer)
-            client, manager, peer = None, None, None
+            client, manager, peer = None, None, ("", 0)
             connection.tx.clear()
 
         try:
@@ -288,7 +295,7 @@ class TcpServer:
                     client.close()
 
     @staticmethod
-    def _new_manager(simulator: Any, connection: _Connection) -> Any:
+    def _new_manager(simulator: ServedDevice, connection: _Connection) -> Any:
         from serial.rfc2217 import PortManager
 
         return PortManager(SimulatorSerialAdapter(simulator), connection)
