@@ -1,4 +1,4 @@
-"""Simulated seconds per wall second: the RF demo (#3) and the full session (#8).
+"""Simulated seconds per wall second: the RF demo and the full session.
 
 Two workloads, each on in-process simulators in simulated time (a SimClock,
 50 ms ticks), with the same controllers, supervisors, drivers, wire protocols

@@ -1,4 +1,4 @@
-"""The fault matrix through the pty path (issue #7): every modality, every fault kind
+"""The fault matrix through the pty path: every modality, every fault kind
 its simulator supports, every phase of a delivery.
 
 Each scenario serves the simulator on a real pty (``tests/pty_rig.py``: the
