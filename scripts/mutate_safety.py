@@ -55,6 +55,7 @@ MATRIX = ("tests/test_hil_fault_matrix.py",)
 PROTOCOL = ("tests/test_protocol_file.py", "tests/test_protocol_file_properties.py")
 CHAIN = ("tests/test_records_chain.py", "tests/test_records_store.py")
 LOOP = ("tests/test_control_loop.py",)
+SECOND = ("tests/test_safety_second_angles.py",)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("ipl.block_stop_late", IPS, "if reading.block_temp_c >= lim.block_stop_c:", "if reading.block_temp_c >= lim.block_stop_c + 1.0:", IPL),
     # -- LED supervisor
     M("led.stale_late", LDS, STALE, STALE_LATE, (*LED, *MATRIX)),
-    M("led.dose_limit", LDS, "if self.dose_j_cm2 > lim.dose_max_j_cm2:", "if self.dose_j_cm2 > lim.dose_max_j_cm2 * 1.1:", LED),
+    M("led.dose_limit", LDS, "if self.dose_j_cm2 > lim.dose_max_j_cm2:", "if self.dose_j_cm2 > lim.dose_max_j_cm2 * 1.1:", (*LED, *SECOND)),
     M("led.duration_limit", LDS, "if self.on_time_s > lim.duration_max_s + lim.duration_grace_s:", "if self.on_time_s > lim.duration_max_s + lim.duration_grace_s + 60.0:", LED),
     M("led.skin_limit", LDS, "if skin > lim.skin_max_c:", "if skin > lim.skin_max_c + 1.0:", (*LED, *MATRIX)),
     # -- protocol limits (validated before anything is armed)
@@ -111,9 +112,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("limits.ipl_fluence_per_trigger", LIMITS, "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2:", "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2 + 0.01:", PROTOCOL),
     M("limits.led_plan_dose", LIMITS, "if dose > limits.dose_max_j_cm2:", "if dose > limits.dose_max_j_cm2 + 0.01:", PROTOCOL),
     # -- the record's hash chain
-    M("chain.link_unchecked", "devicectl/records/verify.py", "if row.prev_hash != pred.hash:", "if False:", CHAIN),
+    M("chain.link_unchecked", "devicectl/records/verify.py", "if row.prev_hash != pred.hash:", "if False:", (*CHAIN, *SECOND)),
     # -- emergency stop ordering in the loop
-    M("estop.not_first", "devicectl/control/loop.py", 'key=lambda item: item[0].action != "estop",', "key=lambda item: 0,", LOOP),
+    M("estop.not_first", "devicectl/control/loop.py", 'key=lambda item: item[0].action != "estop",', "key=lambda item: 0,", (*LOOP, *SECOND)),
     M("estop.deferred", "devicectl/control/loop.py", 'if pending[0][0].action == "estop":', "if False:", LOOP),
 )  # fmt: skip
 
