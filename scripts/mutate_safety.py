@@ -13,6 +13,11 @@ whose tests all pass **survived**: a safety check can break without a test faili
     uv run python scripts/mutate_safety.py --list     # what would be applied
     uv run python scripts/mutate_safety.py --only rf.stale_late --only ipl.unexpected_flash_gone
     uv run python scripts/mutate_safety.py --no-baseline
+    uv run python scripts/mutate_safety.py --count --only rf.cutoff_gone   # how many tests fail
+
+``--count`` runs each mutant's files to the end instead of stopping at the first
+failure, and prints how many tests the mutant fails: a check that only one test
+sees breaks as soon as that test is changed.
 
 The exit status is 0 only if every mutant was killed. A line that is not found
 (or found more than once) in its file is reported as ``PATTERN NOT FOUND`` or
@@ -137,18 +142,18 @@ def apply(tree: Path, m: Mutation) -> str | None:
     return None
 
 
-def pytest_cmd(tests: tuple[str, ...]) -> list[str]:
+def pytest_cmd(tests: tuple[str, ...], stop_at_first: bool = True) -> list[str]:
     return [
-        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-x", "-q",
-        f"--timeout={PER_TEST_TIMEOUT_S}", *tests,
+        sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *(["-x"] if stop_at_first else []),
+        "-q", f"--timeout={PER_TEST_TIMEOUT_S}", *tests,
     ]  # fmt: skip
 
 
-def run(tree: Path, tests: tuple[str, ...]) -> tuple[int, str]:
+def run(tree: Path, tests: tuple[str, ...], stop_at_first: bool = True) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         done = subprocess.run(
-            pytest_cmd(tests),
+            pytest_cmd(tests, stop_at_first),
             cwd=tree,
             env=env,
             capture_output=True,
@@ -182,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutations and exit")
     parser.add_argument("--only", action="append", default=[], metavar="ID")
     parser.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
+    parser.add_argument(
+        "--count", action="store_true", help="run every test of a mutant (no -x): count failures"
+    )
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if not args.only or m.id in args.only]
     unknown = set(args.only) - {m.id for m in MUTATIONS}
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             started = time.perf_counter()
             try:
-                code, tail = run(tree, m.tests)
+                code, tail = run(tree, m.tests, stop_at_first=not args.count)
             finally:
                 assert original is not None
                 (tree / m.path).write_bytes(original)
