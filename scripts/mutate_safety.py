@@ -116,6 +116,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("limits.range_lower", LIMITS, "if value < low:", "if value < low - 0.001:", PROTOCOL),
     M("limits.ipl_fluence_per_trigger", LIMITS, "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2:", "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2 + 0.01:", PROTOCOL),
     M("limits.led_plan_dose", LIMITS, "if dose > limits.dose_max_j_cm2:", "if dose > limits.dose_max_j_cm2 + 0.01:", PROTOCOL),
+    M("limits.rf_cutoff_value", LIMITS, "cutoff_c: float = 44.0", "cutoff_c: float = 44.5", (*RF, *MATRIX)),
+    M("limits.rf_disagree_value", LIMITS, "sensor_disagree_max_c: float = 1.5", "sensor_disagree_max_c: float = 2.0", (*RF, *MATRIX)),
+    M("limits.rf_runaway_value", LIMITS, "rise_max_c_per_s: float = 2.0", "rise_max_c_per_s: float = 2.5", (*RF, *MATRIX)),
+    # -- controllers: the IPL interval and arming temperature, the LED step's end
+    M("ipl.interval", "devicectl/control/ipl_controller.py", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s - 0.5", IPL),
+    M("ipl.crystal_arm", "devicectl/control/ipl_controller.py", "if not r.crystal_temp_c <= self.limits.crystal_arm_max_c:", "if not r.crystal_temp_c <= self.limits.crystal_arm_max_c + 1.0:", (*IPL, *MATRIX)),
+    M("led.step_end", "devicectl/control/led_controller.py", "if self.on_time_s >= plan.duration_s:", "if self.on_time_s >= plan.duration_s + 1.0:", LED),
     # -- the record's hash chain
     M("chain.link_unchecked", "devicectl/records/verify.py", "if row.prev_hash != pred.hash:", "if False:", (*CHAIN, *SECOND)),
     # -- emergency stop ordering in the loop
