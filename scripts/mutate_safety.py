@@ -121,7 +121,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("limits.rf_runaway_value", LIMITS, "rise_max_c_per_s: float = 2.0", "rise_max_c_per_s: float = 2.5", (*RF, *MATRIX)),
     # -- controllers: the IPL interval and arming temperature, the LED step's end
     M("ipl.interval", "devicectl/control/ipl_controller.py", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s - 0.5", IPL),
-    M("ipl.crystal_arm", "devicectl/control/ipl_controller.py", "if not r.crystal_temp_c <= self.limits.crystal_arm_max_c:", "if not r.crystal_temp_c <= self.limits.crystal_arm_max_c + 1.0:", (*IPL, *MATRIX)),
+    M("ipl.crystal_arm_value", LIMITS, "crystal_arm_max_c: float = 10.0", "crystal_arm_max_c: float = 11.0", (*IPL, *MATRIX)),
     M("led.step_end", "devicectl/control/led_controller.py", "if self.on_time_s >= plan.duration_s:", "if self.on_time_s >= plan.duration_s + 1.0:", LED),
     # -- the record's hash chain
     M("chain.link_unchecked", "devicectl/records/verify.py", "if row.prev_hash != pred.hash:", "if False:", (*CHAIN, *SECOND)),
