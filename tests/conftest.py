@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from devicectl.logs import configure_logging
 from tests.run_stash import COLLECTED_KEY, SUMMARY_KEY
+
+# In CI the property tests run the same examples every time (derandomised), so a
+# red run can be repeated; locally hypothesis explores and prints any failing seed.
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 
 
 @pytest.fixture(autouse=True, scope="session")

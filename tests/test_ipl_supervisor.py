@@ -84,3 +84,15 @@ def test_a_shot_counter_that_goes_back_is_implausible() -> None:
 
 def _codes_of(supervisor: IPLSupervisor, reading: IPLReading) -> list[str]:
     return [a.code for a in supervisor.check(reading, IDLE)]
+
+
+def test_the_host_stops_the_lamp_block_at_45_c_without_the_device_flag() -> None:
+    """The host's own block stop, independent of the firmware's ``BLOCK_OVERTEMP``
+    flag (a firmware that failed to set it): 45.0 degC exactly is a latching fault,
+    44.9 is only the warning."""
+    below = IPLSupervisor(IPLLimits())
+    assert _codes(below, block_c=44.9) == ["ipl.block_warm"]
+    at = IPLSupervisor(IPLLimits())
+    [stop] = [a for a in at.check(_reading(block_c=45.0), IDLE) if a.latches]
+    assert stop.code == "ipl.block_overtemp" and stop.priority is AlarmPriority.HIGH
+    assert stop.value == 45.0 and stop.limit == 45.0

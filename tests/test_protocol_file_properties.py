@@ -333,3 +333,153 @@ def test_arbitrary_text_never_raises_anything_else(text: str) -> None:
         within_limits(loads_protocol(text, NAME, LIM))
     except ProtocolFileError as exc:
         assert exc.problems and all(line.startswith(f"{NAME}: ") for line in exc.problems)
+
+
+# --------------------------------------------------------------------------- just past a limit
+
+
+def up(value: float) -> float:
+    """The next float above ``value``: the smallest step past an upper limit."""
+    return math.nextafter(value, math.inf)
+
+
+def down(value: float) -> float:
+    """The next float below ``value``: the smallest step past a lower limit."""
+    return math.nextafter(value, -math.inf)
+
+
+# How far past the limit: the smallest float step, or a step a file would write.
+PAST = st.sampled_from([0.0, 1e-9, 0.001, 0.01, 0.1, 1.0])
+
+
+def smallest_over(limit: float, times: float) -> float:
+    """The smallest float ``x`` with ``x * times > limit``: a product just past it."""
+    x = limit / times
+    while x * times <= limit:
+        x = up(x)
+    while down(x) * times > limit:
+        x = down(x)
+    return x
+
+
+def over(draw: st.DrawFn, limit: float) -> float:
+    step = draw(PAST)
+    return up(limit) if step == 0.0 else limit + step
+
+
+def under(draw: st.DrawFn, limit: float) -> float:
+    step = draw(PAST)
+    return down(limit) if step == 0.0 else limit - step
+
+
+@st.composite
+def past_a_limit(draw: st.DrawFn) -> tuple[dict[str, Any], str, str]:
+    """A valid step with exactly one limited value just past its limit; returns the
+    step, the field its problem line must name, and the words that line must say."""
+    rf, ipl, led = LIM.rf, LIM.ipl, LIM.led
+    case = draw(
+        st.sampled_from(
+            [
+                "target_c>", "target_c<", "hold_s>", "hold_s<=0", "zone target_c>",
+                "zone target_c<", "zone hold_s>",
+                "fluence_j_cm2>", "fluence_j_cm2<", "fluence x pulses", "pulse_width_ms>",
+                "pulse_width_ms<", "flashes>", "flashes<", "pulse_count>", "pulse_count<",
+                "pulse_delay_ms>", "pulse_delay_ms<",
+                "irradiance_mw_cm2>", "irradiance_mw_cm2<", "duration_s>", "duration_s<",
+                "duration_min>", "duration_min<", "dose",
+            ]
+        )
+    )  # fmt: skip
+    above, below = "is above the limit", "is below the limit"
+    if "target_c" in case or "hold_s" in case:
+        s: dict[str, Any] = {"kind": "rf", "zones": ["forehead", "chin"]}
+        key = case.split()[-1].rstrip("<>=0")
+        if case == "hold_s<=0":
+            value: float = draw(st.sampled_from([0.0, -0.0, down(0.0), -1.0]))
+            words = "must be a positive number"
+        elif key == "target_c":
+            hi = case.endswith(">")
+            value = over(draw, rf.target_max_c) if hi else under(draw, rf.target_min_c)
+            words = above if hi else below
+        else:
+            value, words = over(draw, rf.hold_max_s), above
+        if case.startswith("zone"):
+            s["zones"] = ["forehead", {"name": "chin", key: value}]
+        else:
+            s[key] = value
+        return s, key, words
+    if case == "fluence x pulses":
+        count = draw(st.integers(2, ipl.pulse_count_max))
+        s = {
+            "kind": "ipl", "filter_nm": 560, "pulse_width_ms": 10.0, "pulse_count": count,
+            "pulse_delay_ms": 20.0,
+            "fluence_j_cm2": smallest_over(ipl.fluence_max_j_cm2, count),
+        }  # fmt: skip
+        return s, "fluence_j_cm2", "x pulse_count"
+    if case.rstrip("<>") in {"fluence_j_cm2", "pulse_width_ms", "flashes", "pulse_count"} or (
+        case.startswith("pulse_delay_ms")
+    ):
+        s = {"kind": "ipl", "filter_nm": 560, "fluence_j_cm2": 5.0, "pulse_width_ms": 10.0}
+        key, hi = case.rstrip("<>"), case.endswith(">")
+        if key == "fluence_j_cm2":
+            s[key] = over(draw, ipl.fluence_max_j_cm2) if hi else under(draw, ipl.fluence_min_j_cm2)
+        elif key == "pulse_width_ms":
+            s[key] = (
+                over(draw, ipl.pulse_width_max_ms) if hi else under(draw, ipl.pulse_width_min_ms)
+            )
+        elif key == "flashes":
+            s[key] = ipl.flashes_max + 1 if hi else 0
+        elif key == "pulse_count":
+            s[key] = ipl.pulse_count_max + 1 if hi else 0
+            s["pulse_delay_ms"] = 20.0
+        else:
+            s["pulse_count"] = 2
+            s[key] = (
+                over(draw, ipl.pulse_delay_max_ms) if hi else under(draw, ipl.pulse_delay_min_ms)
+            )
+        return s, key, above if hi else below
+    s = {"kind": "led", "wavelength_nm": 633, "irradiance_mw_cm2": 50.0, "duration_s": 60.0}
+    key, hi = case.rstrip("<>"), case.endswith(">")
+    if case == "dose":
+        # irradiance as the canopy holds it (0.1 steps) x the shortest duration past 130
+        tenths = draw(
+            st.integers(math.ceil(led.dose_max_j_cm2 * 10_000 / led.duration_max_s), 1100)
+        )
+        s["irradiance_mw_cm2"] = tenths / 10
+        s["duration_s"] = smallest_over(led.dose_max_j_cm2 * 1000.0, tenths / 10)
+        return s, "dose", above
+    if key == "irradiance_mw_cm2":
+        s[key] = over(draw, led.irradiance_max_mw_cm2) if hi else under(draw, 0.1)
+    elif key == "duration_s":
+        s["irradiance_mw_cm2"] = 1.0  # a dose far below its limit
+        s[key] = over(draw, led.duration_max_s) if hi else under(draw, 1.0)
+    else:
+        del s["duration_s"]
+        s["irradiance_mw_cm2"] = 1.0
+        minutes = led.duration_max_s / 60.0 if hi else 1.0 / 60.0
+        s[key] = up(minutes) if hi else down(minutes)
+        while (s[key] * 60.0 <= led.duration_max_s) if hi else (s[key] * 60.0 >= 1.0):
+            s[key] = up(s[key]) if hi else down(s[key])
+    return s, key, above if hi else below
+
+
+@PROPERTY
+@given(document(broken=False), past_a_limit(), st.data())
+def test_a_value_just_past_any_limit_rejects_the_file_naming_step_and_field(
+    doc: dict[str, Any], bad: tuple[dict[str, Any], str, str], data: st.DataObject
+) -> None:
+    s, field, words = bad
+    at = data.draw(st.integers(0, len(doc["step"])), label="position")
+    doc["step"].insert(at, s)
+    text = dump(doc)
+    assert tomllib.loads(text) == doc  # the value written is the value drawn
+    try:
+        load_text(text)
+    except ProtocolFileError as exc:
+        where = f"{NAME}: step {at + 1} ({s['kind']}): "
+        mine = [line for line in exc.problems if line.startswith(where)]
+        assert mine, exc.problems
+        assert any(field in line and words in line for line in mine), (field, words, mine)
+        assert len(exc.problems) == 1, exc.problems  # the rest of the file is valid
+    else:
+        raise AssertionError(f"loaded with {field} past its limit: {s}")

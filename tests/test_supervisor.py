@@ -290,3 +290,22 @@ def test_alarm_temp_has_hysteresis() -> None:
         ]
     # raised at 43.0, not again until the skin fell below 42.7 (at 42.6), then again at 43.0
     assert [a.value for a in raised] == [43.0, 43.0]
+
+
+@pytest.mark.parametrize(("rate", "runaway"), [(1.8, False), (2.2, True)])
+def test_the_runaway_rate_is_2_c_per_s_by_default(rate: float, runaway: bool) -> None:
+    """Either side of DESIGN's 2 degC/s, below the 43 degC alarm level (where the
+    1 degC/s hot-rise rule would take over): exact readings, a straight rise."""
+    sup = RFSupervisor(RFLimits())
+    tripped_at = None
+    for i in range(60):  # 3 s: 34.0 -> at most 40.6 degC
+        t = i * 0.05
+        found = codes(sup.check(t, reading(t, 34.0 + rate * t), DELIVERING))
+        assert "rf.overtemp" not in found and "rf.alarm_temp" not in found
+        if "rf.runaway" in found:
+            tripped_at = t
+            break
+    if runaway:
+        assert tripped_at is not None and tripped_at <= 1.05
+    else:
+        assert tripped_at is None
