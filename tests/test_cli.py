@@ -685,15 +685,32 @@ def test_run_refuses_a_port_timeout_the_loop_cannot_live_with(
 
 
 def test_a_real_device_station_opens_its_ports_with_the_port_timeout() -> None:
+    import functools
+
+    from devicectl.session.api import build_station
+    from simulators.pty_server import PtyServer
+    from simulators.rf_firmware import RFFirmware
+
+    # A device on a port (a simulator served on a pty, as hardware would be): a
+    # sim:// URL would be a simulator in simulated time, not a real device.
+    with PtyServer(functools.partial(RFFirmware, seed=11)) as server:
+        assert server.path is not None
+        station, technician = build_station(
+            ["rf"], {"rf": server.path}, {}, 7, None, port_timeout_s=0.12
+        )
+        rf = station.loop.controllers["rf"]
+        assert technician is None and station.port_timeout_s == 0.12
+        assert rf.device is not None and rf.device._port.timeout == 0.12
+        rf.device.close()
+
+
+def test_sim_device_urls_make_a_simulated_station() -> None:
+    from devicectl.clock import SimClock
     from devicectl.session.api import build_station
 
-    station, technician = build_station(
-        ["rf"], {"rf": "sim://rf?seed=11"}, {}, 7, None, port_timeout_s=0.12
-    )
-    rf = station.loop.controllers["rf"]
-    assert technician is None and station.port_timeout_s == 0.12
-    assert rf.device is not None and rf.device._port.timeout == 0.12
-    rf.device.close()
+    station, technician = build_station(["rf"], {"rf": "sim://rf?seed=11"}, {}, 7, None)
+    assert isinstance(station.clock, SimClock)
+    assert technician is not None and technician.urls == {"rf": "sim://rf?seed=11"}
 
 
 def _commands(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
