@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from devicectl.control.events import Alarm, AlarmPriority, fault_alarm
+from devicectl.control.checks import DeviceBits, Plausible, Stale, Threshold, make_alarm
+from devicectl.control.events import Alarm, AlarmPriority
 from devicectl.control.limits import IPLLimits
 from devicectl.devices import IPLReading, IPLStatus
 
@@ -20,12 +21,6 @@ _DEVICE_FAULTS = (
     (IPLStatus.WATCHDOG_TRIPPED, "ipl.firmware_watchdog", "device watchdog disarmed the lamp"),
     (IPLStatus.POWER_ON_RESET, "ipl.device_reset", "device rebooted"),
     (IPLStatus.SENSOR_FAULT, "ipl.sensor_fault", "device reports a thermistor fault"),
-)
-_DEVICE_FAULT_MASK = int(
-    IPLStatus.BLOCK_OVERTEMP
-    | IPLStatus.WATCHDOG_TRIPPED
-    | IPLStatus.POWER_ON_RESET
-    | IPLStatus.SENSOR_FAULT
 )
 _ENERGY_BITS = int(IPLStatus.ARMED | IPLStatus.CHARGED | IPLStatus.CHARGING)
 STUCK_FLASHES = 3
@@ -40,102 +35,86 @@ class IPLContext:
 
 class IPLSupervisor:
     def __init__(self, limits: IPLLimits, device: str = "ipl") -> None:
-        self.limits = limits
-        self.device = device
-        self._missed_ticks = 0
+        lim = self.limits = limits
+        self.device = d = device
+        self._stale = Stale(d, "ipl.stale", lim.stale_ticks)
+        self._bits = DeviceBits(d, "status", _DEVICE_FAULTS)
+        self._plausible = Plausible(
+            d, "ipl.implausible", lim.plausible_min_c, lim.plausible_max_c, "degC"
+        )
+        self._block_stop = Threshold(
+            d, "ipl.block_overtemp", "lamp block at the stop temperature", lim.block_stop_c, "degC"
+        )
+        # Warnings re-arm only warn_clear_margin_c below their threshold (hysteresis).
+        self._block_warm = Threshold(
+            d,
+            "ipl.block_warm",
+            f"lamp block approaching the {lim.block_stop_c} degC stop",
+            lim.block_warn_c,
+            "degC",
+            latching=False,
+            priority=AlarmPriority.MEDIUM,
+            clear=lim.block_warn_c - lim.warn_clear_margin_c,
+        )
+        self._crystal_warm = Threshold(  # arming needs the crystal at or below the limit
+            d,
+            "ipl.crystal_warm",
+            "crystal too warm to arm: waiting for it to cool",
+            lim.crystal_arm_max_c,
+            "degC",
+            inclusive=False,
+            latching=False,
+            priority=AlarmPriority.MEDIUM,
+            clear=lim.crystal_arm_max_c - lim.warn_clear_margin_c,
+        )
         self._shots_base: int | None = None  # shot counter when counting started
         self._last_shots: int | None = None  # the counter in the last reading
         self._flashes_without_rise = 0
         self._trains_without_block_rise = 0
-        self._active: set[str] = set()
 
     def reset(self) -> None:
         """After an acknowledgement or a reconnect: count shots afresh."""
-        self._missed_ticks = 0
+        self._stale.reset()
         self._shots_base = None
         self._last_shots = None
         self._flashes_without_rise = 0
         self._trains_without_block_rise = 0
-        self._active.clear()
+        self._block_warm.reset()
+        self._crystal_warm.reset()
 
-    def _fault(self, code: str, message: str, value: float | None, limit: float | None) -> Alarm:
-        return fault_alarm(self.device, code, message, value, limit)
-
-    def _warn(
+    def _fault(
         self,
         code: str,
-        value: float,
-        threshold: float,
-        message: str,
-        out: list[Alarm],
-        above: bool = False,
-    ) -> None:
-        """A medium alarm once when ``value`` reaches ``threshold`` (or passes it, with
-        ``above``); it re-arms only after the value fell ``warn_clear_margin_c`` below
-        the threshold (hysteresis)."""
-        if code in self._active:
-            if not value > threshold - self.limits.warn_clear_margin_c:  # NaN clears too
-                self._active.discard(code)
-        elif value > threshold or (value == threshold and not above):
-            self._active.add(code)
-            out.append(
-                Alarm(
-                    self.device,
-                    code,
-                    AlarmPriority.MEDIUM,
-                    f"{self.device}: {message}",
-                    False,
-                    value,
-                    threshold,
-                )
-            )
+        condition: str,
+        shown_value: str,
+        shown_limit: str,
+        value: float | None,
+        limit: float | None,
+    ) -> Alarm:
+        return make_alarm(self.device, code, condition, shown_value, shown_limit, value, limit)
 
     def check(self, reading: IPLReading | None, ctx: IPLContext) -> list[Alarm]:
-        lim = self.limits
-        out: list[Alarm] = []
         # Stale: comms loss is a fault, never "last value".
+        stale = self._stale.check(reading is not None)
         if reading is None:
-            self._missed_ticks += 1
-            if self._missed_ticks >= lim.stale_ticks:
-                out.append(
-                    self._fault(
-                        "ipl.stale",
-                        f"no valid status for {self._missed_ticks} ticks",
-                        self._missed_ticks,
-                        lim.stale_ticks,
-                    )
-                )
-            return out
-        self._missed_ticks = 0
+            return [stale] if stale is not None else []
         status = int(reading.status)
-        if status & _DEVICE_FAULT_MASK:
-            for bit, code, text in _DEVICE_FAULTS:
-                if status & bit:
-                    out.append(self._fault(code, text, None, None))
+        out = self._bits.check(status)
         # Implausible temperatures: an open thermistor is NaN and fails the range.
         for what, temp in (
-            ("crystal", reading.crystal_temp_c),
-            ("lamp block", reading.block_temp_c),
+            ("crystal temperature", reading.crystal_temp_c),
+            ("lamp block temperature", reading.block_temp_c),
         ):
-            if not (lim.plausible_min_c <= temp <= lim.plausible_max_c):
-                out.append(
-                    self._fault("ipl.implausible", f"{what} temperature reads {temp}", temp, None)
-                )
-        if reading.block_temp_c >= lim.block_stop_c:
-            out.append(
-                self._fault(
-                    "ipl.block_overtemp",
-                    f"lamp block {reading.block_temp_c:.1f} degC",
-                    reading.block_temp_c,
-                    lim.block_stop_c,
-                )
-            )
+            _add(out, self._plausible.check(what, temp))
+        _add(out, self._block_stop.check(reading.block_temp_c))
         # Energy stored or armed while the controller believes the lamp is safe.
         if status & _ENERGY_BITS and not ctx.energy_expected:
             out.append(
                 self._fault(
                     "ipl.energy_unexpected",
                     "charged or armed while not treating",
+                    f"status 0x{status & _ENERGY_BITS:04X}",
+                    "none of CHARGING, CHARGED, ARMED",
                     status & _ENERGY_BITS,
                     0,
                 )
@@ -148,7 +127,9 @@ class IPLSupervisor:
             out.append(
                 self._fault(
                     "ipl.implausible",
-                    f"shot counter went back from {last_shots} to {reading.shot_count}",
+                    "shot counter went back",
+                    f"{reading.shot_count} after {last_shots}",
+                    f"{last_shots} or more",
                     reading.shot_count,
                     last_shots,
                 )
@@ -162,27 +143,15 @@ class IPLSupervisor:
             out.append(
                 self._fault(
                     "ipl.unexpected_flash",
-                    f"{fired - allowed} flash(es) that were never commanded",
+                    "flashes that were never commanded",
+                    f"{fired - allowed} flash(es)",
+                    "0 flashes",
                     fired - allowed,
                     0,
                 )
             )
-        self._warn(
-            "ipl.block_warm",
-            reading.block_temp_c,
-            lim.block_warn_c,
-            f"lamp block {reading.block_temp_c:.1f} degC approaching {lim.block_stop_c} degC",
-            out,
-        )
-        self._warn(  # arming needs the crystal at or below the limit
-            "ipl.crystal_warm",
-            reading.crystal_temp_c,
-            lim.crystal_arm_max_c,
-            f"crystal {reading.crystal_temp_c:.1f} degC above {lim.crystal_arm_max_c} "
-            "degC: waiting for it to cool",
-            out,
-            above=True,
-        )
+        _add(out, self._block_warm.check(reading.block_temp_c))
+        _add(out, self._crystal_warm.check(reading.crystal_temp_c))
         return out
 
     def check_flash(
@@ -208,8 +177,9 @@ class IPLSupervisor:
             if self._flashes_without_rise >= STUCK_FLASHES:
                 return self._fault(
                     "ipl.crystal_stuck",
-                    f"crystal thermistor did not rise over {STUCK_FLASHES} flashes "
-                    f"(reads {reading.crystal_temp_c:.1f} degC)",
+                    f"crystal thermistor did not rise over {self._flashes_without_rise} flashes",
+                    f"reads {reading.crystal_temp_c:.1f} degC",
+                    f"a rise within {STUCK_FLASHES} flashes",
                     reading.crystal_temp_c,
                     None,
                 )
@@ -222,9 +192,11 @@ class IPLSupervisor:
                 if self._trains_without_block_rise >= lim.block_stuck_trains:
                     return self._fault(
                         "ipl.block_stuck",
-                        f"lamp block thermistor did not rise over {lim.block_stuck_trains} "
-                        f"trains that each should warm it {expected_rise_c:.2f} degC "
-                        f"(reads {reading.block_temp_c:.1f} degC)",
+                        f"lamp block thermistor did not rise over "
+                        f"{self._trains_without_block_rise} trains that each should warm it "
+                        f"{expected_rise_c:.2f} degC",
+                        f"reads {reading.block_temp_c:.1f} degC",
+                        f"a rise within {lim.block_stuck_trains} trains",
                         reading.block_temp_c,
                         None,
                     )
@@ -233,9 +205,15 @@ class IPLSupervisor:
         if error > self.limits.energy_tolerance:
             return self._fault(
                 "ipl.energy_mismatch",
-                f"flash delivered {delivered:.2f} J/cm2 against {set_fluence_j_cm2:.2f} set "
-                f"({error:.0%} off)",
+                f"flash delivered {delivered:.2f} J/cm2 against {set_fluence_j_cm2:.2f} set",
+                f"{error:.0%} off",
+                f"{self.limits.energy_tolerance:.0%}",
                 delivered,
                 set_fluence_j_cm2,
             )
         return None
+
+
+def _add(out: list[Alarm], alarm: Alarm | None) -> None:
+    if alarm is not None:
+        out.append(alarm)

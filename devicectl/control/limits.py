@@ -1,8 +1,15 @@
-"""Limits and requested parameters for RF delivery, and their validation.
+"""Limits and requested parameters of every modality (RF, IPL, LED), and their validation.
 
 The defaults are DESIGN.md's table (sources in docs/safety.md). Limits are
-frozen: a protocol file can ask for a zone's target and hold time, and those
-are checked against the limits, but it can never change a limit.
+frozen: a protocol file can ask for an RF zone's target and hold time, an IPL
+pass or an LED step, and those are checked against the limits, but it can never
+change a limit.
+
+A limit set checks itself when it is built: every number finite, every duration,
+rate and limit positive, every fraction in its range, and the thresholds in the
+order the checks need (for RF: target < alarm < software cut-off < firmware
+cut-off). An inconsistent set raises :class:`ConfigError` naming every field at
+fault and its value, so no supervisor ever runs with it.
 """
 
 from __future__ import annotations
@@ -10,10 +17,95 @@ from __future__ import annotations
 import math
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from itertools import pairwise
 from typing import Final
 
-from devicectl.errors import ValidationError
+from devicectl.errors import ConfigError, ValidationError
+
+
+class _Rules:
+    """Collects what is inconsistent in one limit set, one line per rule broken."""
+
+    def __init__(self, limits: object) -> None:
+        self.limits = limits
+        self.problems: list[str] = []
+
+    def _get(self, name: str) -> float:
+        return getattr(self.limits, name)  # type: ignore[no-any-return]
+
+    def numbers(self) -> None:
+        """Every number field a real, finite number (a NaN would pass every comparison)."""
+        for f in fields(self.limits):  # type: ignore[arg-type]
+            value = getattr(self.limits, f.name)
+            if isinstance(value, tuple):
+                continue
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+            ):
+                self.problems.append(f"{f.name} {value!r} is not a finite number")
+
+    def _ok(self, *names: str) -> bool:
+        """The fields are numbers already (else ``numbers`` has named them)."""
+        for name in names:
+            value = self._get(name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+            if not math.isfinite(value):
+                return False
+        return True
+
+    def positive(self, *names: str) -> None:
+        for name in names:
+            if self._ok(name) and not self._get(name) > 0:
+                self.problems.append(f"{name} {self._get(name)!r} must be above 0")
+
+    def not_negative(self, *names: str) -> None:
+        for name in names:
+            if self._ok(name) and not self._get(name) >= 0:
+                self.problems.append(f"{name} {self._get(name)!r} must be 0 or more")
+
+    def whole(self, *names: str) -> None:
+        """Counts: a whole number, at least 1."""
+        for name in names:
+            value = self._get(name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                self.problems.append(f"{name} {value!r} must be a whole number of 1 or more")
+
+    def fraction(self, name: str, *, one: bool = True) -> None:
+        """In (0, 1] (or (0, 1) without ``one``)."""
+        if not self._ok(name):
+            return
+        value = self._get(name)
+        if not (0 < value <= 1 if one else 0 < value < 1):
+            span = "(0, 1]" if one else "(0, 1)"
+            self.problems.append(f"{name} {value!r} must be in {span}")
+
+    def below(self, *names: str, equal: bool = False) -> None:
+        """Each field below the next (or equal to it, with ``equal``)."""
+        for low, high in pairwise(names):
+            if not self._ok(low, high):
+                continue
+            a, b = self._get(low), self._get(high)
+            if not (a <= b if equal else a < b):
+                word = "at most" if equal else "below"
+                self.problems.append(f"{low} {a!r} must be {word} {high} {b!r}")
+
+    def choices(self, name: str) -> None:
+        """A non-empty tuple of positive whole numbers (filters, wavelengths)."""
+        value = getattr(self.limits, name)
+        if (
+            not isinstance(value, tuple)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+        ):
+            self.problems.append(f"{name} {value!r} must be one or more positive whole numbers")
+
+    def done(self) -> None:
+        if self.problems:
+            raise ConfigError(f"{type(self.limits).__name__}: " + "; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -45,8 +137,43 @@ class RFLimits:
     no_rise_min_c: float = 1.0
     contact_timeout_s: float = 10.0
     # A zone's hold ends before the supervisor's 300 s at target: ramp and overshoot
-    # time within 0.5 degC of target counts toward that limit too.
+    # time within at_target_band_c of target counts toward that limit too.
     hold_max_s: float = 280.0
+    at_target_band_c: float = 0.5
+
+    def __post_init__(self) -> None:
+        rules = _Rules(self)
+        rules.numbers()
+        rules.whole("stale_ticks")
+        rules.positive(
+            "cem43_max",
+            "time_at_target_max_s",
+            "power_max_w",
+            "rise_max_c_per_s",
+            "rise_window_s",
+            "hot_rise_max_c_per_s",
+            "sensor_disagree_max_c",
+            "stuck_s",
+            "no_rise_s",
+            "no_rise_power_w",
+            "no_rise_min_c",
+            "contact_timeout_s",
+            "hold_max_s",
+            "at_target_band_c",
+        )
+        rules.fraction("cem43_warn_fraction")
+        # Plausible range around every threshold, and the thresholds in the order
+        # the checks need: the target under the alarm, the alarm's hysteresis under
+        # it, the software cut-off under the firmware's own.
+        rules.below("plausible_min_c", "target_min_c")
+        rules.below("target_min_c", "target_max_c", equal=True)
+        rules.below("target_max_c", "alarm_c", "cutoff_c", "firmware_cutoff_c", "plausible_max_c")
+        rules.below("alarm_clear_c", "alarm_c")
+        rules.below("target_max_c", "alarm_clear_c", equal=True)
+        # The tighter rate at the alarm level is tighter; no-rise needs real power.
+        rules.below("hot_rise_max_c_per_s", "rise_max_c_per_s", equal=True)
+        rules.below("no_rise_power_w", "power_max_w", equal=True)
+        rules.done()
 
 
 @dataclass(frozen=True)
@@ -276,6 +403,31 @@ class IPLLimits:
     contact_timeout_s: float = 30.0
     filters_nm: tuple[int, ...] = (515, 560, 590, 640, 695)
 
+    def __post_init__(self) -> None:
+        rules = _Rules(self)
+        rules.numbers()
+        rules.whole("pulse_count_max", "block_stuck_trains", "flashes_max", "stale_ticks")
+        rules.positive(
+            "fluence_min_j_cm2",
+            "pulse_width_min_ms",
+            "pulse_delay_min_ms",
+            "min_interval_s",
+            "warn_clear_margin_c",
+            "block_rise_c_per_j_cm2",
+            "block_stuck_min_rise_c",
+            "flash_confirm_s",
+            "contact_timeout_s",
+        )
+        rules.fraction("energy_tolerance")
+        rules.below("fluence_min_j_cm2", "fluence_max_j_cm2", equal=True)
+        rules.below("pulse_width_min_ms", "pulse_width_max_ms", equal=True)
+        rules.below("pulse_delay_min_ms", "pulse_delay_max_ms", equal=True)
+        # The crystal limit and the block's warning and stop, inside the plausible range.
+        rules.below("plausible_min_c", "crystal_arm_max_c", "plausible_max_c")
+        rules.below("plausible_min_c", "block_warn_c", "block_stop_c", "plausible_max_c")
+        rules.choices("filters_nm")
+        rules.done()
+
 
 @dataclass(frozen=True)
 class IPLPass:
@@ -365,6 +517,37 @@ class LEDLimits:
     # or lifted off the skin: with one skin sensor nothing else would notice.
     skin_fall_max_c_per_s: float = 0.15
     skin_fall_window_s: float = 5.0
+    # The skin warning re-arms only once the skin is this far below skin_warn_c.
+    warn_clear_margin_c: float = 0.5
+
+    def __post_init__(self) -> None:
+        rules = _Rules(self)
+        rules.numbers()
+        rules.whole("stale_ticks")
+        rules.positive(
+            "irradiance_max_mw_cm2",
+            "duration_max_s",
+            "dose_max_j_cm2",
+            "over_irradiance_fraction",
+            "irradiance_high_s",
+            "collapse_s",
+            "dark_max_mw_cm2",
+            "settle_s",
+            "stuck_s",
+            "interlock_timeout_s",
+            "skin_fall_max_c_per_s",
+            "skin_fall_window_s",
+            "warn_clear_margin_c",
+        )
+        rules.not_negative("duration_grace_s")
+        rules.fraction("collapse_fraction", one=False)
+        rules.fraction("irradiance_high_fraction")
+        # The slow "high" check sits under the fast over-irradiance one.
+        rules.below("irradiance_high_fraction", "over_irradiance_fraction")
+        rules.below("plausible_min_c", "skin_warn_c", "skin_max_c", "plausible_max_c")
+        rules.below("dark_max_mw_cm2", "irradiance_max_mw_cm2")
+        rules.choices("wavelengths_nm")
+        rules.done()
 
 
 @dataclass(frozen=True)
