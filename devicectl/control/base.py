@@ -554,16 +554,16 @@ class ControllerCore(Generic[D, R]):
             return
         if self._pause_condition_back(reading):
             return  # the operator resumes
-        timeout_s, condition, what = self._pause_timeout()
+        timeout_s, alarm = self._pause_timeout()
         if now_s - self.paused_at_s > timeout_s:
-            self._trip(self._host_fault(condition, f"{what} within {timeout_s:.0f} s"))
+            self._trip(alarm)
 
     def _pause_condition_back(self, reading: R | None) -> bool:
         """Whether the condition of a ``PAUSE_WATCHED`` pause is back (or cannot be judged)."""
         raise NotImplementedError
 
-    def _pause_timeout(self) -> tuple[float, str, str]:
-        """(timeout in s, alarm condition, what did not happen) of a ``PAUSE_WATCHED`` pause."""
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        """The timeout (s) of a ``PAUSE_WATCHED`` pause, and the fault that latches after it."""
         raise NotImplementedError
 
     # -- commands --------------------------------------------------------------------

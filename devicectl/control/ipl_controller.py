@@ -243,8 +243,11 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     def _pause_condition_back(self, reading: IPLReading | None) -> bool:
         return reading is not None and reading.has(IPLStatus.CONTACT_OK)
 
-    def _pause_timeout(self) -> tuple[float, str, str]:
-        return self.limits.contact_timeout_s, "contact_timeout", "contact not restored"
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        timeout_s = self.limits.contact_timeout_s
+        return timeout_s, self._host_fault(
+            "contact_timeout", f"contact not restored within {timeout_s:.0f} s"
+        )
 
     # -- commands --------------------------------------------------------------------
 

@@ -115,11 +115,10 @@ class LEDController(SingleOutputController[LEDPanel, LEDReading]):
     def _pause_condition_back(self, reading: LEDReading | None) -> bool:
         return reading is None or reading.interlock_closed  # no reading: judged on the next
 
-    def _pause_timeout(self) -> tuple[float, str, str]:
-        return (
-            self.limits.interlock_timeout_s,
-            "interlock_timeout",
-            "canopy interlock not closed",
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        timeout_s = self.limits.interlock_timeout_s
+        return timeout_s, self._host_fault(
+            "interlock_timeout", f"canopy interlock not closed within {timeout_s:.0f} s"
         )
 
     def _deliver(self, now_s: float, reading: LEDReading) -> None:

@@ -170,8 +170,11 @@ class RFController(SingleOutputController[RFGenerator, RFReading]):
     def _pause_condition_back(self, reading: RFReading | None) -> bool:
         return reading is not None and reading.contact_ok
 
-    def _pause_timeout(self) -> tuple[float, str, str]:
-        return self.limits.contact_timeout_s, "contact_timeout", "contact not restored"
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        timeout_s = self.limits.contact_timeout_s
+        return timeout_s, self._host_fault(
+            "contact_timeout", f"contact not restored within {timeout_s:.0f} s"
+        )
 
     def _deliver(self, now_s: float, reading: RFReading) -> None:
         """Regulate and account the zone; runs after supervision and commands."""
