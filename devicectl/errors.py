@@ -96,11 +96,6 @@ class DeviceRejected(DeviceError):
         super().__init__(f"device rejected {command!r}: {code} {text}")
 
 
-class SafeStateError(DeviceError):
-    """Output off could not be confirmed by readback: the port is closed and
-    the device's own watchdog is what cuts output now."""
-
-
 class ControlError(DevicectlError):
     """A command is not allowed in the controller's current state."""
 

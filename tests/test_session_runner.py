@@ -173,7 +173,9 @@ def test_device_commands_are_events_for_the_record() -> None:
     station.loop.subscribe(events.append)
     assert station.loop.run(until=lambda: runner.finished, max_duration_s=200.0)
     commands = [e.data["command"] for e in events if e.kind == "device_command"]
-    assert commands[0] == "output_on"
+    # The first tick clears the flags each device latched since connecting (rf, ipl,
+    # led); then the zone starts.
+    assert commands[:4] == ["clear_status"] * 3 + ["output_on"]
     assert commands.count("set_power") > 10  # one per pulse whose power changed
     assert commands[-1] == "safe_state"  # zone done: output off, confirmed
     last = [e for e in events if e.kind == "device_command"][-1]

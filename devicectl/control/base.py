@@ -3,25 +3,37 @@
 A controller owns one device through an *opener* (so it can reconnect after an
 acknowledged fault closed the port), one `transitions` machine built from its
 own table, and the fault latch. This base holds the parts whose logic is the
-same for every modality: connecting with a boot wait, sampling, raising and
-latching alarms, the safe-state routine, acknowledgement and emergency stop.
+same for every modality:
 
-Subclasses provide the table (``STATES``/``TRANSITIONS`` with ``fault`` and
-``estop`` triggers, ``FAULT``/``ESTOP`` states whose ``on_enter`` is
-``_enter_safe_state``), ``_turn_off``/``_confirm_off`` for their device, and
-``supervise``/``step``/``handle``.
+- the lifecycle table (:func:`lifecycle_table`): ``idle -> ready -> <the
+  modality's own states> -> complete``, ``pause``/``resume``, ``abort``, and
+  the ``fault``/``estop``/``acknowledge`` rows, written once here;
+- connecting with a boot wait, sampling, raising and latching alarms, the safe
+  state and its latched watch, acknowledgement, emergency stop, pausing with a
+  timeout on the condition that paused, and command dispatch;
+- the audited command path: the device is wrapped in an
+  :class:`~devicectl.control.audit.AuditedDevice`, so every driver call is
+  recorded as a ``device_command`` event (``audit.py``).
+
+A subclass provides its states (an Enum with ``IDLE``, ``READY``, ``PAUSED``,
+``COMPLETE``, ``FAULT`` and ``ESTOP``) and the table's middle, ``_turn_off``
+and ``_confirm_off`` for its device, ``_shows_energy``, ``_check`` (its
+supervisor), ``_step`` (its part of the tick) and the guards its table names.
+RF and LED share one more layer, the single-output lifecycle of
+``lifecycle.py``.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import structlog
 from transitions import Machine
 
 from devicectl.clock import Clock
+from devicectl.control.audit import AuditedDevice, CommandAudit
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event, fault_alarm
 from devicectl.control.safe_state import SafeStateResult, make_safe
 from devicectl.devices import DeviceIdentity
@@ -31,6 +43,56 @@ CONNECT_TIMEOUT_S = 3.0  # a device may take this long to boot before it answers
 # On the loop thread a reconnect may try a few frames (the first after line noise
 # can be lost) but must stay well inside the other devices' 250 ms watchdogs.
 RECONNECT_WAIT_S = 0.1
+
+
+def lifecycle_table(
+    states: type[enum.Enum],
+    middle_states: list[dict[str, Any]],
+    middle_transitions: list[dict[str, Any]],
+    *,
+    pause_from: list[enum.Enum],
+    resume_to: enum.Enum,
+    guard: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The ``STATES``/``TRANSITIONS`` table every controller's machine is built from.
+
+    ``idle -> ready`` (``load``) and ``-> idle`` (``abort``) from every active
+    state; between ``ready`` and ``complete`` the modality's ``middle_states``
+    and ``middle_transitions`` (its energy states and how they are entered and
+    left); ``pause`` from ``pause_from`` and ``resume`` to ``resume_to``,
+    guarded by ``guard``; ``fault`` from every state but the two latched ones,
+    ``estop`` from every state but itself, and ``acknowledge`` out of both
+    latched states back to ``idle``. Both latched states run the safe state on
+    entry (``_enter_safe_state``).
+    """
+    S: Any = states
+    latched = (S.FAULT, S.ESTOP)
+    not_safe = [s for s in S if s not in latched]
+    active = [s for s in not_safe if s is not S.IDLE]
+    table_states = [
+        {"name": S.IDLE},
+        {"name": S.READY},
+        *middle_states,
+        {"name": S.PAUSED},
+        {"name": S.COMPLETE},
+        *({"name": s, "on_enter": ["_enter_safe_state"]} for s in latched),
+    ]
+    table_transitions = [
+        {"trigger": "load", "source": [S.IDLE, S.READY, S.COMPLETE], "dest": S.READY},
+        *middle_transitions,
+        {"trigger": "pause", "source": pause_from, "dest": S.PAUSED},
+        {"trigger": "resume", "source": S.PAUSED, "dest": resume_to, "conditions": [guard]},
+        {"trigger": "abort", "source": active, "dest": S.IDLE},
+        {"trigger": "fault", "source": not_safe, "dest": S.FAULT},
+        {"trigger": "estop", "source": [*not_safe, S.FAULT], "dest": S.ESTOP},
+        {
+            "trigger": "acknowledge",
+            "source": list(latched),
+            "dest": S.IDLE,
+            "conditions": ["_ack_allowed"],
+        },
+    ]
+    return table_states, table_transitions
 
 
 def machine_from_table(
@@ -131,6 +193,11 @@ class ControllerCore(Generic[D, R]):
         # never this device is a configuration error, not a treatment fault.
         self.connect_error: DeviceError | None = None
         self.connect_stage: str | None = None
+        # Why the controller paused (None when it did not) and when, for the
+        # timeout on the condition that paused it (``_step_paused``).
+        self.pause_reason: str | None = None
+        self.paused_at_s: float | None = None
+        self.audit = CommandAudit(clock, self._emit)
         self.state: Any = initial
         self.machine = machine_factory(self)
         self._connect()
@@ -155,21 +222,39 @@ class ControllerCore(Generic[D, R]):
         At start-up it waits up to ``boot_wait_s`` for a device that is still
         booting. On the loop thread (reconnecting on an acknowledgement) it is
         called with a short wait only, so the other devices' ticks are barely held up.
+        The whole attempt is one audited ``connect`` command, every try included.
         """
+        with self.audit.step("connect", boot_wait_s=boot_wait_s) as step:
+            ident = self._open_and_identify(boot_wait_s)
+            step.result = ident
+            if ident is None:
+                step.ok = False
+                step.error = f"{self.connect_stage}: {self.connect_error}"
+        if ident is None:
+            return
+        self.connect_error = self.connect_stage = None
+        # Flags latched while the host was not yet ticking (another device's boot
+        # wait, a reconnect) are cleared once more on the first tick.
+        self._clear_on_first_tick = True
+        self.log.info("device_connected", model=ident.model, serial=ident.serial)
+        self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
+
+    def _open_and_identify(self, boot_wait_s: float) -> DeviceIdentity | None:
+        """``_connect``'s device work: None (with the error and the fault kept) if it failed."""
         try:
-            device = self._opener()
+            opened = self._opener()
         except DeviceError as exc:
             self.connect_error, self.connect_stage = exc, "open"
             self._pending_fault = self._host_fault("connect", f"cannot open device: {exc}")
-            return
+            return None
+        device = cast(D, AuditedDevice(opened, self.audit))
         self.device = device
         # A device that was just powered (or reset) takes a moment to boot.
         deadline = self.clock.now() + boot_wait_s
         while True:
             try:
                 device.clear_status()
-                ident = device.identify()
-                break
+                return device.identify()
             except DeviceTimeout as exc:
                 if self.clock.now() < deadline:
                     self.clock.sleep(0.05)
@@ -184,13 +269,7 @@ class ControllerCore(Generic[D, R]):
                 device.close()
             except DeviceError as exc:
                 self.log.warning("close_failed", error=str(exc))
-            return
-        self.connect_error = self.connect_stage = None
-        # Flags latched while the host was not yet ticking (another device's boot
-        # wait, a reconnect) are cleared once more on the first tick.
-        self._clear_on_first_tick = True
-        self.log.info("device_connected", model=ident.model, serial=ident.serial)
-        self._emit("connected", model=ident.model, serial=ident.serial, firmware=ident.firmware)
+            return None
 
     def _host_fault(self, condition: str, message: str) -> Alarm:
         return fault_alarm(self.name, f"{self.modality}.{condition}", message)
@@ -297,6 +376,21 @@ class ControllerCore(Generic[D, R]):
         if not self.latched:
             self._passed_reading = self.reading
 
+    def step(self, now_s: float) -> None:
+        """The tick's last phase, after supervision and commands.
+
+        A fault a command of this tick left pending latches now; otherwise the
+        modality's own part of the tick runs (``_step``).
+        """
+        if self._pending_fault is not None:
+            self._trip(self._pending_fault)
+            return
+        self._step(now_s)
+
+    def _step(self, now_s: float) -> None:
+        """The modality's part of the tick: regulate, account, finish (``step``)."""
+        raise NotImplementedError
+
     def _check(self, now_s: float) -> None:
         """The modality's supervision of ``self.reading`` (alarms through ``_apply_alarms``)."""
         raise NotImplementedError
@@ -345,16 +439,12 @@ class ControllerCore(Generic[D, R]):
         device = self.device
         if device is None:
             return SafeStateResult(confirmed=False, port_closed=True, error="port already closed")
-        result = make_safe(
-            lambda: self._turn_off(device), lambda: self._confirm_off(device), device.close
-        )
-        self._emit(
-            "device_command",
-            command="safe_state",
-            confirmed=result.confirmed,
-            port_closed=result.port_closed,
-            error=result.error,
-        )
+        with self.audit.step("safe_state") as step:
+            result = make_safe(
+                lambda: self._turn_off(device), lambda: self._confirm_off(device), device.close
+            )
+            step.ok, step.error = result.confirmed, result.error
+            step.fields.update(confirmed=result.confirmed, port_closed=result.port_closed)
         if result.port_closed:
             self.device = None
             alarm = self._host_fault(
@@ -436,6 +526,45 @@ class ControllerCore(Generic[D, R]):
             return True
         self._on_trip(self._host_fault("estop", "emergency stop"))
         return self._fire("estop")
+
+    # -- pausing ----------------------------------------------------------------------
+
+    # The pause reason whose condition (contact, the canopy interlock) must come back
+    # within ``_pause_timeout``; a pause by the operator has no timeout.
+    PAUSE_WATCHED: str | None = None
+
+    def _do_pause(self, command: Command) -> bool:
+        return self._pause("operator")
+
+    def _pause(self, reason: str) -> bool:
+        """Leave the energy state for ``paused`` (its exit makes the device safe)."""
+        if "pause" not in self.machine.get_triggers(self.state):
+            raise ControlError(f"{self.name}: cannot pause while {self.state.value}")
+        self.pause_reason = reason
+        self.paused_at_s = self.clock.now()
+        self._on_pause()
+        return self._fire("pause")
+
+    def _on_pause(self) -> None:
+        """Hook: what else stops when delivery pauses (default: nothing)."""
+
+    def _step_paused(self, now_s: float, reading: R | None) -> None:
+        """A ``PAUSE_WATCHED`` pause whose condition has not come back in time latches."""
+        if self.pause_reason != self.PAUSE_WATCHED or self.paused_at_s is None:
+            return
+        if self._pause_condition_back(reading):
+            return  # the operator resumes
+        timeout_s, alarm = self._pause_timeout()
+        if now_s - self.paused_at_s > timeout_s:
+            self._trip(alarm)
+
+    def _pause_condition_back(self, reading: R | None) -> bool:
+        """Whether the condition of a ``PAUSE_WATCHED`` pause is back (or cannot be judged)."""
+        raise NotImplementedError
+
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        """The timeout (s) of a ``PAUSE_WATCHED`` pause, and the fault that latches after it."""
+        raise NotImplementedError
 
     # -- commands --------------------------------------------------------------------
 

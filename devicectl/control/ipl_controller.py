@@ -28,7 +28,7 @@ from typing import Any
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control.base import ControllerCore, machine_from_table
+from devicectl.control.base import ControllerCore, lifecycle_table, machine_from_table
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.ipl_supervisor import IPLContext, IPLSupervisor
 from devicectl.control.limits import IPLLimits, IPLPass
@@ -55,45 +55,28 @@ class IPLState(enum.Enum):
 S = IPLState
 ENERGY_STATES = (S.CHARGING, S.ARMED, S.FIRING)
 _ENERGY_NAMES = {s.name for s in ENERGY_STATES}
-_NOT_SAFE = [s for s in IPLState if s not in (S.FAULT, S.ESTOP)]
 _ENERGY_BITS = int(IPLStatus.ARMED | IPLStatus.CHARGED | IPLStatus.CHARGING)
 _HELD_BITS = int(IPLStatus.ARMED | IPLStatus.CHARGED)  # what an armed handpiece reports
 
-STATES: list[dict[str, Any]] = [
-    {"name": S.IDLE},
-    {"name": S.READY},
-    {"name": S.CHARGING, "on_enter": ["_enter_charging"], "on_exit": ["_exit_energy"]},
-    {"name": S.ARMED, "on_enter": ["_enter_armed"], "on_exit": ["_exit_energy"]},
-    {"name": S.FIRING, "on_enter": ["_enter_firing"], "on_exit": ["_exit_energy"]},
-    {"name": S.PAUSED},
-    {"name": S.COMPLETE},
-    {"name": S.FAULT, "on_enter": ["_enter_safe_state"]},
-    {"name": S.ESTOP, "on_enter": ["_enter_safe_state"]},
-]
-
-TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "load", "source": [S.IDLE, S.READY, S.COMPLETE], "dest": S.READY},
-    {"trigger": "arm", "source": S.READY, "dest": S.CHARGING, "conditions": ["_may_arm"]},
-    {"trigger": "charged", "source": S.CHARGING, "dest": S.ARMED},
-    {"trigger": "fire", "source": S.ARMED, "dest": S.FIRING, "conditions": ["_may_fire"]},
-    {"trigger": "recharge", "source": S.FIRING, "dest": S.CHARGING},
-    {"trigger": "pass_done", "source": S.FIRING, "dest": S.COMPLETE},
-    {"trigger": "pause", "source": [S.CHARGING, S.ARMED], "dest": S.PAUSED},
-    {"trigger": "resume", "source": S.PAUSED, "dest": S.CHARGING, "conditions": ["_may_arm"]},
-    {
-        "trigger": "abort",
-        "source": [S.READY, S.CHARGING, S.ARMED, S.FIRING, S.PAUSED, S.COMPLETE],
-        "dest": S.IDLE,
-    },
-    {"trigger": "fault", "source": _NOT_SAFE, "dest": S.FAULT},
-    {"trigger": "estop", "source": [*_NOT_SAFE, S.FAULT], "dest": S.ESTOP},
-    {
-        "trigger": "acknowledge",
-        "source": [S.FAULT, S.ESTOP],
-        "dest": S.IDLE,
-        "conditions": ["_ack_allowed"],
-    },
-]
+# The shared lifecycle (``base.lifecycle_table``) with the IPL's own energy states.
+STATES, TRANSITIONS = lifecycle_table(
+    IPLState,
+    [
+        {"name": S.CHARGING, "on_enter": ["_enter_charging"], "on_exit": ["_exit_energy"]},
+        {"name": S.ARMED, "on_enter": ["_enter_armed"], "on_exit": ["_exit_energy"]},
+        {"name": S.FIRING, "on_enter": ["_enter_firing"], "on_exit": ["_exit_energy"]},
+    ],
+    [
+        {"trigger": "arm", "source": S.READY, "dest": S.CHARGING, "conditions": ["_may_arm"]},
+        {"trigger": "charged", "source": S.CHARGING, "dest": S.ARMED},
+        {"trigger": "fire", "source": S.ARMED, "dest": S.FIRING, "conditions": ["_may_fire"]},
+        {"trigger": "recharge", "source": S.FIRING, "dest": S.CHARGING},
+        {"trigger": "pass_done", "source": S.FIRING, "dest": S.COMPLETE},
+    ],
+    pause_from=[S.CHARGING, S.ARMED],
+    resume_to=S.CHARGING,
+    guard="_may_arm",
+)
 
 
 def build_machine(model: object, *, graph: bool = False) -> Machine:
@@ -118,6 +101,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     """One IPL handpiece: pass loading, eye-protection gate, flash-by-flash triggers."""
 
     modality = "ipl"
+    PAUSE_WATCHED = "contact lost"
     OPERATOR_ACTIONS = (
         "load",
         "arm",
@@ -143,8 +127,6 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         self.ipl_pass: IPLPass | None = None
         self.flashes: list[FlashRecord] = []
         self.eye_protection_confirmed_by: str | None = None
-        self.pause_reason: str | None = None
-        self.paused_at_s: float | None = None
         self._pulses_commanded = 0
         self._fired_at_s: float | None = None
         self._shots_before_fire = 0
@@ -165,10 +147,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         )
         self._apply_alarms(self.supervisor.check(self.reading, ctx))
 
-    def step(self, now_s: float) -> None:
-        if self._pending_fault is not None:
-            self._trip(self._pending_fault)
-            return
+    def _step(self, now_s: float) -> None:
         reading = self.reading
         state = self.state
         if reading is None:
@@ -261,18 +240,14 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
                 )
             )
 
-    def _step_paused(self, now_s: float, reading: IPLReading) -> None:
-        if self.pause_reason != "contact lost" or self.paused_at_s is None:
-            return
-        if not reading.has(IPLStatus.CONTACT_OK) and (
-            now_s - self.paused_at_s > self.limits.contact_timeout_s
-        ):
-            self._trip(
-                self._host_fault(
-                    "contact_timeout",
-                    f"contact not restored within {self.limits.contact_timeout_s:.0f} s",
-                )
-            )
+    def _pause_condition_back(self, reading: IPLReading | None) -> bool:
+        return reading is not None and reading.has(IPLStatus.CONTACT_OK)
+
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        timeout_s = self.limits.contact_timeout_s
+        return timeout_s, self._host_fault(
+            "contact_timeout", f"contact not restored within {timeout_s:.0f} s"
+        )
 
     # -- commands --------------------------------------------------------------------
 
@@ -332,9 +307,6 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         self.log.info("eye_protection_confirmed", operator_id=operator)
         self._emit("eye_protection_confirmed", operator_id=operator)
         return self._trigger_checked("arm")
-
-    def _do_pause(self, command: Command) -> bool:
-        return self._pause("operator")
 
     # -- guards ------------------------------------------------------------------------
 
@@ -397,16 +369,17 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     # -- state callbacks ---------------------------------------------------------------
 
     def _device_call(self, what: str, call: Callable[[IPLSource], None]) -> bool:
-        """One energy-path command; a failure becomes a latched fault this same tick."""
-        if self.device is None:
-            self._pending_fault = self._host_fault("command_failed", f"{what}: port closed")
-            return False
+        """One energy-path command, audited; a failure becomes a latched fault this same tick."""
         try:
-            call(self.device)
+            with self.audit.step(what) as step:
+                if self.device is None:
+                    step.ok, step.error = False, "port closed"
+                    self._pending_fault = self._host_fault("command_failed", f"{what}: port closed")
+                    return False
+                call(self.device)
         except DeviceError as exc:
             self._pending_fault = self._host_fault("command_failed", f"{what}: {exc}")
             return False
-        self._emit("device_command", command=what)
         return True
 
     def _enter_charging(self, event: Any) -> None:
@@ -444,13 +417,6 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     def _on_acknowledged(self) -> None:
         self.supervisor.reset()
         self._pulses_commanded = 0
-
-    def _pause(self, reason: str) -> bool:
-        if self.state not in (S.CHARGING, S.ARMED):
-            raise ControlError(f"{self.name}: cannot pause while {self.state.value}")
-        self.pause_reason = reason
-        self.paused_at_s = self.clock.now()
-        return self._fire("pause")
 
     # -- what front-ends show ------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The LED controller: a `transitions` machine around one LED canopy.
 
-Lifecycle::
+Lifecycle (the single-output lifecycle of ``lifecycle.py``, no ``armed`` step)::
 
     idle -> ready (step loaded and validated) -> delivering (start: interlock closed)
     delivering -> paused (operator, or canopy interlock opened) -> delivering (resume)
@@ -22,12 +22,12 @@ from typing import Any
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control.base import ControllerCore, machine_from_table
-from devicectl.control.events import Alarm, AlarmPriority, Command, Event
+from devicectl.control.base import machine_from_table
+from devicectl.control.events import Alarm, AlarmPriority, Event
 from devicectl.control.led_supervisor import LEDContext, LEDSupervisor
+from devicectl.control.lifecycle import SingleOutputController, single_output_table
 from devicectl.control.limits import LEDLimits, LEDStep
 from devicectl.devices import LEDFault, LEDPanel, LEDReading
-from devicectl.errors import ControlError, DeviceError
 
 
 class LEDState(enum.Enum):
@@ -41,34 +41,8 @@ class LEDState(enum.Enum):
 
 
 S = LEDState
-_NOT_SAFE = [s for s in LEDState if s not in (S.FAULT, S.ESTOP)]
 
-STATES: list[dict[str, Any]] = [
-    {"name": S.IDLE},
-    {"name": S.READY},
-    {"name": S.DELIVERING, "on_enter": ["_enter_delivering"], "on_exit": ["_exit_delivering"]},
-    {"name": S.PAUSED},
-    {"name": S.COMPLETE},
-    {"name": S.FAULT, "on_enter": ["_enter_safe_state"]},
-    {"name": S.ESTOP, "on_enter": ["_enter_safe_state"]},
-]
-
-TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "load", "source": [S.IDLE, S.READY, S.COMPLETE], "dest": S.READY},
-    {"trigger": "start", "source": S.READY, "dest": S.DELIVERING, "conditions": ["_may_start"]},
-    {"trigger": "pause", "source": S.DELIVERING, "dest": S.PAUSED},
-    {"trigger": "resume", "source": S.PAUSED, "dest": S.DELIVERING, "conditions": ["_may_start"]},
-    {"trigger": "step_done", "source": S.DELIVERING, "dest": S.COMPLETE},
-    {"trigger": "abort", "source": [S.READY, S.DELIVERING, S.PAUSED, S.COMPLETE], "dest": S.IDLE},
-    {"trigger": "fault", "source": _NOT_SAFE, "dest": S.FAULT},
-    {"trigger": "estop", "source": [*_NOT_SAFE, S.FAULT], "dest": S.ESTOP},
-    {
-        "trigger": "acknowledge",
-        "source": [S.FAULT, S.ESTOP],
-        "dest": S.IDLE,
-        "conditions": ["_ack_allowed"],
-    },
-]
+STATES, TRANSITIONS = single_output_table(LEDState, armed=False, done="step_done")
 
 
 def build_machine(model: object, *, graph: bool = False) -> Machine:
@@ -85,9 +59,14 @@ class LEDResult:
     peak_skin_c: float
 
 
-class LEDController(ControllerCore[LEDPanel, LEDReading]):
+class LEDController(SingleOutputController[LEDPanel, LEDReading]):
     modality = "led"
     OPERATOR_ACTIONS = ("load", "start", "pause", "resume", "abort", "estop", "acknowledge")
+    S = LEDState
+    DONE_TRIGGER = "step_done"
+    PLAN_ARG, PLAN_TYPE, PLAN_NAME, RESULT_EVENT = "step", LEDStep, "step", "step_result"
+    PAUSE_WATCHED = "interlock open"
+    results: list[LEDResult]
 
     def __init__(
         self,
@@ -104,14 +83,7 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
         self.dose_j_cm2 = 0.0
         self.on_time_s = 0.0
         self.peak_skin_c = float("nan")
-        self.pause_reason: str | None = None
-        self.paused_at_s: float | None = None
-        self.results: list[LEDResult] = []
-        self._step_open = False
-        self._last_step_s: float | None = None
-        super().__init__(
-            opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
-        )
+        super().__init__(opener, clock, name=name, emit=emit, machine_factory=build_machine)
 
     @property
     def remaining_s(self) -> float:
@@ -129,44 +101,29 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
         )
         self._apply_alarms(self.supervisor.check(now_s, self.reading, ctx))
 
-    def step(self, now_s: float) -> None:
-        if self._pending_fault is not None:
-            self._trip(self._pending_fault)
-            return
-        reading = self.reading
-        if reading is None:
-            return
-        if self.state is S.PAUSED:
-            if (
-                self.pause_reason == "interlock open"
-                and self.paused_at_s is not None
-                and not reading.interlock_closed
-                and now_s - self.paused_at_s > self.limits.interlock_timeout_s
-            ):
-                self._trip(
-                    self._host_fault(
-                        "interlock_timeout",
-                        "canopy interlock not closed "
-                        f"within {self.limits.interlock_timeout_s:.0f} s",
-                    )
-                )
-            return
-        if self.state is not S.DELIVERING:
-            return
+    def _condition_lost(self, reading: LEDReading) -> Alarm | None:
+        if reading.interlock_closed:
+            return None
+        return Alarm(
+            self.name,
+            "led.interlock_open",
+            AlarmPriority.MEDIUM,
+            f"{self.name}: canopy interlock opened; step paused",
+            False,
+        )
+
+    def _pause_condition_back(self, reading: LEDReading | None) -> bool:
+        return reading is None or reading.interlock_closed  # no reading: judged on the next
+
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        timeout_s = self.limits.interlock_timeout_s
+        return timeout_s, self._host_fault(
+            "interlock_timeout", f"canopy interlock not closed within {timeout_s:.0f} s"
+        )
+
+    def _deliver(self, now_s: float, reading: LEDReading) -> None:
         plan = self.step_plan
         assert plan is not None
-        if not reading.interlock_closed:
-            self._pause("interlock open")
-            self._raise(
-                Alarm(
-                    self.name,
-                    "led.interlock_open",
-                    AlarmPriority.MEDIUM,
-                    f"{self.name}: canopy interlock opened; step paused",
-                    False,
-                )
-            )
-            return
         if not self.peak_skin_c >= reading.skin_temp_c:
             self.peak_skin_c = reading.skin_temp_c
         # Integrate since the last reading that was integrated: a tick without a
@@ -178,37 +135,18 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             self.on_time_s += dt
             self.dose_j_cm2 += reading.irradiance_mw_cm2 * dt / 1000.0
         if self.on_time_s >= plan.duration_s:
-            self._fire("step_done")
+            self._fire(self.DONE_TRIGGER)
 
     # -- commands --------------------------------------------------------------------
 
-    def _do_load(self, command: Command) -> bool:
-        plan = command.args.get("step")
-        if not isinstance(plan, LEDStep):
-            raise ControlError(f"{self.name}: load needs an LEDStep, got {type(plan).__name__}")
-        plan.validate(self.limits)
-        if self.state not in (S.IDLE, S.READY, S.COMPLETE):
-            raise ControlError(f"{self.name}: cannot load a step while {self.state.value}")
+    def _begin_plan(self, plan: LEDStep) -> None:
         self.step_plan = plan
         self.dose_j_cm2 = 0.0
         self.on_time_s = 0.0
         self.peak_skin_c = float("nan")
         self.supervisor.begin_step()
-        self._step_open = True
-        return self._fire("load")
-
-    def _do_pause(self, command: Command) -> bool:
-        return self._pause("operator")
-
-    def _do_abort(self, command: Command) -> bool:
-        if "abort" in self.machine.get_triggers(self.state):
-            self._close_step("aborted")
-        return self._trigger_checked("abort")
 
     # -- guards ---------------------------------------------------------------------------
-
-    def _may_start(self, event: Any = None) -> bool:
-        return self._refusal_reason() == ""
 
     def _refusal_reason(self) -> str:
         r = self.reading
@@ -224,78 +162,33 @@ class LEDController(ControllerCore[LEDPanel, LEDReading]):
             return f"skin {r.skin_temp_c} degC not below {self.limits.skin_max_c} degC"
         return ""
 
-    # -- state callbacks ------------------------------------------------------------------
+    # -- delivering -----------------------------------------------------------------------
 
-    def _enter_delivering(self, event: Any) -> None:
+    def _prepare_output(self, now_s: float) -> dict[str, Any]:
         plan = self.step_plan
-        assert plan is not None and self.device is not None
-        self._last_step_s = self.clock.now()
+        assert plan is not None
+        return {"wavelength_nm": plan.wavelength_nm, "irradiance_mw_cm2": plan.irradiance_mw_cm2}
+
+    def _output_on(self, device: LEDPanel, args: dict[str, Any]) -> None:
         reading = self.reading
-        try:
-            if reading is not None and reading.faults & LEDFault.INTERLOCK_OPEN:
-                # The opening already paused the step; the firmware latches it
-                # too and refuses output until it is cleared. Any other latched
-                # bit would have faulted this controller, so only that one is here.
-                self.device.clear_status()
-            self.device.set_wavelength(plan.wavelength_nm)
-            self.device.set_irradiance(plan.irradiance_mw_cm2)
-            self.device.output_on()
-            self._emit(
-                "device_command",
-                command="output_on",
-                wavelength_nm=plan.wavelength_nm,
-                irradiance_mw_cm2=plan.irradiance_mw_cm2,
-            )
-        except DeviceError as exc:
-            self._pending_fault = self._host_fault("command_failed", f"output on: {exc}")
-            return
-        self.pause_reason = None
-        self.paused_at_s = None
-
-    def _exit_delivering(self, event: Any) -> None:
-        self.last_safe_state = self._safe_state()
-
-    def _came_from_energy_state(self, event: Any) -> bool:
-        return bool(event.transition.source == S.DELIVERING.name)
+        if reading is not None and reading.faults & LEDFault.INTERLOCK_OPEN:
+            # The opening already paused the step; the firmware latches it
+            # too and refuses output until it is cleared. Any other latched
+            # bit would have faulted this controller, so only that one is here.
+            device.clear_status()
+        device.set_wavelength(args["wavelength_nm"])
+        device.set_irradiance(args["irradiance_mw_cm2"])
+        device.output_on()
 
     def _shows_energy(self, reading: LEDReading) -> bool:
         return reading.output_on
 
-    def _turn_off(self, device: LEDPanel) -> None:
-        device.output_off()
-
-    def _confirm_off(self, device: LEDPanel) -> bool:
-        return not device.output_is_on()
-
-    def _on_acknowledged(self) -> None:
-        self.supervisor.reset()
-
-    def _on_trip(self, alarm: Alarm) -> None:
-        self._close_step("estop" if alarm.code.endswith(".estop") else "fault")
-
-    def _after_state_change(self, event: Any) -> None:
-        super()._after_state_change(event)
-        if self.state is S.COMPLETE:
-            self._close_step("complete")
-
-    def _pause(self, reason: str) -> bool:
-        if self.state is not S.DELIVERING:
-            raise ControlError(f"{self.name}: cannot pause while {self.state.value}")
-        self.pause_reason = reason
-        self.paused_at_s = self.clock.now()
-        return self._fire("pause")
-
-    def _close_step(self, outcome: str) -> None:
+    def _plan_result(self, outcome: str) -> LEDResult:
         plan = self.step_plan
-        if plan is None or not self._step_open:
-            return
-        self._step_open = False
-        result = LEDResult(
+        assert plan is not None
+        return LEDResult(
             plan.wavelength_nm, outcome, self.on_time_s, self.dose_j_cm2, self.peak_skin_c
         )
-        self.results.append(result)
-        self._emit("step_result", result=result)
-        self.log.info("step_result", **result.__dict__)
 
     def status(self) -> dict[str, Any]:
         r = self.reading

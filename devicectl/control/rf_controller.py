@@ -1,7 +1,7 @@
 """The RF controller: a `transitions` state machine around one RF generator.
 
-Lifecycle (the table below is the single source; ``devicectl diagram rf``
-draws it)::
+Lifecycle (the single-output lifecycle of ``lifecycle.py`` with an ``armed``
+step; its table is the single source, ``devicectl diagram rf`` draws it)::
 
     idle -> ready (zone loaded and validated) -> armed -> delivering
     delivering -> paused (operator, or contact lost) -> delivering (resume)
@@ -32,8 +32,9 @@ from typing import Any
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control.base import ControllerCore, machine_from_table
-from devicectl.control.events import Alarm, AlarmPriority, Command, Event
+from devicectl.control.base import machine_from_table
+from devicectl.control.events import Alarm, AlarmPriority, Event
+from devicectl.control.lifecycle import SingleOutputController, single_output_table
 from devicectl.control.limits import RFLimits, RFZone
 from devicectl.control.regulator import PulseRegulator, RegulatorTuning
 from devicectl.control.site_dose import SiteDose, SiteDoseLedger
@@ -56,45 +57,8 @@ class RFState(enum.Enum):
 
 
 S = RFState
-_NOT_SAFE = [s for s in RFState if s not in (S.FAULT, S.ESTOP)]
 
-STATES: list[dict[str, Any]] = [
-    {"name": S.IDLE},
-    {"name": S.READY},
-    {"name": S.ARMED},
-    {"name": S.DELIVERING, "on_enter": ["_enter_delivering"], "on_exit": ["_exit_delivering"]},
-    {"name": S.PAUSED},
-    {"name": S.COMPLETE},
-    {"name": S.FAULT, "on_enter": ["_enter_safe_state"]},
-    {"name": S.ESTOP, "on_enter": ["_enter_safe_state"]},
-]
-
-TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "load", "source": [S.IDLE, S.READY, S.COMPLETE], "dest": S.READY},
-    {"trigger": "arm", "source": S.READY, "dest": S.ARMED, "conditions": ["_may_energise"]},
-    {"trigger": "start", "source": S.ARMED, "dest": S.DELIVERING, "conditions": ["_may_energise"]},
-    {"trigger": "pause", "source": S.DELIVERING, "dest": S.PAUSED},
-    {
-        "trigger": "resume",
-        "source": S.PAUSED,
-        "dest": S.DELIVERING,
-        "conditions": ["_may_energise"],
-    },
-    {"trigger": "zone_done", "source": S.DELIVERING, "dest": S.COMPLETE},
-    {
-        "trigger": "abort",
-        "source": [S.READY, S.ARMED, S.DELIVERING, S.PAUSED, S.COMPLETE],
-        "dest": S.IDLE,
-    },
-    {"trigger": "fault", "source": _NOT_SAFE, "dest": S.FAULT},
-    {"trigger": "estop", "source": [*_NOT_SAFE, S.FAULT], "dest": S.ESTOP},
-    {
-        "trigger": "acknowledge",
-        "source": [S.FAULT, S.ESTOP],
-        "dest": S.IDLE,
-        "conditions": ["_ack_allowed"],
-    },
-]
+STATES, TRANSITIONS = single_output_table(RFState, armed=True, done="zone_done")
 
 
 def build_machine(model: object, *, graph: bool = False) -> Machine:
@@ -119,11 +83,16 @@ class ZoneResult:
     site_held_s: float = 0.0
 
 
-class RFController(ControllerCore[RFGenerator, RFReading]):
+class RFController(SingleOutputController[RFGenerator, RFReading]):
     """One RF generator's lifecycle, regulation and supervision."""
 
     modality = "rf"
     OPERATOR_ACTIONS = ("load", "arm", "start", "pause", "resume", "abort", "estop", "acknowledge")
+    S = RFState
+    DONE_TRIGGER = "zone_done"
+    PLAN_ARG, PLAN_TYPE, PLAN_NAME, RESULT_EVENT = "zone", RFZone, "zone", "zone_result"
+    PAUSE_WATCHED = "contact lost"
+    results: list[ZoneResult]
 
     def __init__(
         self,
@@ -149,12 +118,8 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self.regulator: PulseRegulator | None = None
         self.commanded_power_w = 0.0
         self.phase = "ramp"  # within delivering: "ramp" then "hold"
-        self.pause_reason: str | None = None
-        self.paused_at_s: float | None = None
-        self.results: list[ZoneResult] = []
         self.sites = SiteDoseLedger()
         self._prior_cem43 = 0.0
-        self._zone_open = False
         self._ctx_key: tuple[object, ...] | None = None
         self._ctx = SupervisorContext(False, 0.0, False, self.limits.target_max_c)
         self._zone_started_s: float | None = None
@@ -162,10 +127,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self._time_to_target_s: float | None = None
         self._held_s = 0.0
         self._peak_c = -math.inf
-        self._last_step_s: float | None = None
-        super().__init__(
-            opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
-        )
+        super().__init__(opener, clock, name=name, emit=emit, machine_factory=build_machine)
 
     # -- the tick phases, called by the ControlLoop ---------------------------------
 
@@ -191,33 +153,33 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
                 self._peak_c = skin
         self._apply_alarms(alarms)
 
-    def step(self, now_s: float) -> None:
+    def _condition_lost(self, reading: RFReading) -> Alarm | None:
+        if reading.contact_ok:
+            return None
+        zone = self.zone
+        assert zone is not None
+        return Alarm(
+            self.name,
+            "rf.contact_lost",
+            AlarmPriority.MEDIUM,
+            f"{self.name}: electrode contact lost in zone {zone.name!r}; zone paused",
+            latches=False,
+            value=reading.impedance_ohm,
+        )
+
+    def _pause_condition_back(self, reading: RFReading | None) -> bool:
+        return reading is not None and reading.contact_ok
+
+    def _pause_timeout(self) -> tuple[float, Alarm]:
+        timeout_s = self.limits.contact_timeout_s
+        return timeout_s, self._host_fault(
+            "contact_timeout", f"contact not restored within {timeout_s:.0f} s"
+        )
+
+    def _deliver(self, now_s: float, reading: RFReading) -> None:
         """Regulate and account the zone; runs after supervision and commands."""
-        if self._pending_fault is not None:
-            self._trip(self._pending_fault)
-            return
-        state = self.state
-        reading = self.reading
-        if state is S.PAUSED:
-            self._step_paused(now_s, reading)
-            return
-        if state is not S.DELIVERING or reading is None:
-            return
         zone = self.zone
         assert zone is not None and self.regulator is not None
-        if not reading.contact_ok:
-            self._pause("contact lost")
-            self._raise(
-                Alarm(
-                    self.name,
-                    "rf.contact_lost",
-                    AlarmPriority.MEDIUM,
-                    f"{self.name}: electrode contact lost in zone {zone.name!r}; zone paused",
-                    latches=False,
-                    value=reading.impedance_ohm,
-                )
-            )
-            return
         # Time since the last tick that had a reading: a missed reading's tick
         # still counts, when the next reading arrives.
         last = self._last_step_s
@@ -233,51 +195,24 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         elif self.phase == "hold":
             self._held_s += dt
             if self._held_s >= zone.hold_s:
-                self._fire("zone_done")
+                self._fire(self.DONE_TRIGGER)
                 return
         power = self.regulator.update(now_s, skin)
         if power is not None and power != self.commanded_power_w:
             self._command_power(power)
 
-    def _step_paused(self, now_s: float, reading: RFReading | None) -> None:
-        if self.pause_reason != "contact lost" or self.paused_at_s is None:
-            return
-        if reading is not None and reading.contact_ok:
-            return  # contact is back: the operator resumes
-        if now_s - self.paused_at_s > self.limits.contact_timeout_s:
-            self._trip(
-                self._host_fault(
-                    "contact_timeout",
-                    f"contact not restored within {self.limits.contact_timeout_s:.0f} s",
-                )
-            )
-
     def _command_power(self, power_w: float) -> None:
         assert self.device is not None
         try:
-            self.device.set_power(power_w)
+            with self.audit.step("set_power", power_w=power_w):
+                self.device.set_power(power_w)
         except DeviceError as exc:
             self._trip(self._host_fault("command_failed", f"set power {power_w} W: {exc}"))
             return
         self.commanded_power_w = power_w
         self.log.debug("set_power", power_w=power_w)
-        self._emit("device_command", command="set_power", power_w=power_w)
 
     # -- operator commands -----------------------------------------------------
-
-    def _do_load(self, command: Command) -> bool:
-        zone = command.args.get("zone")
-        if not isinstance(zone, RFZone):
-            raise ControlError(f"{self.name}: load needs an RFZone, got {type(zone).__name__}")
-        return self.load_zone(zone)
-
-    def _do_pause(self, command: Command) -> bool:
-        return self._pause("operator")
-
-    def _do_abort(self, command: Command) -> bool:
-        if "abort" in self.machine.get_triggers(self.state):
-            self._close_zone("aborted")
-        return self._trigger_checked("abort")
 
     def load_zone(self, zone: RFZone) -> bool:
         """Load ``zone``; refused when its site has already reached a dose limit.
@@ -285,9 +220,9 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         The site's dose and time at target so far this session carry into the
         zone's supervision, so the limits apply to the site's total (rule 8).
         """
-        zone.validate(self.limits)
-        if self.state not in (S.IDLE, S.READY, S.COMPLETE):
-            raise ControlError(f"{self.name}: cannot load a zone while {self.state.value}")
+        return self.load_plan(zone)
+
+    def _begin_plan(self, zone: RFZone) -> None:
         prior = self.sites.get(zone.name)
         if prior is not None:
             self._refuse_spent_site(zone, prior)
@@ -303,8 +238,6 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         self._held_s = 0.0
         self._peak_c = -math.inf
         self._zone_started_s = None
-        self._zone_open = True
-        return self._fire("load")
 
     def _refuse_spent_site(self, zone: RFZone, prior: SiteDose) -> None:
         lim = self.limits
@@ -321,16 +254,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
                 f"session: zone {zone.name!r} is not treated again"
             )
 
-    def _on_acknowledged(self) -> None:
-        self.supervisor.reset()
-
-    def _on_trip(self, alarm: Alarm) -> None:
-        self._close_zone("estop" if alarm.code.endswith(".estop") else "fault")
-
     # -- guards ----------------------------------------------------------------
-
-    def _may_energise(self, event: Any = None) -> bool:
-        return self._refusal_reason() == ""
 
     def _refusal_reason(self) -> str:
         if self.zone is None:
@@ -355,64 +279,33 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
         # hide energy from the latched watch (the supervisor calls it implausible).
         return reading.output_on or bool(reading.status & RFStatus.OUTPUT_ON)
 
-    def _turn_off(self, device: RFGenerator) -> None:
-        device.output_off()
+    # -- delivering -----------------------------------------------------------------
 
-    def _confirm_off(self, device: RFGenerator) -> bool:
-        return not device.output_is_on()
-
-    def _came_from_energy_state(self, event: Any) -> bool:
-        return bool(event.transition.source == S.DELIVERING.name)
-
-    # -- state callbacks ---------------------------------------------------------
-
-    def _enter_delivering(self, event: Any) -> None:
-        assert self.device is not None and self.regulator is not None and self.reading is not None
-        now = self.clock.now()
+    def _prepare_output(self, now_s: float) -> dict[str, Any]:
+        assert self.regulator is not None and self.reading is not None
         if self._zone_started_s is None:
-            self._zone_started_s = now
+            self._zone_started_s = now_s
         self.regulator.reset()
-        self._last_step_s = now
-        power = self.regulator.update(now, self.reading.skin_max_c) or 0.0
-        try:
-            self.device.set_power(power)
-            self.commanded_power_w = power
-            self.device.output_on()
-            self._emit("device_command", command="output_on", power_w=power)
-        except DeviceError as exc:
-            # The state is already `delivering`; the fault (and its safe state)
-            # latches as soon as this command returns (``handle``), before any
-            # other command of the tick.
-            self._pending_fault = self._host_fault("command_failed", f"output on: {exc}")
-            return
-        self.pause_reason = None
-        self.paused_at_s = None
+        return {"power_w": self.regulator.update(now_s, self.reading.skin_max_c) or 0.0}
+
+    def _output_on(self, device: RFGenerator, args: dict[str, Any]) -> None:
+        device.set_power(args["power_w"])
+        self.commanded_power_w = args["power_w"]
+        device.output_on()
 
     def _exit_delivering(self, event: Any) -> None:
         self.commanded_power_w = 0.0
-        self.last_safe_state = self._safe_state()
+        super()._exit_delivering(event)
 
-    def _after_state_change(self, event: Any) -> None:
-        super()._after_state_change(event)
-        if self.state is S.COMPLETE:
-            self._close_zone("complete")
-
-    # -- helpers -------------------------------------------------------------------
-
-    def _pause(self, reason: str) -> bool:
-        if self.state is not S.DELIVERING:
-            raise ControlError(f"{self.name}: cannot pause while {self.state.value}")
-        self.pause_reason = reason
-        self.paused_at_s = self.clock.now()
+    def _on_pause(self) -> None:
         if self.regulator is not None:
             self.regulator.reset()
-        return self._fire("pause")
 
-    def _close_zone(self, outcome: str) -> None:
+    # -- the zone's result -------------------------------------------------------------
+
+    def _plan_result(self, outcome: str) -> ZoneResult:
         zone = self.zone
-        if zone is None or not self._zone_open:
-            return
-        self._zone_open = False
+        assert zone is not None
         peak_c = self._peak_c if self._peak_c > -math.inf else math.nan
         site = self.sites.record(
             zone.name,
@@ -421,7 +314,7 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             held_s=self._held_s,
             peak_c=peak_c,
         )
-        result = ZoneResult(
+        return ZoneResult(
             name=zone.name,
             target_c=zone.target_c,
             outcome=outcome,
@@ -433,15 +326,8 @@ class RFController(ControllerCore[RFGenerator, RFReading]):
             site_time_at_target_s=site.time_at_target_s,
             site_held_s=site.held_s,
         )
-        self.results.append(result)
-        self._emit("zone_result", result=result)
-        self.log.info("zone_result", **result.__dict__)
 
     # -- what front-ends show ------------------------------------------------------
-
-    @property
-    def output_expected(self) -> bool:
-        return self.state is S.DELIVERING
 
     def status(self) -> dict[str, Any]:
         reading = self.reading
