@@ -33,9 +33,7 @@ def cooling_parts(
         and isinstance(e.data.get("result"), dict)
     ]
     if rows:
-        parts.append(
-            table(["t s", "outcome", "setpoint degC", "cooling s", "skin min degC"], rows)
-        )
+        parts.append(table(["t s", "outcome", "setpoint degC", "cooling s", "skin min degC"], rows))
     by_channel = series(points)
     skin = by_channel.get(("chiller", "skin_c"), [])
     if not skin:

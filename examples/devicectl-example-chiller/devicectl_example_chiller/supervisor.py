@@ -20,7 +20,7 @@ from devicectl_example_chiller.limits import ChillerLimits
 DOC: Final = "examples/devicectl-example-chiller/README.md#faults"
 
 _FAULT_TEXT: Final = (
-    (ChillerFault.WATCHDOG_TRIPPED, "chiller.firmware_watchdog", "device watchdog turned output off"),
+    (ChillerFault.WATCHDOG_TRIPPED, "chiller.firmware_watchdog", "device watchdog turned it off"),
     (ChillerFault.SENSOR, "chiller.sensor_fault", "device reports a temperature sensor open"),
     (ChillerFault.SKIN_CUTOFF, "chiller.firmware_skin_cutoff", "firmware skin cut-off tripped"),
     (ChillerFault.POWER_ON_RESET, "chiller.device_reset", "device rebooted"),
@@ -86,9 +86,7 @@ class ChillerSupervisor:
                 chiller_fault(dev, "chiller.implausible", f"undefined fault bits 0x{faults:02X}")
             )
         for name, value in (("skin", reading.skin_c), ("plate", reading.plate_c)):
-            if not (
-                math.isfinite(value) and lim.plausible_min_c <= value <= lim.plausible_max_c
-            ):
+            if not (math.isfinite(value) and lim.plausible_min_c <= value <= lim.plausible_max_c):
                 out.append(
                     chiller_fault(dev, "chiller.implausible", f"{name} sensor reads {value}")
                 )
