@@ -117,6 +117,11 @@ class ChillerController(ControllerCore[ChillerHandpiece, ChillerReading]):
         )
 
     @property
+    def step_open(self) -> bool:
+        """A step is loaded and has no result yet (its cooling is still counting)."""
+        return self._step_open
+
+    @property
     def remaining_s(self) -> float:
         plan = self.step_plan
         return max(0.0, plan.duration_s - self.cooling_s) if plan else 0.0

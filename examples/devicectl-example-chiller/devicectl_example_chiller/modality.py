@@ -77,19 +77,33 @@ def plan(run: PlanRun, step: ChillerCoolingStep, progress: Any) -> Plan:
     yield lambda: chiller.reading is not None
     yield from run.gate(progress, "start", "start skin cooling")
     run.do("chiller", "start", run.gated_by())
-    yield lambda: chiller.state in (ChillerState.COMPLETE, ChillerState.FAULT, ChillerState.ESTOP)
-    note_cooling(progress, chiller, first)
+
+    def finished() -> bool:
+        # Noted every tick: a device fault ends the step without the plan running
+        # again, and the record must still say how long the skin was cooled.
+        note_cooling(progress, chiller, first)
+        return chiller.state in (ChillerState.COMPLETE, ChillerState.FAULT, ChillerState.ESTOP)
+
+    yield finished
     if chiller.state is not ChillerState.COMPLETE:
         raise ControlError(f"chiller: step did not complete ({chiller.results[-1].outcome})")
 
 
 def note_cooling(progress: Any, chiller: ChillerController, first: int) -> None:
-    """The step's cooling so far: every result since the step began (resumes too)."""
+    """The step's cooling so far: every result since the step began (resumes too),
+    and the cooling under way."""
     results = chiller.results[first:]
-    progress.detail["cooling_s"] = sum(r.cooling_s for r in results)
-    skins = [r.min_skin_c for r in results if not math.isnan(r.min_skin_c)]
+    cooling = sum(r.cooling_s for r in results)
+    skins = [r.min_skin_c for r in results]
+    setpoint = results[-1].setpoint_c if results else None
+    if chiller.step_open and chiller.step_plan is not None:
+        cooling += chiller.cooling_s
+        skins.append(chiller.min_skin_c)
+        setpoint = chiller.step_plan.setpoint_c
+    skins = [s for s in skins if not math.isnan(s)]
+    progress.detail["cooling_s"] = cooling
     progress.detail["min_skin_c"] = min(skins) if skins else None
-    progress.detail["setpoint_c"] = results[-1].setpoint_c if results else None
+    progress.detail["setpoint_c"] = setpoint
 
 
 def _c(value: Any) -> str:
@@ -133,6 +147,12 @@ class ChillerModality(Modality):
 
     def plan(self, run: PlanRun, step: Any, progress: Any) -> Plan:
         return plan(run, step, progress)
+
+    def on_secure(self, run: PlanRun, controller: Any, progress: Any, action: str | None) -> None:
+        # A pause or abort by the session: the cooling so far is the step's, not lost.
+        note_cooling(
+            progress, controller, run.results_start(progress, self.name, controller.results)
+        )
 
     def progress_line(self, controller: Any, progress: Any) -> tuple[float, str]:
         st = controller.status()
