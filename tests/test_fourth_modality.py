@@ -33,6 +33,8 @@ from typing import Any
 import pytest
 from served_process import Served, devicectl_script
 
+from devicectl.control.events import Command
+from devicectl.errors import ControlError
 from devicectl.records.store import RecordStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,3 +276,58 @@ def test_nothing_under_devicectl_names_the_chiller() -> None:
         and b"chiller" in path.read_bytes().lower()
     ]
     assert named == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "plate_min_c", "code"),
+    [
+        ("sensor_open@3s", None, "chiller.sensor_fault"),
+        ("overcool@3s", None, "chiller.plate_overcool"),
+        # With the plate check out of the way the skin limit trips, before the
+        # firmware's own 8 degC cut-off.
+        ("overcool@3s", -20.0, "chiller.skin_too_cold"),
+    ],
+)
+def test_the_chiller_supervisor_trips_and_the_output_is_off_at_the_device(
+    site: Path, monkeypatch: pytest.MonkeyPatch, fault: str, plate_min_c: float | None, code: str
+) -> None:
+    """The controller and supervisor in this process, on ``sim://chiller`` (found
+    through the simulator entry point, which is not cached), without the
+    modality registry: other tests keep their three modalities."""
+    monkeypatch.syspath_prepend(str(site))
+    from devicectl_example_chiller.controller import ChillerController
+    from devicectl_example_chiller.driver import ChillerDriver
+    from devicectl_example_chiller.limits import ChillerLimits, ChillerStep
+
+    from devicectl.clock import SimClock
+    from devicectl.control.loop import ControlLoop
+    from devicectl.transport import open_port
+    from devicectl.urlhandlers.protocol_sim import simulator_for
+
+    clock = SimClock()
+    url = f"sim://chiller?seed=1&fault={fault}"
+    loop = ControlLoop(clock)
+    limits = ChillerLimits() if plate_min_c is None else ChillerLimits(plate_min_c=plate_min_c)
+    chiller = ChillerController(
+        lambda: ChillerDriver(open_port(url, clock=clock), now=clock.now),
+        clock,
+        limits=limits,
+        emit=loop.emit,
+    )
+    loop.add(chiller)
+    assert chiller.device is not None, chiller.fault_alarm
+    loop.run(until=lambda: chiller.reading is not None, max_duration_s=1.0)
+    chiller.handle(Command("chiller", "load", {"step": ChillerStep(4.0, 120.0)}, "tech-1"))
+    chiller.handle(Command("chiller", "start", {}, "tech-1"))
+    assert chiller.state.value == "delivering"
+    loop.run(until=lambda: chiller.latched, max_duration_s=60.0)
+    assert chiller.state.value == "fault"
+    assert chiller.fault_alarm is not None and chiller.fault_alarm.code == code
+    assert chiller.results[-1].outcome == "fault"
+    if code == "chiller.skin_too_cold":
+        assert 9.0 < chiller.reading.skin_c < 10.0  # type: ignore[union-attr]
+    simulator = simulator_for(url, clock)
+    assert not simulator.output_on
+    assert chiller.last_safe_state is not None and chiller.last_safe_state.confirmed
+    with pytest.raises(ControlError, match="fault latched"):
+        chiller.handle(Command("chiller", "start", {}, "tech-1"))
