@@ -1,4 +1,5 @@
-"""A fourth device, added by a third party as a separate package.
+"""A fourth device, added by a third party as a separate package (its driver here;
+the whole modality in test_fourth_modality.py).
 
 The example package in examples/devicectl-example-chiller is installed the way a
 clinic would install any package (pip/uv build it and write its entry points),
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from devicectl.errors import ProtocolError
-from devicectl.plugins import DRIVER_GROUP, list_plugins, load_plugin
+from devicectl.plugins import DRIVER_GROUP, SIMULATOR_GROUP, list_plugins, load_plugin
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "devicectl-example-chiller"
 
@@ -52,17 +53,26 @@ def test_the_installed_driver_is_found_and_works(
     monkeypatch.syspath_prepend(str(installed_example))
     found = {p.name: p for p in list_plugins(DRIVER_GROUP)}
     assert found["chiller_ascii"].distribution == "devicectl-example-chiller"
-    assert found["chiller_ascii"].target == "devicectl_example_chiller:ChillerDriver"
+    assert found["chiller_ascii"].target == "devicectl_example_chiller.driver:ChillerDriver"
     assert {"rf_scpi", "ipl_cobs", "led_modbus"} <= set(found)  # built-ins still there
+    simulators = {p.name: p for p in list_plugins(SIMULATOR_GROUP)}
+    assert simulators["chiller"].distribution == "devicectl-example-chiller"
     driver_cls = load_plugin(DRIVER_GROUP, "chiller_ascii")
-    assert driver_cls.modality == "chiller"
+    assert driver_cls.modality == driver_cls.implements == "chiller"
 
-    port = _AnsweringPort({b"TEMP?\n": b"4.5\n"})
+    # CHL/1 lines: <body>*<XOR of the body's bytes, two hex digits>\n
+    port = _AnsweringPort({b"MEAS?*25\n": b"MEAS 4.5 18.2 5.0 1 00*1A\n"})
     driver = driver_cls(port, now=lambda: 12.5)
     reading = driver.read()
-    assert (reading.t_s, reading.plate_temp_c) == (12.5, 4.5)
-    port.answers[b"TEMP?\n"] = b"hot\n"
-    with pytest.raises(ProtocolError, match="bad temperature reply 'hot'"):
+    assert (reading.t_s, reading.plate_c, reading.skin_c, reading.output_on) == (
+        12.5,
+        4.5,
+        18.2,
+        True,
+    )
+    # One bit flipped on the wire (fault byte 00 -> 01): the checksum no longer matches.
+    port.answers[b"MEAS?*25\n"] = b"MEAS 4.5 18.2 5.0 1 01*1A\n"
+    with pytest.raises(ProtocolError, match="bad checksum"):
         driver.read()
     driver.close()
     assert port.closed
