@@ -14,6 +14,11 @@ Clock choice (how the simulators' time relates to the wall):
   UI thread. ``speed=0`` removes the pacing (tests run sessions that way: the
   session waits at every prompt anyway).
 
+The station is built through the modality registry (``build_station``: each
+device of the protocol on its simulator, or each ``--device`` with
+``Station.add(kind, url)``); every registered modality gets a panel, and the
+station's devices, in registry order, are read, traced and keyed.
+
 In every mode the loop runs on its own thread (``ControlLoop.start``); the
 console talks to it only through :class:`LoopBridge` and ``ConsoleDesk``.
 
