@@ -156,15 +156,11 @@ class Modality:
         """The result column of a finished step in the run summary."""
         return ""
 
-    # -- record, console, report --------------------------------------------------------
+    # -- record, report --------------------------------------------------------
 
     def trace_channels(self, controller: Any, reading: Any) -> list[tuple[str, float | None]]:
         """The traced channels of a reading (None where not measured)."""
         return []
-
-    def panel_lines(self, status: Mapping[str, Any]) -> list[str]:
-        """The console panel's lines from the controller's ``status()``."""
-        return [f"state {status.get('state', '?')}"]
 
     def report_parts(
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
@@ -172,9 +168,43 @@ class Modality:
         """The report's HTML parts (plots with their alt text) for this modality."""
         return []
 
-    def snapshot(self, controller: Any) -> Any:
-        """A frozen view of the controller for front-ends (default: its status dict)."""
-        return dict(controller.status())
+    # -- the technician console -------------------------------------------------------
+    # A modality that defines none of these still gets a panel: the generic one
+    # (state, the output its device reports, the latched fault), and no keys.
+
+    # The console's keys for this modality's device: (key, action, button label). The
+    # key (one lower-case letter the console keeps free: see the console's help)
+    # sends ``action``, a command of the controller's ``handle``, to the device with
+    # the signed-in operator's id; the controller refuses it where its state does not
+    # allow it. The IPL trigger is ``("f", "fire", "Flash (F)")``.
+    console_actions: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+
+    def console_view(self, controller: Any, runner: Any) -> Any:
+        """What the console shows of ``controller``, copied out of it now.
+
+        Called on the loop thread at the end of a tick (``runner``: the session
+        runner, or None before sign-in): read the controller, never command it.
+        Return a frozen dataclass with a ``state: str`` field (the controller's
+        state value): two views of an unchanged device must compare equal, so the
+        panel skips its redraw. Default: the generic view (state, output reported
+        by the device, fault)."""
+        from devicectl.console.generic import generic_view
+
+        return generic_view(controller)
+
+    def render_panel(self, view: Any) -> Any:
+        """The panel of a view from :meth:`console_view`: a rich renderable (``Text``)
+        or a list of lines. Called on the UI thread; a pure function of ``view``.
+        Default: the generic panel (the name, state, output badge and fault)."""
+        from devicectl.console.generic import render_generic
+
+        return render_generic(self.name.upper(), view)
+
+    def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
+        """The skin temperature the console's live trace may show: (label, degC, None
+        when not measured), read on the loop thread; None if this modality has none.
+        The trace shows the first modality, in registry order, with readings."""
+        return None
 
 
 @cache

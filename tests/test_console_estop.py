@@ -26,8 +26,8 @@ def _all_stopped(app: ConsoleApp) -> bool:
     return (
         snap is not None
         and set(snap.device_states().values()) == {"estop"}
-        and snap.rf is not None
-        and snap.rf.output_on is False
+        and snap.device("rf") is not None
+        and snap.device("rf").output_on is False
     )
 
 
@@ -40,8 +40,8 @@ async def _deliver_rf(pilot: object, app: ConsoleApp) -> None:
         pilot,  # type: ignore[arg-type]
         lambda: (
             app.snapshot is not None
-            and app.snapshot.rf is not None
-            and app.snapshot.rf.output_on is True
+            and app.snapshot.device("rf") is not None
+            and app.snapshot.device("rf").output_on is True
         ),
     )
 
@@ -71,9 +71,11 @@ def test_escape_stops_every_device_from_every_screen(screen: str) -> None:
             await press(pilot, "escape")
             await wait_for(pilot, lambda: _all_stopped(app), timeout_s=5.0)
             snap = app.snapshot
-            assert snap is not None and snap.rf is not None and snap.led is not None
-            assert snap.rf.output_on is False and snap.led.output_on is False
-            assert snap.ipl is not None and snap.ipl.energy is False
+            assert snap is not None
+            rf, ipl, led = (snap.device(name) for name in ("rf", "ipl", "led"))
+            assert rf is not None and rf.output_on is False
+            assert led is not None and led.output_on is False
+            assert ipl is not None and ipl.energy is False
             # the screen the key was pressed on is still there: Escape did not dismiss it
             assert isinstance(app.screen, expected)
             oldest = app.alarms.oldest()

@@ -9,10 +9,12 @@ import pytest
 from devicectl.clock import PacedSimClock, SimClock
 from devicectl.console.alarms import AlarmBoard
 from devicectl.console.bridge import MAX_PENDING, AlarmEvent, LoopBridge, TracePoint
-from devicectl.console.panels import output_badge, render_alarms, render_ipl
-from devicectl.console.snapshot import IPLView, Snapshot
+from devicectl.console.panels import output_badge, render_alarms
+from devicectl.console.snapshot import Snapshot
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.loop import ControlLoop
+from devicectl.modalities.ipl.console import IPLView
+from devicectl.modality import modality
 
 
 class _Quiet:
@@ -45,9 +47,9 @@ def _bridge() -> tuple[ControlLoop, LoopBridge, list[int]]:
 
     def snapshot(t_s: float, tick: int) -> Snapshot:
         built.append(tick)
-        return Snapshot(t_s, tick, None, None, None, None)
+        return Snapshot(t_s, tick, None)
 
-    return loop, LoopBridge(loop, snapshot, lambda t: TracePoint(t, 33.0, None)), built
+    return loop, LoopBridge(loop, snapshot, lambda t: TracePoint(t, (("RF skin", 33.0),))), built
 
 
 def test_a_ui_that_never_polls_costs_the_loop_one_snapshot_and_bounded_queues() -> None:
@@ -114,6 +116,7 @@ def test_output_is_said_in_words_not_only_colour() -> None:
 def test_the_ipl_panel_says_energy_on_only_for_a_charged_handpiece() -> None:
     # A dumped charge is the controller's business now (ipl.charge_dumped pauses the
     # pass): the panel only has to show the energy the device reports.
+    render_ipl = modality("ipl").render_panel
     charged = IPLView("armed", True, 100.0, 5.0, 10.0, 12, 11.9, 12.0, 3, 40, None)
     assert "ENERGY ON" in render_ipl(charged).plain
     dumped = IPLView("paused", False, 0.0, 5.0, 10.0, 12, 11.9, 12.0, 3, 40, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from console_helpers import (
     OPERATOR,
@@ -20,11 +21,17 @@ from console_helpers import (
 from devicectl.clock import PacedSimClock, RealClock
 from devicectl.console.app import ConsoleApp
 from devicectl.console.backend import ConsoleBackend, ConsoleConfig
-from devicectl.console.panels import render_alarms, render_rf
+from devicectl.console.panels import render_alarms
 from devicectl.console.screens import SignInScreen
 from devicectl.control.events import AlarmPriority
 from devicectl.control.rf_controller import RFController, RFState
+from devicectl.modality import modality
 from devicectl.records.store import RecordStore
+
+
+def _rf_view(app: ConsoleApp) -> Any:
+    """The RF panel's latest view (None before the first snapshot)."""
+    return app.snapshot.device("rf") if app.snapshot is not None else None
 
 
 def test_a_pore_patrol_session_runs_to_the_end_with_keys(tmp_path: Path) -> None:
@@ -59,14 +66,15 @@ def test_a_pore_patrol_session_runs_to_the_end_with_keys(tmp_path: Path) -> None
                 if session.state == "waiting_confirm" and session.awaiting:
                     await answer_prompt(pilot, app, session.awaiting)
                     continue
-                if snap.ipl is not None and snap.ipl.state == "armed":
+                ipl = snap.device("ipl")
+                if ipl is not None and ipl.state == "armed":
                     # The trigger: one key per flash (a refused early press is harmless).
                     await press(pilot, "f")
                     flashes_pressed += 1
             steps = app.snapshot.session.steps if app.snapshot and app.snapshot.session else ()
             assert [s.outcome for s in steps] == ["complete"] * 7
-            assert app.snapshot is not None and app.snapshot.led is not None
-            assert app.snapshot.led.dose_j_cm2 > 100.0
+            led = app.snapshot.device("led") if app.snapshot is not None else None
+            assert led is not None and led.dose_j_cm2 > 100.0
 
     asyncio.run(scenario())
     assert flashes_pressed >= 40  # every flash had its own key press
@@ -96,15 +104,13 @@ def test_an_injected_fault_shows_a_high_alarm_and_output_off_in_the_same_tick() 
             for action in ("confirm", "confirm", "arm", "start"):
                 await answer_prompt(pilot, app, action)
             await wait_for(pilot, lambda: app.alarms.oldest() is not None)
-            await wait_for(
-                pilot, lambda: app.snapshot is not None and app.snapshot.rf.state == "fault"
-            )
+            await wait_for(pilot, lambda: getattr(_rf_view(app), "state", None) == "fault")
             oldest = app.alarms.oldest()
             assert oldest is not None and oldest.alarm.priority is AlarmPriority.HIGH
             assert oldest.alarm.device == "rf"
             shown = render_alarms(app.alarms.ordered()).plain
             assert shown.startswith(" HIGH ") and "rf:" in shown
-            rf_text = render_rf(app.snapshot.rf).plain
+            rf_text = modality("rf").render_panel(app.snapshot.device("rf")).plain
             assert "FAULT" in rf_text and "output off" in rf_text and "OUTPUT ON" not in rf_text
 
     asyncio.run(scenario())
@@ -134,11 +140,12 @@ def test_without_fast_the_simulators_run_in_real_time() -> None:
             assert first is not None
             await pilot.pause(1.0)
             later = app.snapshot
-            assert later is not None and later.rf is not None
+            rf = later.device("rf") if later is not None else None
+            assert later is not None and rf is not None
             # about one second of loop time per second, at 20 ticks a second
             assert 0.5 < later.t_s - first.t_s < 3.0
             assert 10 <= later.tick - first.tick <= 60
-            assert later.rf.output_on is False and later.rf.skin1_c is not None
+            assert rf.output_on is False and rf.skin1_c is not None
 
     asyncio.run(scenario())
 
@@ -152,9 +159,7 @@ def test_quitting_mid_delivery_aborts_the_session_with_every_device_safe(tmp_pat
             await sign_in(pilot, app)
             for action in ("confirm", "confirm", "arm", "start"):
                 await answer_prompt(pilot, app, action)
-            await wait_for(
-                pilot, lambda: app.snapshot is not None and app.snapshot.rf.output_on is True
-            )
+            await wait_for(pilot, lambda: getattr(_rf_view(app), "output_on", None) is True)
             await press(pilot, "ctrl+q")
 
     asyncio.run(scenario())

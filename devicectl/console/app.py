@@ -36,7 +36,7 @@ Screen { layout: vertical; }
 #top-bar { height: 3; }
 #prompt { width: 1fr; height: 3; padding: 0 1; content-align: left middle; }
 .estop { background: red; color: white; text-style: bold; width: 30; height: 3; }
-#main-grid { grid-size: 2 2; grid-columns: 1fr 1fr; grid-rows: 11 8; height: 19; }
+#main-grid { grid-size: 2; grid-columns: 1fr 1fr; }  /* rows: MainScreen */
 .box { border: round $primary; padding: 0 1; }
 #trace { height: 5; }
 #trace-label { height: 1; }
@@ -85,7 +85,7 @@ class ConsoleApp(App[None]):
     def on_mount(self) -> None:
         if self._start_loop:
             self.backend.start()
-        self.push_screen(MainScreen())
+        self.push_screen(MainScreen(self.backend.modalities, self.backend.keys))
         self.push_screen(SignInScreen(self._prefill, self.backend.config.mode), self._signed_in)
         self.set_interval(self._poll_s, self.refresh_from_loop)
 
@@ -140,7 +140,7 @@ class ConsoleApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.backend.keys))
 
     def _signed(self) -> str | None:
         if self.operator is None:
@@ -173,10 +173,11 @@ class ConsoleApp(App[None]):
     def action_end(self) -> None:
         self._session("end")
 
-    def action_flash(self) -> None:
+    def action_device_action(self, device: str, action: str) -> None:
+        """A device's own key (its modality's ``console_actions``): ``action`` to it."""
         operator = self._signed()
         if operator is not None:
-            self.backend.send("ipl", "fire", operator)
+            self.backend.send(device, action, operator)
 
     def action_abort(self) -> None:
         if self._signed() is None:

@@ -14,6 +14,11 @@ Clock choice (how the simulators' time relates to the wall):
   UI thread. ``speed=0`` removes the pacing (tests run sessions that way: the
   session waits at every prompt anyway).
 
+The station is built through the modality registry (``build_station``: each
+device of the protocol on its simulator, or each ``--device`` with
+``Station.add(kind, url)``); every registered modality gets a panel, and the
+station's devices, in registry order, are read, traced and keyed.
+
 In every mode the loop runs on its own thread (``ControlLoop.start``); the
 console talks to it only through :class:`LoopBridge` and ``ConsoleDesk``.
 
@@ -36,12 +41,13 @@ import structlog
 from devicectl.clock import Clock, PacedSimClock, RealClock
 from devicectl.console.bridge import LoopBridge, TracePoint
 from devicectl.console.desk import DESK, ConsoleDesk
+from devicectl.console.keys import KeyAction, key_actions
 from devicectl.console.snapshot import Snapshot, take_snapshot
 from devicectl.control.events import Command
-from devicectl.control.rf_controller import RFController
+from devicectl.modality import Modality, modalities
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
-from devicectl.session.api import build_station
+from devicectl.session.api import build_station, close_devices
 from devicectl.session.protocol_file import SessionProtocol, load_protocol_and_sha256
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
@@ -98,6 +104,17 @@ class ConsoleBackend:
             port_timeout_s=config.port_timeout_s,
         )
         loop = self.station.loop
+        # Every registered modality has a panel (a protocol's unused ones say so);
+        # the station's devices, in registry order, are what is read and keyed.
+        self.modalities: dict[str, Modality] = modalities()
+        self.devices: dict[str, Modality] = {
+            name: mod for name, mod in self.modalities.items() if name in loop.controllers
+        }
+        try:
+            self.keys: list[KeyAction] = key_actions(self.devices)
+        except BaseException:
+            close_devices(self.station)
+            raise
         self.desk = ConsoleDesk(loop, self._make_runner)
         loop.add(self.desk)
         self.bridge = LoopBridge(loop, self._snapshot, self._trace)
@@ -125,15 +142,12 @@ class ConsoleBackend:
 
     def _trace(self, t_s: float) -> TracePoint:
         controllers = self.station.loop.controllers
-        rf = controllers.get("rf")
-        led = controllers.get("led")
-        rf_r = getattr(rf, "reading", None) if isinstance(rf, RFController) else None
-        led_r = getattr(led, "reading", None)
-        return TracePoint(
-            t_s,
-            rf_r.skin_max_c if rf_r is not None else None,
-            getattr(led_r, "skin_temp_c", None),
-        )
+        channels = []
+        for name, mod in self.devices.items():
+            channel = mod.console_trace(controllers[name])
+            if channel is not None:
+                channels.append(channel)
+        return TracePoint(t_s, tuple(channels))
 
     # -- lifecycle (UI thread) ---------------------------------------------------------
 

@@ -42,8 +42,9 @@ MAX_PENDING = 1000
 @dataclass(frozen=True)
 class TracePoint:
     t_s: float
-    rf_skin_c: float | None  # the hotter of the two RF skin sensors
-    led_skin_c: float | None
+    # (label, skin degC or None) of every device whose modality offers a trace
+    # (``Modality.console_trace``), in registry order
+    skin_c: tuple[tuple[str, float | None], ...]
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,17 @@
 """The console's panels: each turns one part of a :class:`Snapshot` into text.
 
-Rendering is a pure function of the view (``render_*``), so it is tested
-without a screen, and a panel redraws only when its view changed. Output state
-is never colour alone: "OUTPUT ON" is a red block with the words in it, "off"
-is dim green with the word "off"; no reading is a yellow "NO READING".
+Rendering is a pure function of the view (``render_*``, and each device's
+modality's ``render_panel``), so it is tested without a screen, and a panel
+redraws only when its view changed. Output state is never colour alone (see
+``style.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -19,21 +20,21 @@ from textual.widgets import Sparkline
 
 from devicectl.console.alarms import PRIORITY_LABEL, PRIORITY_STYLE, AlarmEntry
 from devicectl.console.bridge import TRACE_PERIOD_S, TracePoint
-from devicectl.console.snapshot import IPLView, LEDView, RFView, SessionView
+from devicectl.console.snapshot import SessionView
+from devicectl.console.style import output_badge, state_badge
+from devicectl.modality import Modality
 
-ON_STYLE = "bold white on red"
-OFF_STYLE = "green"
-UNKNOWN_STYLE = "bold black on yellow"
-STATE_STYLE = {
-    "delivering": "bold white on red",
-    "firing": "bold white on red",
-    "armed": "bold black on dark_orange",
-    "charging": "bold black on dark_orange",
-    "fault": "bold white on red",
-    "estop": "bold white on red",
-    "paused": "bold black on yellow",
-    "complete": "bold green",
-}
+__all__ = [
+    "KEY_FOR",
+    "TextPanel",
+    "TracePanel",
+    "device_renderer",
+    "output_badge",
+    "render_alarms",
+    "render_prompt",
+    "render_steps",
+]
+
 OUTCOME_MARK = {
     "pending": ("  ", "dim"),
     "running": ("▶ ", "bold reverse"),
@@ -44,89 +45,20 @@ OUTCOME_MARK = {
 KEY_FOR = {"confirm": "C", "arm": "A", "start": "S", "next_zone": "N"}
 
 
-def _num(value: float | None, fmt: str = "{:.1f}") -> str:
-    if value is None or value != value:  # None or NaN
-        return "--"
-    return fmt.format(value)
+def device_renderer(name: str, mod: Modality) -> Callable[[Any], RenderableType]:
+    """The panel of device ``name``: its modality's ``render_panel`` of its view (a
+    list of lines is shown one a line), or a dim line when the station has no such
+    device (the protocol does not use it)."""
 
+    def render(view: Any) -> RenderableType:
+        if view is None:
+            return Text(f"{name.upper()}: not used by this protocol", style="dim")
+        shown = mod.render_panel(view)
+        if isinstance(shown, list | tuple):
+            return Text("\n".join(str(line) for line in shown))
+        return cast(RenderableType, shown)
 
-def output_badge(on: bool | None, what: str = "OUTPUT") -> Text:
-    if on is None:
-        return Text(" ? NO READING ", style=UNKNOWN_STYLE)
-    if on:
-        return Text(f" ■ {what} ON ", style=ON_STYLE)
-    return Text(f"○ {what.lower()} off", style=OFF_STYLE)
-
-
-def state_badge(state: str) -> Text:
-    return Text(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold"))
-
-
-def _header(title: str, state: str, badge: Text) -> Text:
-    line = Text(f"{title}  ", style="bold")
-    line.append_text(state_badge(state))
-    line.append("  ")
-    line.append_text(badge)
-    return line
-
-
-def _with_fault(out: Text, fault: str | None) -> Text:
-    if fault:
-        out.append(f"\n{fault}", style="bold red")
-    return out
-
-
-def render_rf(v: RFView | None) -> Text:
-    if v is None:
-        return Text("RF: not used by this protocol", style="dim")
-    out = _header("RF", v.state, output_badge(v.output_on))
-    zone = v.zone or "-"
-    count = f" ({v.zones_done}/{v.zones_total} done)" if v.zones_total else ""
-    out.append(f"\nzone {zone}{count}  phase {v.phase}  power {v.power_w:.1f} W\n")
-    for label, value in (("skin 1", v.skin1_c), ("skin 2", v.skin2_c)):
-        style = ""
-        if value is not None and value >= v.cutoff_c:
-            style = "bold white on red"
-        elif value is not None and value >= v.alarm_c:
-            style = "bold black on yellow"
-        out.append(f"{label} ")
-        out.append(f"{_num(value)} °C", style=style)
-        out.append("   ")
-    out.append(
-        f"\ntarget {v.target_c:.1f}  alarm {v.alarm_c:.1f}  cut-off {v.cutoff_c:.1f} °C\n"
-        f"held {v.held_s:.0f}/{v.hold_s:.0f} s   CEM43 {v.cem43:.2f}/{v.cem43_max:.1f}"
-    )
-    return _with_fault(out, v.fault)
-
-
-def render_ipl(v: IPLView | None) -> Text:
-    if v is None:
-        return Text("IPL: not used by this protocol", style="dim")
-    out = _header("IPL", v.state, output_badge(v.energy, "ENERGY"))
-    out.append(
-        f"\ncharge {_num(v.charge_pct, '{:.0f}')} %  "
-        f"crystal {_num(v.crystal_c)} °C (arm ≤ {v.crystal_max_c:.0f})\n"
-        f"flashes {v.flashes_done}/{v.flashes_planned}  shots {_num(v.shots, '{:.0f}')}\n"
-        f"last delivered {_num(v.last_fluence_j_cm2)} J/cm²  set {_num(v.set_fluence_j_cm2)}"
-    )
-    return _with_fault(out, v.fault)
-
-
-def _mmss(seconds: float) -> str:
-    s = max(0, round(seconds))
-    return f"{s // 60:02d}:{s % 60:02d}"
-
-
-def render_led(v: LEDView | None) -> Text:
-    if v is None:
-        return Text("LED: not used by this protocol", style="dim")
-    out = _header("LED", v.state, output_badge(v.output_on))
-    out.append(
-        f"\nirradiance {_num(v.irradiance_mw_cm2)} mW/cm² (set {_num(v.setpoint_mw_cm2)})\n"
-        f"elapsed {_mmss(v.elapsed_s)}  remaining {_mmss(v.remaining_s)}\n"
-        f"dose {v.dose_j_cm2:.1f}/{v.dose_max_j_cm2:.0f} J/cm²  skin {_num(v.skin_c)} °C"
-    )
-    return _with_fault(out, v.fault)
+    return render
 
 
 def render_steps(s: SessionView | None) -> Text:
@@ -191,13 +123,13 @@ class TextPanel(Widget):
     Panels have fixed sizes, so a repaint is enough.
     """
 
-    def __init__(self, render: Callable[[Any], Text], **kwargs: Any) -> None:
+    def __init__(self, render: Callable[[Any], RenderableType], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._render_fn = render
         self._shown: object = object()
-        self._text = Text()
+        self._text: RenderableType = Text()
 
-    def render(self) -> Text:
+    def render(self) -> RenderableType:
         return self._text
 
     def show(self, view: object) -> None:
@@ -208,16 +140,21 @@ class TextPanel(Widget):
 
 
 class TracePanel(Vertical):
-    """The live skin-temperature trace (the hotter RF sensor; LED skin when no RF)."""
+    """The live skin-temperature trace: the first device, in registry order, whose
+    modality offers one (``Modality.console_trace``) and has readings in the window."""
 
     def compose(self) -> ComposeResult:
         yield TextPanel(Text, id="trace-label")
         yield Sparkline([], id="trace-line")
 
     def show(self, trace: list[TracePoint]) -> None:
-        rf = [p.rf_skin_c for p in trace if p.rf_skin_c is not None]
-        led = [p.led_skin_c for p in trace if p.led_skin_c is not None]
-        values, what = (rf, "RF skin") if rf else (led, "LED skin")
+        series: dict[str, list[float]] = {}
+        for point in trace:
+            for what, value in point.skin_c:
+                values = series.setdefault(what, [])
+                if value is not None:
+                    values.append(value)
+        what, values = next(((w, v) for w, v in series.items() if v), ("", []))
         label = self.query_one("#trace-label", TextPanel)
         if values:
             label.show(

@@ -9,6 +9,7 @@ loop's, so a simulated session and its snapshots are reproducible.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.text import Text
@@ -21,33 +22,23 @@ from textual.widgets import Button, Input, Static
 
 from devicectl.console.alarms import AlarmEntry
 from devicectl.console.bridge import TracePoint
+from devicectl.console.keys import KeyAction
 from devicectl.console.panels import (
     TextPanel,
     TracePanel,
+    device_renderer,
     render_alarms,
-    render_ipl,
-    render_led,
     render_prompt,
-    render_rf,
     render_steps,
 )
 from devicectl.console.snapshot import Snapshot
+from devicectl.modality import Modality
 
 ESTOP_LABEL = "EMERGENCY STOP  (Esc)"
-
-# (key, action, button label); the action names are ConsoleApp's action_* methods.
-ACTIONS = [
-    ("c", "confirm", "Confirm (C)"),
-    ("a", "arm", "Arm (A)"),
-    ("s", "start", "Start (S)"),
-    ("f", "flash", "Flash (F)"),
-    ("n", "next_zone", "Next zone (N)"),
-    ("p", "pause", "Pause (P)"),
-    ("r", "resume", "Resume (R)"),
-    ("k", "acknowledge", "Acknowledge (K)"),
-    ("x", "abort", "Abort (X)"),
-    ("e", "end", "End (E)"),
-]
+# The grid of the steps and the device panels: two columns, the steps' row taller.
+GRID_COLUMNS = 2
+FIRST_ROW = 11
+DEVICE_ROW = 8
 
 
 def estop_button() -> Button:
@@ -91,27 +82,40 @@ class SignInScreen(Screen[str]):
 
 
 class MainScreen(Screen[None]):
-    """The session at a glance: steps, devices, trace, alarms, what to do next."""
+    """The session at a glance: steps, devices, trace, alarms, what to do next.
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding(key, f"app.{action}", label) for key, action, label in ACTIONS
-    ]
+    One panel per registered modality (``panels``: name -> modality, registry
+    order), each drawn by its modality; the keys and buttons are ``keys``, the
+    session's and the devices' own.
+    """
+
+    def __init__(self, panels: Mapping[str, Modality], keys: list[KeyAction]) -> None:
+        super().__init__()
+        self._panels = dict(panels)
+        self._keys = list(keys)
+        for k in self._keys:
+            self._bindings.bind(k.key, k.action, k.label)
+        self._button_action = {k.button_id: k.action for k in self._keys}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="top-bar"):
             yield TextPanel(render_prompt, id="prompt")
             yield estop_button()
-        with Grid(id="main-grid"):
+        rows = -(-(1 + len(self._panels)) // GRID_COLUMNS)
+        grid = Grid(id="main-grid")
+        grid.styles.grid_size_rows = rows
+        grid.styles.grid_rows = " ".join([str(FIRST_ROW)] + [str(DEVICE_ROW)] * (rows - 1))
+        grid.styles.height = FIRST_ROW + DEVICE_ROW * (rows - 1)
+        with grid:
             yield TextPanel(render_steps, id="steps", classes="box")
-            yield TextPanel(render_rf, id="rf", classes="box")
-            yield TextPanel(render_ipl, id="ipl", classes="box")
-            yield TextPanel(render_led, id="led", classes="box")
+            for i, (name, mod) in enumerate(self._panels.items()):
+                yield TextPanel(device_renderer(name, mod), id=f"device-{i}", classes="box")
         yield TracePanel(id="trace", classes="box")
         yield TextPanel(render_alarms, id="alarms", classes="box")
         yield TextPanel(Text, id="status")
         with Horizontal(id="actions"):
-            for _key, action, label in ACTIONS:
-                yield Button(label, id=f"do-{action}", classes="action")
+            for k in self._keys:
+                yield Button(k.label, id=k.button_id, classes="action")
 
     def show(
         self, snap: Snapshot | None, alarms: list[AlarmEntry], trace: list[TracePoint]
@@ -121,9 +125,8 @@ class MainScreen(Screen[None]):
             if snap is not None:
                 self.query_one("#prompt", TextPanel).show(snap.session)
                 self.query_one("#steps", TextPanel).show(snap.session)
-                self.query_one("#rf", TextPanel).show(snap.rf)
-                self.query_one("#ipl", TextPanel).show(snap.ipl)
-                self.query_one("#led", TextPanel).show(snap.led)
+                for i, name in enumerate(self._panels):
+                    self.query_one(f"#device-{i}", TextPanel).show(snap.device(name))
             self.query_one("#alarms", TextPanel).show(alarms)
             self.query_one("#trace", TracePanel).show(trace)
         except NoMatches:
@@ -136,10 +139,10 @@ class MainScreen(Screen[None]):
             return
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
-        button_id = event.button.id or ""
-        if button_id.startswith("do-"):
+        action = self._button_action.get(event.button.id or "")
+        if action is not None:
             event.stop()
-            await self.run_action(f"app.{button_id.removeprefix('do-')}")
+            await self.run_action(action)
 
 
 class ConfirmAbortScreen(ModalScreen[bool]):
@@ -179,9 +182,13 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "Close"),
     ]
 
+    def __init__(self, keys: list[KeyAction]) -> None:
+        super().__init__()
+        self._keys = list(keys)
+
     def compose(self) -> ComposeResult:
         lines = ["Esc     EMERGENCY STOP: every device to its safe state, from any screen"]
-        lines += [f"{key.upper()}       {label.split(' (')[0]}" for key, _a, label in ACTIONS]
+        lines += [f"{k.key.upper()}       {k.label.split(' (')[0]}" for k in self._keys]
         lines += ["H / F1  this help", "ctrl+q  quit (a running session is aborted first)"]
         with Vertical(id="dialog"):
             yield estop_button()

@@ -1,8 +1,9 @@
 """IPL: one pass of flashes, each on the operator's trigger, eye protection confirmed.
 
 The controller (``control/ipl_controller.py``), its supervisor and limits, the
-``ipl`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`) and
-the report section (:mod:`.report`), behind one :class:`IPLModality`.
+``ipl`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`),
+the report section (:mod:`.report`) and the console panel (:mod:`.console`),
+behind one :class:`IPLModality`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class IPLModality(Modality):
     step_type: ClassVar[type] = IPLStep
     step_keys: ClassVar[tuple[str, ...]] = ipl_step.KEYS
     needs_person_on_real_devices: ClassVar[bool] = True
+
+    # The console's trigger: one key press per flash, sent to the device as "fire".
+    console_actions: ClassVar[tuple[tuple[str, str, str], ...]] = (("f", "fire", "Flash (F)"),)
 
     def limits(self) -> IPLLimits:
         return IPLLimits()
@@ -104,3 +108,13 @@ class IPLModality(Modality):
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
     ) -> list[str]:
         return ipl_report.fluence_plot(events, controller_limits)
+
+    def console_view(self, controller: Any, runner: Any) -> Any:
+        from devicectl.modalities.ipl import console
+
+        return console.view(controller)
+
+    def render_panel(self, view: Any) -> Any:
+        from devicectl.modalities.ipl import console
+
+        return console.render(view)

@@ -1,8 +1,9 @@
 """LED: one exposure of the canopy at a wavelength, irradiance and duration.
 
 The controller (``control/led_controller.py``), its supervisor and limits, the
-``led`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`) and
-the report section (:mod:`.report`), behind one :class:`LEDModality`.
+``led`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`),
+the report section (:mod:`.report`) and the console panel (:mod:`.console`),
+behind one :class:`LEDModality`.
 """
 
 from __future__ import annotations
@@ -85,3 +86,18 @@ class LEDModality(Modality):
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
     ) -> list[str]:
         return led_report.dose_plot(points)
+
+    def console_view(self, controller: Any, runner: Any) -> Any:
+        from devicectl.modalities.led import console
+
+        return console.view(controller)
+
+    def render_panel(self, view: Any) -> Any:
+        from devicectl.modalities.led import console
+
+        return console.render(view)
+
+    def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
+        from devicectl.modalities.led import console
+
+        return console.trace(controller)

@@ -2,8 +2,8 @@
 
 The controller (``control/rf_controller.py``), its independent supervisor and
 limits, the ``rf`` protocol-file step (:mod:`.step`), the runner's plan
-(:mod:`.plan`) and the report section (:mod:`.report`), behind one
-:class:`RFModality` registered as ``rf``.
+(:mod:`.plan`), the report section (:mod:`.report`) and the console panel
+(:mod:`.console`), behind one :class:`RFModality` registered as ``rf``.
 """
 
 from __future__ import annotations
@@ -108,3 +108,18 @@ class RFModality(Modality):
                 table(["site", "held s", "at target s", "peak degC", "CEM43", "attempts"], rows)
             )
         return parts + rf_report.zone_plots(points, events, controller_limits)
+
+    def console_view(self, controller: Any, runner: Any) -> Any:
+        from devicectl.modalities.rf import console
+
+        return console.view(controller, runner)
+
+    def render_panel(self, view: Any) -> Any:
+        from devicectl.modalities.rf import console
+
+        return console.render(view)
+
+    def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
+        from devicectl.modalities.rf import console
+
+        return console.trace(controller)

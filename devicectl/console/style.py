@@ -1,0 +1,66 @@
+"""How the console draws a state, an output and a number: shared by every panel.
+
+Pure functions of values to rich ``Text``, with no Textual import, so a
+modality's own panel (``devicectl/modalities/<name>/console.py``) draws its
+header, badges and fault line exactly as the others do. Output state is never
+colour alone: "OUTPUT ON" is a red block with the words in it, "off" is dim
+green with the word "off"; no reading is a yellow "NO READING".
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+ON_STYLE = "bold white on red"
+OFF_STYLE = "green"
+UNKNOWN_STYLE = "bold black on yellow"
+STATE_STYLE = {
+    "delivering": "bold white on red",
+    "firing": "bold white on red",
+    "armed": "bold black on dark_orange",
+    "charging": "bold black on dark_orange",
+    "fault": "bold white on red",
+    "estop": "bold white on red",
+    "paused": "bold black on yellow",
+    "complete": "bold green",
+}
+
+
+def num(value: float | None, fmt: str = "{:.1f}") -> str:
+    """``value`` formatted, or "--" for no value (None or NaN)."""
+    if value is None or value != value:  # None or NaN
+        return "--"
+    return fmt.format(value)
+
+
+def mmss(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+def output_badge(on: bool | None, what: str = "OUTPUT") -> Text:
+    if on is None:
+        return Text(" ? NO READING ", style=UNKNOWN_STYLE)
+    if on:
+        return Text(f" ■ {what} ON ", style=ON_STYLE)
+    return Text(f"○ {what.lower()} off", style=OFF_STYLE)
+
+
+def state_badge(state: str) -> Text:
+    return Text(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold"))
+
+
+def header(title: str, state: str, badge: Text) -> Text:
+    """A device panel's first line: its name, its state and its output badge."""
+    line = Text(f"{title}  ", style="bold")
+    line.append_text(state_badge(state))
+    line.append("  ")
+    line.append_text(badge)
+    return line
+
+
+def with_fault(out: Text, fault: str | None) -> Text:
+    """``out`` with the device's fault, if any, on a last red line."""
+    if fault:
+        out.append(f"\n{fault}", style="bold red")
+    return out

@@ -1,0 +1,61 @@
+"""The LED canopy on the technician console: its view, its panel, its trace.
+
+The view is copied on the loop thread (:func:`view`); the panel is a pure
+function of it (:func:`render`). Output state is the device's own report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from devicectl.console.generic import fault_of
+from devicectl.console.style import header, mmss, num, output_badge, with_fault
+from devicectl.control.led_controller import LEDController
+
+
+@dataclass(frozen=True)
+class LEDView:
+    state: str
+    output_on: bool | None
+    irradiance_mw_cm2: float | None
+    setpoint_mw_cm2: float | None
+    elapsed_s: float
+    remaining_s: float
+    dose_j_cm2: float
+    dose_max_j_cm2: float
+    skin_c: float | None
+    fault: str | None
+
+
+def view(led: LEDController) -> LEDView:
+    r = led.reading
+    plan = led.step_plan
+    return LEDView(
+        state=led.state.value,
+        output_on=led.reported_energy(),
+        irradiance_mw_cm2=r.irradiance_mw_cm2 if r is not None else None,
+        setpoint_mw_cm2=plan.irradiance_mw_cm2 if plan is not None else None,
+        elapsed_s=led.on_time_s,
+        remaining_s=led.remaining_s,
+        dose_j_cm2=led.dose_j_cm2,
+        dose_max_j_cm2=led.limits.dose_max_j_cm2,
+        skin_c=r.skin_temp_c if r is not None else None,
+        fault=fault_of(led),
+    )
+
+
+def render(v: LEDView) -> Text:
+    out = header("LED", v.state, output_badge(v.output_on))
+    out.append(
+        f"\nirradiance {num(v.irradiance_mw_cm2)} mW/cm² (set {num(v.setpoint_mw_cm2)})\n"
+        f"elapsed {mmss(v.elapsed_s)}  remaining {mmss(v.remaining_s)}\n"
+        f"dose {v.dose_j_cm2:.1f}/{v.dose_max_j_cm2:.0f} J/cm²  skin {num(v.skin_c)} °C"
+    )
+    return with_fault(out, v.fault)
+
+
+def trace(led: LEDController) -> tuple[str, float | None]:
+    r = led.reading
+    return "LED skin", r.skin_temp_c if r is not None else None
