@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from rf_scenario import RFRig  # the tests' rig, found through sys.path
 
-from devicectl.control.rf_controller import RFState
 from devicectl.logs import configure_logging
+from devicectl.modalities.rf.controller import RFState
 from devicectl.session.api import builtin_protocol, run_protocol_file
 
 RATES_C_PER_S = (-0.005, -0.01, -0.02, -0.03)

@@ -41,9 +41,9 @@ from pathlib import Path
 
 from devicectl.clock import RealClock
 from devicectl.control.events import Command, Event
-from devicectl.control.limits import RFZone
-from devicectl.control.rf_controller import RFState
 from devicectl.logs import configure_logging
+from devicectl.modalities.rf.controller import RFState
+from devicectl.modalities.rf.limits import RFZone
 from devicectl.station import Station
 
 TARGET_DEVICES = 60

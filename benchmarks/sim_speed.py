@@ -4,7 +4,7 @@ Two workloads, each on in-process simulators in simulated time (a SimClock,
 50 ms ticks), with the same controllers, supervisors, drivers, wire protocols
 and simulators as a real session:
 
-- ``rf-demo``: the five-zone RF treatment of ``devicectl.demo.run_rf_demo``
+- ``rf-demo``: the five-zone RF treatment of ``devicectl.modalities.rf.demo.run_rf_demo``
   (about 1,040 simulated seconds). Target: 2,000x.
 - ``pore-patrol`` (default): the whole ``protocols/pore-patrol.toml`` session
   as ``devicectl run --yes`` runs it: RF, IPL and LED on one loop, every device
@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devicectl.clock import SimClock
-from devicectl.demo import run_rf_demo
 from devicectl.logs import configure_logging
+from devicectl.modalities.rf.demo import run_rf_demo
 from devicectl.session.api import builtin_protocol, run_protocol_file
 from devicectl.station import DEFAULT_DRIVERS, device_opener
 

@@ -63,9 +63,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from rf_scenario import RFRig, first_observable  # the tests' rig, found through sys.path
 
 from devicectl.control.loop import DEFAULT_PERIOD_S
-from devicectl.control.rf_controller import RFState
 from devicectl.devices import RFReading
 from devicectl.logs import configure_logging
+from devicectl.modalities.rf.controller import RFState
 
 KINDS = ("runaway", "sensor_open", "sensor_drift", "sensor_stuck")
 TARGET_PERIODS = 1.0  # one period plus one round trip; the in-process round trip is 0 s

@@ -333,7 +333,7 @@ def _parse_pairs(items: list[str] | None, option: str) -> dict[str, str] | None:
         if not eq or not value or kind.strip() not in known:
             raise ConfigError(
                 f"{option} {item!r}: expected KIND=VALUE with KIND one of "
-                f"{', '.join(known)} (e.g. {next(iter(known), 'rf')}=/dev/ttyUSB0)"
+                f"{', '.join(known)} (e.g. {next(iter(known), 'KIND')}=/dev/ttyUSB0)"
             )
         out[kind.strip()] = value.strip()
     return out
@@ -359,7 +359,7 @@ def _parse_faults(items: list[str] | None) -> dict[str, list[str]] | None:
         if not eq or kind not in known:
             raise ConfigError(
                 f"--fault {item!r}: expected DEVICE=SPEC with DEVICE one of "
-                f"{', '.join(known)}, e.g. {next(iter(known), 'rf')}=no_reply@100s"
+                f"{', '.join(known)}, e.g. {next(iter(known), 'KIND')}=no_reply@100s"
             )
         out.setdefault(kind, []).append(spec.replace("+", "%2B"))
     return out

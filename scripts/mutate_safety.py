@@ -74,11 +74,14 @@ class Mutation:
 
 M = Mutation
 SUP, IPS, LDS = (
-    "devicectl/control/supervisor.py",
-    "devicectl/control/ipl_supervisor.py",
-    "devicectl/control/led_supervisor.py",
+    "devicectl/modalities/rf/supervisor.py",
+    "devicectl/modalities/ipl/supervisor.py",
+    "devicectl/modalities/led/supervisor.py",
 )
-LIMITS = "devicectl/control/limits.py"
+LIMITS = "devicectl/control/limit_rules.py"
+RF_LIMITS = "devicectl/modalities/rf/limits.py"
+IPL_LIMITS = "devicectl/modalities/ipl/limits.py"
+LED_LIMITS = "devicectl/modalities/led/limits.py"
 STALE = "if self._missed_ticks >= lim.stale_ticks:"
 STALE_LATE = "if self._missed_ticks >= lim.stale_ticks + 1:"
 MUTATIONS: tuple[Mutation, ...] = (
@@ -108,21 +111,21 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("led.duration_limit", LDS, "if self.on_time_s > lim.duration_max_s + lim.duration_grace_s:", "if self.on_time_s > lim.duration_max_s + lim.duration_grace_s + 60.0:", LED),
     M("led.skin_limit", LDS, "if skin > lim.skin_max_c:", "if skin > lim.skin_max_c + 1.0:", (*LED, *MATRIX)),
     # -- protocol limits (validated before anything is armed)
-    M("limits.rf_target_max", LIMITS, "elif self.target_c > limits.target_max_c:", "elif self.target_c > limits.target_max_c + 0.01:", PROTOCOL),
-    M("limits.rf_target_min", LIMITS, "elif self.target_c < limits.target_min_c:", "elif self.target_c < limits.target_min_c - 0.01:", PROTOCOL),
-    M("limits.rf_hold_max", LIMITS, "elif self.hold_s > limits.hold_max_s:", "elif self.hold_s > limits.hold_max_s + 0.01:", PROTOCOL),
-    M("limits.rf_hold_positive", LIMITS, "if not math.isfinite(self.hold_s) or self.hold_s <= 0:", "if not math.isfinite(self.hold_s) or self.hold_s < 0:", PROTOCOL),
+    M("limits.rf_target_max", RF_LIMITS, "elif self.target_c > limits.target_max_c:", "elif self.target_c > limits.target_max_c + 0.01:", PROTOCOL),
+    M("limits.rf_target_min", RF_LIMITS, "elif self.target_c < limits.target_min_c:", "elif self.target_c < limits.target_min_c - 0.01:", PROTOCOL),
+    M("limits.rf_hold_max", RF_LIMITS, "elif self.hold_s > limits.hold_max_s:", "elif self.hold_s > limits.hold_max_s + 0.01:", PROTOCOL),
+    M("limits.rf_hold_positive", RF_LIMITS, "if not math.isfinite(self.hold_s) or self.hold_s <= 0:", "if not math.isfinite(self.hold_s) or self.hold_s < 0:", PROTOCOL),
     M("limits.range_upper", LIMITS, "if value > high:", "if value > high + 0.001:", PROTOCOL),
     M("limits.range_lower", LIMITS, "if value < low:", "if value < low - 0.001:", PROTOCOL),
-    M("limits.ipl_fluence_per_trigger", LIMITS, "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2:", "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2 + 0.01:", PROTOCOL),
-    M("limits.led_plan_dose", LIMITS, "if dose > limits.dose_max_j_cm2:", "if dose > limits.dose_max_j_cm2 + 0.01:", PROTOCOL),
-    M("limits.rf_cutoff_value", LIMITS, "cutoff_c: float = 44.0", "cutoff_c: float = 44.5", (*RF, *MATRIX)),
-    M("limits.rf_disagree_value", LIMITS, "sensor_disagree_max_c: float = 1.5", "sensor_disagree_max_c: float = 2.0", (*RF, *MATRIX)),
-    M("limits.rf_runaway_value", LIMITS, "rise_max_c_per_s: float = 2.0", "rise_max_c_per_s: float = 2.5", (*RF, *MATRIX)),
+    M("limits.ipl_fluence_per_trigger", IPL_LIMITS, "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2:", "if not found and self.fluence_j_cm2 * self.pulse_count > lim.fluence_max_j_cm2 + 0.01:", PROTOCOL),
+    M("limits.led_plan_dose", LED_LIMITS, "if dose > limits.dose_max_j_cm2:", "if dose > limits.dose_max_j_cm2 + 0.01:", PROTOCOL),
+    M("limits.rf_cutoff_value", RF_LIMITS, "cutoff_c: float = 44.0", "cutoff_c: float = 44.5", (*RF, *MATRIX)),
+    M("limits.rf_disagree_value", RF_LIMITS, "sensor_disagree_max_c: float = 1.5", "sensor_disagree_max_c: float = 2.0", (*RF, *MATRIX)),
+    M("limits.rf_runaway_value", RF_LIMITS, "rise_max_c_per_s: float = 2.0", "rise_max_c_per_s: float = 2.5", (*RF, *MATRIX)),
     # -- controllers: the IPL interval and arming temperature, the LED step's end
-    M("ipl.interval", "devicectl/control/ipl_controller.py", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s - 0.5", IPL),
-    M("ipl.crystal_arm_value", LIMITS, "crystal_arm_max_c: float = 10.0", "crystal_arm_max_c: float = 11.0", (*IPL, *MATRIX)),
-    M("led.step_end", "devicectl/control/led_controller.py", "if self.on_time_s >= plan.duration_s:", "if self.on_time_s >= plan.duration_s + 1.0:", LED),
+    M("ipl.interval", "devicectl/modalities/ipl/controller.py", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s", "self.clock.now() - self._fired_at_s < self.limits.min_interval_s - 0.5", IPL),
+    M("ipl.crystal_arm_value", IPL_LIMITS, "crystal_arm_max_c: float = 10.0", "crystal_arm_max_c: float = 11.0", (*IPL, *MATRIX)),
+    M("led.step_end", "devicectl/modalities/led/controller.py", "if self.on_time_s >= plan.duration_s:", "if self.on_time_s >= plan.duration_s + 1.0:", LED),
     # -- the record's hash chain
     M("chain.link_unchecked", "devicectl/records/verify.py", "if row.prev_hash != pred.hash:", "if False:", (*CHAIN, *SECOND)),
     # -- emergency stop ordering in the loop

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from devicectl.control.ipl_controller import IPLController, IPLState
-from devicectl.control.limits import IPLPass
+from devicectl.modalities.ipl.controller import IPLController, IPLState
+from devicectl.modalities.ipl.limits import IPLPass
 from devicectl.station import Station
 from devicectl.urlhandlers.protocol_sim import simulator_for
 

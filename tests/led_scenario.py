@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from devicectl.control.led_controller import LEDController, LEDState
-from devicectl.control.limits import LEDStep
+from devicectl.modalities.led.controller import LEDController, LEDState
+from devicectl.modalities.led.limits import LEDStep
 from devicectl.station import Station
 from devicectl.urlhandlers.protocol_sim import simulator_for
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from devicectl.control.limits import RFLimits, RFZone
-from devicectl.control.rf_controller import RFController, RFState
 from devicectl.devices import RFReading, RFStatus
+from devicectl.modalities.rf.controller import RFController, RFState
+from devicectl.modalities.rf.limits import RFLimits, RFZone
 from devicectl.station import Station
 from devicectl.urlhandlers.protocol_sim import simulator_for
 

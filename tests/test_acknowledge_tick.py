@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 
 from devicectl.control.events import Command
-from devicectl.control.ipl_controller import IPLState
-from devicectl.control.led_controller import LEDState
-from devicectl.control.limits import IPLPass, LEDStep
 from devicectl.control.loop import ControlLoop
 from devicectl.devices import LEDFault
 from devicectl.errors import ControlError
+from devicectl.modalities.ipl.controller import IPLState
+from devicectl.modalities.ipl.limits import IPLPass
+from devicectl.modalities.led.controller import LEDState
+from devicectl.modalities.led.limits import LEDStep
 from tests.ipl_scenario import OPERATOR, IPLRig
 from tests.led_scenario import LEDRig
 

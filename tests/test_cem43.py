@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devicectl.control.cem43 import CEM43Accumulator, cem43_rate_per_min
+from devicectl.modalities.rf.cem43 import CEM43Accumulator, cem43_rate_per_min
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from devicectl import cli
 from devicectl.cli import app
-from devicectl.control.limits import FACE_ZONES
 from devicectl.logs import configure_logging
+from devicectl.modalities.rf.limits import FACE_ZONES
 
 SUMMARY_COLUMNS = ("zone", "outcome", "time to target s", "held s", "peak degC", "CEM43")
 CELL_SPLIT = re.compile(r"\s*[│┃|]\s*")

@@ -13,9 +13,9 @@ from typing import Any
 from devicectl.clock import SimClock
 from devicectl.control.audit import AuditedDevice, CommandAudit
 from devicectl.control.events import Event
-from devicectl.control.limits import RFZone
-from devicectl.control.rf_controller import RFState
 from devicectl.errors import DeviceTimeout
+from devicectl.modalities.rf.controller import RFState
+from devicectl.modalities.rf.limits import RFZone
 from devicectl.station import Station
 from tests.rf_scenario import OPERATOR, RFRig
 

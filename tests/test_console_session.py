@@ -24,7 +24,7 @@ from devicectl.console.backend import ConsoleBackend, ConsoleConfig
 from devicectl.console.panels import render_alarms
 from devicectl.console.screens import SignInScreen
 from devicectl.control.events import AlarmPriority
-from devicectl.control.rf_controller import RFController, RFState
+from devicectl.modalities.rf.controller import RFController, RFState
 from devicectl.modality import modality
 from devicectl.records.store import RecordStore
 

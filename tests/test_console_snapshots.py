@@ -15,7 +15,7 @@ from console_helpers import SIZE, make_app, press
 from textual.pilot import Pilot
 
 from devicectl.console.app import ConsoleApp
-from devicectl.control.rf_controller import RFController, RFState
+from devicectl.modalities.rf.controller import RFController, RFState
 
 
 def _drive(app: ConsoleApp, until: Callable[[], bool], max_s: float = 600.0) -> None:

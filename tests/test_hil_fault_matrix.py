@@ -109,10 +109,12 @@ import pytest
 
 from devicectl.clock import SimClock
 from devicectl.control.events import AlarmPriority
-from devicectl.control.limits import IPLLimits, IPLPass, LEDLimits, LEDStep, RFLimits, RFZone
 from devicectl.control.loop import DEFAULT_PERIOD_S
 from devicectl.devices import IPLReading, IPLStatus, LEDFault, LEDReading, RFReading, RFStatus
 from devicectl.errors import ControlError, DeviceTimeout
+from devicectl.modalities.ipl.limits import IPLLimits, IPLPass
+from devicectl.modalities.led.limits import LEDLimits, LEDStep
+from devicectl.modalities.rf.limits import RFLimits, RFZone
 from devicectl.records import RecordStore
 from devicectl.transport import open_port
 from drivers.rf_scpi import RFScpiDriver

@@ -22,7 +22,8 @@ import pytest
 
 from devicectl.clock import RealClock
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
-from devicectl.control.limits import LEDStep, RFZone
+from devicectl.modalities.led.limits import LEDStep
+from devicectl.modalities.rf.limits import RFZone
 from devicectl.station import Station
 from simulators.led_firmware import LEDFirmware
 from simulators.pty_server import PtyServer

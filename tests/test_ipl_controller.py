@@ -10,10 +10,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from devicectl.control.events import AlarmPriority, Event
-from devicectl.control.ipl_controller import IPLState
-from devicectl.control.limits import IPLPass
 from devicectl.devices import IPLStatus
 from devicectl.errors import ControlError, DeviceTimeout, FaultLatched, ValidationError
+from devicectl.modalities.ipl.controller import IPLState
+from devicectl.modalities.ipl.limits import IPLPass
 from tests.ipl_scenario import OPERATOR, IPLRig
 
 

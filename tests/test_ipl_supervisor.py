@@ -6,9 +6,9 @@ import dataclasses
 import math
 
 from devicectl.control.events import AlarmPriority
-from devicectl.control.ipl_supervisor import IPLContext, IPLSupervisor
-from devicectl.control.limits import IPLLimits
 from devicectl.devices import IPLReading, IPLStatus
+from devicectl.modalities.ipl.limits import IPLLimits
+from devicectl.modalities.ipl.supervisor import IPLContext, IPLSupervisor
 
 IDLE = IPLContext(energy_expected=False, set_fluence_j_cm2=None, pulses_commanded=0)
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 
 from devicectl.control.events import AlarmPriority
-from devicectl.control.ipl_controller import IPLState
 from devicectl.errors import ControlError, FaultLatched
+from devicectl.modalities.ipl.controller import IPLState
 from tests.ipl_scenario import OPERATOR, IPLRig
 
 

@@ -14,10 +14,10 @@ from dataclasses import replace
 from typing import Any
 
 from devicectl.control.events import AlarmPriority, Event
-from devicectl.control.ipl_controller import IPLState
-from devicectl.control.led_controller import LEDState
-from devicectl.control.rf_controller import RFState
 from devicectl.devices import IPLParams, IPLStatus
+from devicectl.modalities.ipl.controller import IPLState
+from devicectl.modalities.led.controller import LEDState
+from devicectl.modalities.rf.controller import RFState
 from devicectl.station import Station
 from tests.ipl_scenario import OPERATOR, IPLRig
 from tests.led_scenario import LEDRig

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from devicectl.control.events import AlarmPriority
-from devicectl.control.led_controller import LEDState
 from devicectl.errors import ControlError, FaultLatched, ValidationError
+from devicectl.modalities.led.controller import LEDState
 from tests.led_scenario import OPERATOR, LEDRig
 
 
@@ -72,7 +72,7 @@ def test_pause_and_resume_keep_the_dose() -> None:
     ],
 )
 def test_bad_steps_are_rejected_before_anything_changes(step: tuple, field: str) -> None:
-    from devicectl.control.limits import LEDStep
+    from devicectl.modalities.led.limits import LEDStep
 
     rig = LEDRig.create()
     with pytest.raises(ValidationError, match=field):
@@ -83,7 +83,7 @@ def test_bad_steps_are_rejected_before_anything_changes(step: tuple, field: str)
 
 def test_start_refused_with_the_canopy_interlock_open() -> None:
     rig = LEDRig.create(faults=("contact_loss@0s",))
-    from devicectl.control.limits import LEDStep
+    from devicectl.modalities.led.limits import LEDStep
 
     rig.station.command("led", "load", OPERATOR, step=LEDStep(633, 50.0, 30.0))
     with pytest.raises(ControlError, match="interlock"):

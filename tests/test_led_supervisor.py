@@ -8,9 +8,9 @@ import random
 import pytest
 
 from devicectl.control.events import AlarmPriority
-from devicectl.control.led_supervisor import LEDContext, LEDSupervisor
-from devicectl.control.limits import LEDLimits
 from devicectl.devices import LEDFault, LEDReading
+from devicectl.modalities.led.limits import LEDLimits
+from devicectl.modalities.led.supervisor import LEDContext, LEDSupervisor
 
 ON = LEDContext(output_expected=True, setpoint_mw_cm2=100.0, step_active=True)
 
@@ -179,7 +179,7 @@ def test_a_fault_bit_the_protocol_does_not_define_is_a_fault() -> None:
 def test_irradiance_19_percent_high_latches_irradiance_high_on_the_simulator() -> None:
     # The driver settles 19 % high (90 set, about 107 measured): under the 20 %
     # over-irradiance limit, yet 20 minutes of it is 128 J/cm2 against 108 planned.
-    from devicectl.control.led_controller import LEDState
+    from devicectl.modalities.led.controller import LEDState
     from tests.led_scenario import LEDRig
 
     rig = LEDRig.create(seed=3, faults=("led_overdrive@5s:gain=1.19",))

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from devicectl.control.limits import IPLLimits, LEDLimits, RFLimits
 from devicectl.errors import ConfigError
+from devicectl.modalities.ipl.limits import IPLLimits
+from devicectl.modalities.led.limits import LEDLimits
+from devicectl.modalities.rf.limits import RFLimits
 
 # One value of each field that the set must refuse, with the defaults of every other.
 RF_BAD: dict[str, Any] = {

@@ -13,8 +13,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from devicectl.control.rf_controller import RFState
 from devicectl.logs import configure_logging, default_log_path
+from devicectl.modalities.rf.controller import RFState
 from devicectl.session.api import run_protocol_file
 from tests.rf_scenario import OPERATOR, RFRig
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from devicectl.control.limits import FACE_ZONES, IPLPass, LEDStep, RFLimits, RFZone
 from devicectl.errors import ProtocolFileError, ValidationError
+from devicectl.modalities.ipl.limits import IPLPass
+from devicectl.modalities.led.limits import LEDStep
+from devicectl.modalities.rf.limits import FACE_ZONES, RFLimits, RFZone
 from devicectl.session import (
     IPLStep,
     LEDExposureStep,

@@ -15,8 +15,8 @@ from typing import Any
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from devicectl.control.limits import zone_key
 from devicectl.errors import ProtocolFileError
+from devicectl.modalities.rf.limits import zone_key
 from devicectl.session import (
     IPLStep,
     LEDExposureStep,

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devicectl.control.limits import RFZone, zone_key, zone_name_problems
 from devicectl.errors import ProtocolFileError
+from devicectl.modalities.rf.limits import RFZone, zone_key, zone_name_problems
 from devicectl.session import ManualStep, RFStep, SessionProtocol, load_protocol, validate_protocol
 
 F = "z.toml"

@@ -30,8 +30,8 @@ QUIET = (
 HIL_TEST = """
 import pytest
 
-from devicectl.control.limits import RFZone
-from devicectl.control.rf_controller import RFState
+from devicectl.modalities.rf.limits import RFZone
+from devicectl.modalities.rf.controller import RFState
 
 
 @pytest.mark.hil
@@ -88,7 +88,7 @@ def test_teardown_puts_the_device_safe_and_closes_everything(pytester: pytest.Py
     )
     pytester.makepyfile(
         test_left_on="""
-        from devicectl.control.limits import RFZone
+        from devicectl.modalities.rf.limits import RFZone
 
         def test_left_delivering(probe, devicectl_station, devicectl_served):
             rf = devicectl_station.add("rf")

@@ -20,11 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from devicectl.clock import SimClock
-from devicectl.control import rf_controller
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
-from devicectl.control.limits import RFZone
-from devicectl.control.regulator import RegulatorTuning
-from devicectl.control.rf_controller import RFController, RFState
 from devicectl.diagram import diagram
 from devicectl.errors import (
     ConfigError,
@@ -33,6 +29,10 @@ from devicectl.errors import (
     FaultLatched,
     ValidationError,
 )
+from devicectl.modalities.rf import controller as rf_controller
+from devicectl.modalities.rf.controller import RFController, RFState
+from devicectl.modalities.rf.limits import RFZone
+from devicectl.modalities.rf.regulator import RegulatorTuning
 from tests.rf_scenario import OPERATOR, RFRig
 
 TICK_S = 0.05

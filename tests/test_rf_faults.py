@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from devicectl.control.events import AlarmPriority
-from devicectl.control.rf_controller import RFState
 from devicectl.errors import ControlError
+from devicectl.modalities.rf.controller import RFState
 from tests.rf_scenario import OPERATOR, RFRig
 
 HEATING_S = 8.0

@@ -16,8 +16,8 @@ import random
 import pytest
 
 from devicectl.control.events import AlarmPriority
-from devicectl.control.observer import SkinObserver
-from devicectl.control.rf_controller import RFState
+from devicectl.modalities.rf.controller import RFState
+from devicectl.modalities.rf.observer import SkinObserver
 from tests.rf_scenario import RFRig
 
 DRIFT_START_S = 30.0

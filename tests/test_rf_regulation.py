@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devicectl.control.rf_controller import RFState
+from devicectl.modalities.rf.controller import RFState
 from tests.rf_scenario import RFRig
 
 

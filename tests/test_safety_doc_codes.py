@@ -13,24 +13,32 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from devicectl.modality import modalities
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTROL = ROOT / "devicectl" / "control"
-MODALITIES = ("rf", "ipl", "led")
-MODULE_MODALITY = {
-    "rf_controller.py": ("rf",),
-    "ipl_controller.py": ("ipl",),
-    "led_controller.py": ("led",),
-    "base.py": MODALITIES,
-}
+PACKAGES = ROOT / "devicectl" / "modalities"
+MODALITIES = tuple(name for name in modalities() if (PACKAGES / name).is_dir())
+SHARED = ("base.py", "lifecycle.py")  # code every controller runs, for every modality
 NOT_ALARMS = {"records.sqlite"}  # a file name, not a code
+
+
+def module_modalities(path: Path) -> tuple[str, ...]:
+    """The modalities whose codes a module's ``_host_fault``/``self.modality`` build."""
+    if path.parent == CONTROL and path.name in SHARED:
+        return MODALITIES
+    if path.parent.parent == PACKAGES and path.parent.name in MODALITIES:
+        return (path.parent.name,)
+    return ()
 
 
 def raised_codes() -> set[str]:
     codes: set[str] = set()
     for path in (ROOT / "devicectl").rglob("*.py"):
         text = path.read_text()
-        codes |= set(re.findall(r'"((?:rf|ipl|led|records|console|session)\.[a-z_]+)"', text))
-        modalities = MODULE_MODALITY.get(path.name, ()) if path.parent == CONTROL else ()
+        prefixes = "|".join((*MODALITIES, "records", "console", "session", "loop"))
+        codes |= set(re.findall(rf'"((?:{prefixes})\.[a-z_]+)"', text))
+        modalities = module_modalities(path)
         for condition in re.findall(r'_host_fault\(\s*"([a-z_]+)"', text):
             codes |= {f"{m}.{condition}" for m in modalities}
         for condition in re.findall(r'f"\{self\.modality\}\.([a-z_]+)"', text):

@@ -27,10 +27,11 @@ from typer.testing import CliRunner
 
 from devicectl import cli
 from devicectl.control.events import Command
-from devicectl.control.led_supervisor import LEDContext, LEDSupervisor
-from devicectl.control.limits import LEDLimits, RFZone
-from devicectl.control.rf_controller import RFState
 from devicectl.devices import LEDFault, LEDReading
+from devicectl.modalities.led.limits import LEDLimits
+from devicectl.modalities.led.supervisor import LEDContext, LEDSupervisor
+from devicectl.modalities.rf.controller import RFState
+from devicectl.modalities.rf.limits import RFZone
 from devicectl.records import RecordStore
 from devicectl.records.chain import event_hash
 from tests.records_scenario import write_session

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from devicectl.control.limits import IPLPass, LEDStep, RFZone
-from devicectl.control.rf_controller import RFState
 from devicectl.errors import ControlError, ProtocolFileError
+from devicectl.modalities.ipl.limits import IPLPass
+from devicectl.modalities.led.limits import LEDStep
+from devicectl.modalities.rf.controller import RFState
+from devicectl.modalities.rf.limits import RFZone
 from devicectl.session import IPLStep, LEDExposureStep, ManualStep, RFStep, SessionProtocol
 from devicectl.session.api import run_protocol
 from devicectl.session.runner import SessionRunner, SessionState

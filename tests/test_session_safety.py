@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from devicectl.control.events import Command
-from devicectl.control.ipl_controller import IPLState
-from devicectl.control.limits import IPLPass, LEDStep, RFZone
-from devicectl.control.rf_controller import RFState
 from devicectl.errors import ControlError
+from devicectl.modalities.ipl.controller import IPLState
+from devicectl.modalities.ipl.limits import IPLPass
+from devicectl.modalities.led.limits import LEDStep
+from devicectl.modalities.rf.controller import RFState
+from devicectl.modalities.rf.limits import RFZone
 from devicectl.session import IPLStep, LEDExposureStep, RFStep
 from devicectl.session.api import run_protocol
 from devicectl.session.runner import SessionRunner, SessionState

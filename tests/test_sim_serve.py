@@ -32,11 +32,13 @@ import serial
 from devicectl import cli
 from devicectl.clock import RealClock
 from devicectl.control.events import Event
-from devicectl.control.ipl_controller import IPLState
-from devicectl.control.led_controller import LEDState
-from devicectl.control.limits import IPLPass, LEDStep, RFZone
 from devicectl.errors import DeviceTimeout, PortError
 from devicectl.logs import configure_logging
+from devicectl.modalities.ipl.controller import IPLState
+from devicectl.modalities.ipl.limits import IPLPass
+from devicectl.modalities.led.controller import LEDState
+from devicectl.modalities.led.limits import LEDStep
+from devicectl.modalities.rf.limits import RFZone
 from devicectl.plugins import SIMULATOR_GROUP, load_plugin
 from devicectl.station import Station
 from devicectl.transport import open_port

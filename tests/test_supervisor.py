@@ -8,9 +8,9 @@ import random
 import pytest
 
 from devicectl.control.events import AlarmPriority
-from devicectl.control.limits import RFLimits
-from devicectl.control.supervisor import RFSupervisor, SupervisorContext
 from devicectl.devices import RFReading, RFStatus
+from devicectl.modalities.rf.limits import RFLimits
+from devicectl.modalities.rf.supervisor import RFSupervisor, SupervisorContext
 
 OK = RFStatus.CONTACT_OK
 DELIVERING = SupervisorContext(

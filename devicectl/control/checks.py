@@ -22,7 +22,6 @@ import enum
 from collections.abc import Sequence
 
 from devicectl.control.events import Alarm, AlarmPriority
-from devicectl.control.observer import SkinObserver, SkinObserverParams
 from devicectl.control.slope import SlopeEstimator
 
 
@@ -390,36 +389,6 @@ class Rate:
             f"{limit} {self.unit}",
             rate,
             limit,
-        )
-
-
-class Observed:
-    """Delivered power, through the skin model, against the hotter sensor
-    (:class:`SkinObserver`): no single sensor path is trusted alone."""
-
-    def __init__(self, device: str, code: str, params: SkinObserverParams | None = None) -> None:
-        self.device, self.code = device, code
-        self.observer = SkinObserver(params)
-
-    def reset(self) -> None:
-        self.observer.reset()
-
-    def check(self, now_s: float, skin_c: tuple[float, float], power_w: float) -> Alarm | None:
-        verdict = self.observer.update(now_s, skin_c, power_w)
-        if verdict is None or not verdict.failed:
-            return None
-        params = self.observer.params
-        gap_c = verdict.model_c - verdict.measured_c
-        return make_alarm(
-            self.device,
-            self.code,
-            f"delivered power heats the skin model to {verdict.model_c:.1f} degC but the "
-            f"hotter sensor reads {verdict.measured_c:.1f} degC, {gap_c:.1f} degC apart "
-            f"(margin {params.margin_c} degC): both sensors reading low?",
-            f"{verdict.error_c_s:.1f} degC*s over the margin",
-            f"{params.max_error_c_s} degC*s",
-            gap_c,
-            params.margin_c,
         )
 
 

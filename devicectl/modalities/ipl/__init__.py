@@ -1,6 +1,7 @@
 """IPL: one pass of flashes, each on the operator's trigger, eye protection confirmed.
 
-The controller (``control/ipl_controller.py``), its supervisor and limits, the
+Its controller (:mod:`.controller`), supervisor (:mod:`.supervisor`) and limits
+(:mod:`.limits`), the
 ``ipl`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`),
 the report section (:mod:`.report`) and the console panel (:mod:`.console`),
 behind one :class:`IPLModality`.
@@ -14,12 +15,12 @@ from typing import Any, ClassVar
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control import ipl_controller
 from devicectl.control.events import Event
-from devicectl.control.limits import IPLLimits
+from devicectl.modalities.ipl import controller as ipl_controller
 from devicectl.modalities.ipl import plan as ipl_plan
 from devicectl.modalities.ipl import report as ipl_report
 from devicectl.modalities.ipl import step as ipl_step
+from devicectl.modalities.ipl.limits import IPLLimits
 from devicectl.modalities.ipl.step import IPLStep
 from devicectl.modality import Modality, Plan, PlanRun
 from devicectl.records.models import EventRecord, TracePoint

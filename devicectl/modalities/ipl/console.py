@@ -13,7 +13,7 @@ from rich.text import Text
 
 from devicectl.console.generic import fault_of
 from devicectl.console.style import header, num, output_badge, with_fault
-from devicectl.control.ipl_controller import IPLController
+from devicectl.modalities.ipl.controller import IPLController
 
 
 @dataclass(frozen=True)

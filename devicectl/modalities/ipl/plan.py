@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from devicectl.control.ipl_controller import IPLController, IPLState
-from devicectl.control.limits import IPLPass
 from devicectl.errors import ControlError
+from devicectl.modalities.ipl.controller import IPLController, IPLState
+from devicectl.modalities.ipl.limits import IPLPass
 from devicectl.modalities.ipl.step import IPLStep
 from devicectl.modality import Plan, PlanRun, Wait
 

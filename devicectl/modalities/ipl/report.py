@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from devicectl.control.limits import IPLLimits
+from devicectl.modalities.ipl.limits import IPLLimits
 from devicectl.plots import is_number, png
 from devicectl.records.models import EventRecord, dig
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from devicectl.control.limits import IPLLimits, IPLPass
+from devicectl.modalities.ipl.limits import IPLLimits, IPLPass
 from devicectl.session.step_table import StepTable, field_of
 
 KEYS: Final = (

@@ -1,6 +1,7 @@
 """LED: one exposure of the canopy at a wavelength, irradiance and duration.
 
-The controller (``control/led_controller.py``), its supervisor and limits, the
+Its controller (:mod:`.controller`), supervisor (:mod:`.supervisor`) and limits
+(:mod:`.limits`), the
 ``led`` protocol-file step (:mod:`.step`), the runner's plan (:mod:`.plan`),
 the report section (:mod:`.report`) and the console panel (:mod:`.console`),
 behind one :class:`LEDModality`.
@@ -14,12 +15,12 @@ from typing import Any, ClassVar
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control import led_controller
 from devicectl.control.events import Event
-from devicectl.control.limits import LEDLimits
+from devicectl.modalities.led import controller as led_controller
 from devicectl.modalities.led import plan as led_plan
 from devicectl.modalities.led import report as led_report
 from devicectl.modalities.led import step as led_step
+from devicectl.modalities.led.limits import LEDLimits
 from devicectl.modalities.led.step import LEDExposureStep
 from devicectl.modality import Modality, Plan, PlanRun
 from devicectl.records.models import EventRecord, TracePoint

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from devicectl.console.generic import fault_of
 from devicectl.console.style import header, mmss, num, output_badge, with_fault
-from devicectl.control.led_controller import LEDController
+from devicectl.modalities.led.controller import LEDController
 
 
 @dataclass(frozen=True)

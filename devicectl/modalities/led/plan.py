@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Final
 
-from devicectl.control.led_controller import LEDController, LEDState
-from devicectl.control.limits import LEDStep
 from devicectl.errors import ControlError
+from devicectl.modalities.led.controller import LEDController, LEDState
+from devicectl.modalities.led.limits import LEDStep
 from devicectl.modalities.led.step import LEDExposureStep
 from devicectl.modality import Plan, PlanRun
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from devicectl.control.limits import LEDLimits, LEDStep
+from devicectl.modalities.led.limits import LEDLimits, LEDStep
 from devicectl.session.step_table import StepTable, field_of
 
 KEYS: Final = (

@@ -1,7 +1,7 @@
 """RF skin heating: zones heated one after another to a 42 degC target and held.
 
-The controller (``control/rf_controller.py``), its independent supervisor and
-limits, the ``rf`` protocol-file step (:mod:`.step`), the runner's plan
+Its controller (:mod:`.controller`), independent supervisor (:mod:`.supervisor`)
+and limits (:mod:`.limits`), the ``rf`` protocol-file step (:mod:`.step`), the runner's plan
 (:mod:`.plan`), the report section (:mod:`.report`) and the console panel
 (:mod:`.console`), behind one :class:`RFModality` registered as ``rf``.
 """
@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control import rf_controller
 from devicectl.control.events import Event
-from devicectl.control.limits import RFLimits
+from devicectl.modalities.rf import controller as rf_controller
 from devicectl.modalities.rf import plan as rf_plan
 from devicectl.modalities.rf import report as rf_report
 from devicectl.modalities.rf import step as rf_step
+from devicectl.modalities.rf.limits import RFLimits
 from devicectl.modalities.rf.step import RFStep
 from devicectl.modality import Modality, Plan, PlanRun
 from devicectl.records.models import EventRecord, TracePoint

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from devicectl.console.generic import fault_of
 from devicectl.console.style import header, num, output_badge, with_fault
-from devicectl.control.rf_controller import RFController
+from devicectl.modalities.rf.controller import RFController
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Final
 
-from devicectl.control.rf_controller import RFController, RFState
-from devicectl.control.site_dose import site_key
 from devicectl.errors import ControlError
+from devicectl.modalities.rf.controller import RFController, RFState
+from devicectl.modalities.rf.site_dose import site_key
 from devicectl.modalities.rf.step import RFStep
 from devicectl.modality import Plan, PlanRun
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from devicectl.control.limits import RFLimits
-from devicectl.control.site_dose import site_key
+from devicectl.modalities.rf.limits import RFLimits
+from devicectl.modalities.rf.site_dose import site_key
 from devicectl.plots import is_number, png, series
 from devicectl.records.models import EventRecord, TracePoint, dig
 

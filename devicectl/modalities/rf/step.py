@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from devicectl.control.limits import (
+from devicectl.modalities.rf.limits import (
     RFLimits,
     RFZone,
     zone_key,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from devicectl.control.checks import DeviceBits, Plausible, Stale, Threshold, make_alarm
 from devicectl.control.events import Alarm, AlarmPriority
-from devicectl.control.limits import IPLLimits
 from devicectl.devices import IPLReading, IPLStatus
+from devicectl.modalities.ipl.limits import IPLLimits
 
 _DEVICE_FAULTS = (
     (IPLStatus.BLOCK_OVERTEMP, "ipl.block_overtemp", "device stopped: lamp block over temperature"),

@@ -5,7 +5,7 @@ Dose belongs to the site, not to the attempt: CEM43 and time at target add up
 across pauses, faults, resumes and repeated steps, and the zone limits apply to
 the total. A site at its limit is refused, never treated again.
 
-Two zone names are one site when their :func:`~devicectl.control.limits.zone_key`
+Two zone names are one site when their :func:`~devicectl.modalities.rf.limits.zone_key`
 is equal (NFKC, case folded, spaces collapsed): the same key the protocol-file
 check of repeated zones uses. Names that would only match after removing
 invisible or confusable characters are refused before anything runs.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from devicectl.control.limits import zone_key as site_key
+from devicectl.modalities.rf.limits import zone_key as site_key
 
 __all__ = ["SiteDose", "SiteDoseLedger", "site_key"]
 

@@ -24,10 +24,10 @@ from transitions import Machine
 from devicectl.clock import Clock
 from devicectl.control.base import machine_from_table
 from devicectl.control.events import Alarm, AlarmPriority, Event
-from devicectl.control.led_supervisor import LEDContext, LEDSupervisor
 from devicectl.control.lifecycle import SingleOutputController, single_output_table
-from devicectl.control.limits import LEDLimits, LEDStep
 from devicectl.devices import LEDFault, LEDPanel, LEDReading
+from devicectl.modalities.led.limits import LEDLimits, LEDStep
+from devicectl.modalities.led.supervisor import LEDContext, LEDSupervisor
 
 
 class LEDState(enum.Enum):

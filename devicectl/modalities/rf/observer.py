@@ -41,6 +41,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devicectl.control.checks import make_alarm
+from devicectl.control.events import Alarm
+
 _MAX_STEP_S = 0.1  # Euler sub-step: the fastest mode is about 3 s, so 0.1 s is accurate
 
 
@@ -174,4 +177,34 @@ class SkinObserver:
             excess_c=excess,
             error_c_s=self._error_c_s,
             failed=self._error_c_s >= self.params.max_error_c_s,
+        )
+
+
+class Observed:
+    """Delivered power, through the skin model, against the hotter sensor
+    (:class:`SkinObserver`): no single sensor path is trusted alone."""
+
+    def __init__(self, device: str, code: str, params: SkinObserverParams | None = None) -> None:
+        self.device, self.code = device, code
+        self.observer = SkinObserver(params)
+
+    def reset(self) -> None:
+        self.observer.reset()
+
+    def check(self, now_s: float, skin_c: tuple[float, float], power_w: float) -> Alarm | None:
+        verdict = self.observer.update(now_s, skin_c, power_w)
+        if verdict is None or not verdict.failed:
+            return None
+        params = self.observer.params
+        gap_c = verdict.model_c - verdict.measured_c
+        return make_alarm(
+            self.device,
+            self.code,
+            f"delivered power heats the skin model to {verdict.model_c:.1f} degC but the "
+            f"hotter sensor reads {verdict.measured_c:.1f} degC, {gap_c:.1f} degC apart "
+            f"(margin {params.margin_c} degC): both sensors reading low?",
+            f"{verdict.error_c_s:.1f} degC*s over the margin",
+            f"{params.max_error_c_s} degC*s",
+            gap_c,
+            params.margin_c,
         )

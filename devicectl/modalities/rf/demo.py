@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devicectl.control.limits import FACE_ZONES, RFZone
-from devicectl.control.rf_controller import RFController, RFState, ZoneResult
+from devicectl.modalities.rf.controller import RFController, RFState, ZoneResult
+from devicectl.modalities.rf.limits import FACE_ZONES, RFZone
 from devicectl.station import Station
 from devicectl.urlhandlers.protocol_sim import simulator_for
 

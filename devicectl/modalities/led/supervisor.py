@@ -22,8 +22,8 @@ from devicectl.control.checks import (
     make_alarm,
 )
 from devicectl.control.events import Alarm, AlarmPriority
-from devicectl.control.limits import LEDLimits
 from devicectl.devices import LEDFault, LEDReading
+from devicectl.modalities.led.limits import LEDLimits
 
 _FAULT_TEXT = (
     (LEDFault.WATCHDOG_TRIPPED, "led.firmware_watchdog", "device watchdog turned output off"),

@@ -35,12 +35,12 @@ from devicectl.clock import Clock
 from devicectl.control.base import machine_from_table
 from devicectl.control.events import Alarm, AlarmPriority, Event
 from devicectl.control.lifecycle import SingleOutputController, single_output_table
-from devicectl.control.limits import RFLimits, RFZone
-from devicectl.control.regulator import PulseRegulator, RegulatorTuning
-from devicectl.control.site_dose import SiteDose, SiteDoseLedger
-from devicectl.control.supervisor import RFSupervisor, SupervisorContext
 from devicectl.devices import RFGenerator, RFReading, RFStatus
 from devicectl.errors import ConfigError, ControlError, DeviceError
+from devicectl.modalities.rf.limits import RFLimits, RFZone
+from devicectl.modalities.rf.regulator import PulseRegulator, RegulatorTuning
+from devicectl.modalities.rf.site_dose import SiteDose, SiteDoseLedger
+from devicectl.modalities.rf.supervisor import RFSupervisor, SupervisorContext
 
 HOLD_ENTRY_MARGIN_C = 0.3  # the hold clock starts when the skin is within this of target
 

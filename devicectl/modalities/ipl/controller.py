@@ -30,10 +30,10 @@ from transitions import Machine
 from devicectl.clock import Clock
 from devicectl.control.base import ControllerCore, lifecycle_table, machine_from_table
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
-from devicectl.control.ipl_supervisor import IPLContext, IPLSupervisor
-from devicectl.control.limits import IPLLimits, IPLPass
 from devicectl.devices import IPLParams, IPLReading, IPLSource, IPLStatus
 from devicectl.errors import ControlError, DeviceError
+from devicectl.modalities.ipl.limits import IPLLimits, IPLPass
+from devicectl.modalities.ipl.supervisor import IPLContext, IPLSupervisor
 
 # A status read at least this long after CHARGE that shows neither charging nor
 # charged means the device dumped its charge; earlier ones may predate the command.

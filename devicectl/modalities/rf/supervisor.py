@@ -17,11 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from devicectl.control.cem43 import CEM43Accumulator
 from devicectl.control.checks import (
     DeviceBits,
     Dose,
-    Observed,
     Plausible,
     Rate,
     Stale,
@@ -30,9 +28,10 @@ from devicectl.control.checks import (
     make_alarm,
 )
 from devicectl.control.events import Alarm
-from devicectl.control.limits import RFLimits
-from devicectl.control.observer import SkinObserver, SkinObserverParams
 from devicectl.devices import RFReading, RFStatus
+from devicectl.modalities.rf.cem43 import CEM43Accumulator
+from devicectl.modalities.rf.limits import RFLimits
+from devicectl.modalities.rf.observer import Observed, SkinObserver, SkinObserverParams
 
 _DEVICE_FAULT_BITS = (
     (RFStatus.OVERTEMP_CUTOFF, "rf.firmware_cutoff", "firmware over-temperature cut-off tripped"),
