@@ -256,7 +256,7 @@ class RFFirmware(SimulatedDevice):
             else:
                 h = remaining / math.ceil(remaining / h_max - 1e-9)
                 t_next = t + h
-            skin.step(h, self._power_w)
+            skin.integrate(h, self._power_w)
             self._t = t = t_next
             if skin.surface_c > self._peak_c:
                 self._peak_c = skin.surface_c

@@ -256,7 +256,7 @@ class SkinModel:
         coeffs = self._memo.get(dt_s) or self._cached(dt_s)
         return coeffs if coeffs is not None else self._compute(round(dt_s, 9))
 
-    def step(self, dt_s: float, power_w: float) -> None:
+    def integrate(self, dt_s: float, power_w: float) -> None:
         """Advance exactly by ``dt_s`` seconds with ``power_w`` constant.
 
         Regular steps (a host tick, its 10 ms sub-steps) hit the cache. Once

@@ -156,7 +156,7 @@ def test_a_read_inside_a_command_is_one_of_its_calls() -> None:
     emitted: list[dict[str, Any]] = []
     audit = CommandAudit(clock, lambda kind, **d: emitted.append(d))
     device: Any = AuditedDevice(_FlakyReads(), audit)
-    with audit.step("safe_state") as step:
+    with audit.command("safe_state") as step:
         step.fields["confirmed"] = device.read() == "reading"
     [safe] = emitted
     assert safe["confirmed"] is True

@@ -29,7 +29,7 @@ class _Quiet:
 
     def supervise(self, now_s: float) -> None: ...
 
-    def step(self, now_s: float) -> None:
+    def act(self, now_s: float) -> None:
         alarm = Alarm("quiet", "quiet.flood", AlarmPriority.LOW, "flood", latches=False)
         self.loop.emit(Event(now_s, "alarm", "quiet", {"alarm": alarm}))
 

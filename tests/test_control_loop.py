@@ -50,8 +50,8 @@ class FakeController:
     def supervise(self, now_s: float) -> None:
         self._record("supervise", now_s)
 
-    def step(self, now_s: float) -> None:
-        self._record("step", now_s)
+    def act(self, now_s: float) -> None:
+        self._record("act", now_s)
 
     def handle(self, command: Command) -> Any:
         self._record("handle", command.action)
@@ -96,23 +96,23 @@ def test_tick_samples_all_then_supervises_all_then_commands_then_steps() -> None
         ("supervise", "c"),
         ("handle", "b"),  # commands in the order they were submitted
         ("handle", "a"),
-        ("step", "a"),
-        ("step", "b"),
-        ("step", "c"),
+        ("act", "a"),
+        ("act", "b"),
+        ("act", "c"),
     ]
     assert f1.result(0) == "b did start" and f2.result(0) == "a did pause"
     assert loop.tick_count == 1
     # a tick without commands does not handle anything
     calls.clear()
     loop.tick()
-    assert [c[0] for c in calls] == ["sample"] * 3 + ["supervise"] * 3 + ["step"] * 3
+    assert [c[0] for c in calls] == ["sample"] * 3 + ["supervise"] * 3 + ["act"] * 3
 
 
 def test_every_phase_of_a_tick_sees_the_tick_start_time() -> None:
     loop, calls, clock = make_loop("a", "b", busy_s=0.01)
     clock.sleep(1.0)
     loop.tick()
-    times = [c[2] for c in calls if c[0] in ("sample", "supervise", "step")]
+    times = [c[2] for c in calls if c[0] in ("sample", "supervise", "act")]
     assert times == [1.0] * 6
     assert clock.now() == pytest.approx(1.02)  # the fakes' I/O took time
 
@@ -143,7 +143,7 @@ def test_commands_from_other_threads_run_on_the_loop_thread() -> None:
     ]
     (loop_thread,) = controller.threads["sample"]
     assert controller.threads["handle"] == {loop_thread}
-    assert controller.threads["step"] == {loop_thread}
+    assert controller.threads["act"] == {loop_thread}
     assert loop_thread not in (threading.get_ident(), worker.ident)
     # stopped: the thread is gone and no more ticks happen
     assert loop._thread is None
@@ -237,7 +237,7 @@ def test_a_subscriber_that_raises_is_dropped_and_the_loop_goes_on() -> None:
     assert len(broken_calls) == 1
     assert [e.data["tick"] for e in seen if e.kind == "tick"] == [1, 2, 3]
     assert loop.tick_count == 3
-    assert [c[0] for c in calls].count("step") == 3
+    assert [c[0] for c in calls].count("act") == 3
 
 
 def test_unsubscribe() -> None:
@@ -250,7 +250,7 @@ def test_unsubscribe() -> None:
     assert len(seen) == 1
 
 
-@pytest.mark.parametrize("phase", ["sample", "supervise", "handle", "step"])
+@pytest.mark.parametrize("phase", ["sample", "supervise", "handle", "act"])
 def test_an_exception_from_a_controller_stops_every_controller_and_propagates(
     phase: str,
 ) -> None:
@@ -267,7 +267,7 @@ def test_an_exception_from_a_controller_stops_every_controller_and_propagates(
     if phase in ("sample", "supervise"):
         # the tick died before the command phase: no command reaches a device
         assert handled == [] and not future.done()
-    if phase == "step":
+    if phase == "act":
         assert future.result(0) == "ipl did start"
 
 
@@ -289,10 +289,10 @@ def test_a_devicectl_error_outside_a_command_is_not_treated_as_a_refusal() -> No
     loop, _calls, _clock = make_loop("rf", "led")
     controller = fake(loop, "rf")
 
-    def failing_step(now_s: float) -> None:
-        raise ControlError("rf: step failed")
+    def failing_act(now_s: float) -> None:
+        raise ControlError("rf: act failed")
 
-    controller.step = failing_step  # type: ignore[method-assign]
+    controller.act = failing_act  # type: ignore[method-assign]
     with pytest.raises(ControlError):
         loop.tick()
     assert fake(loop, "led").estops == 1 and controller.estops == 1

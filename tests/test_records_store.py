@@ -242,7 +242,7 @@ class _Emitter:
     def supervise(self, now_s: float) -> None:
         """Nothing to check."""
 
-    def step(self, now_s: float) -> None:
+    def act(self, now_s: float) -> None:
         self.loop.emit(Event(now_s, "command", "rf", {"action": "power", "operator_id": "op-3"}))
 
     def handle(self, command: Any) -> Any:

@@ -404,7 +404,7 @@ def test_cutoff_at_45_c_latches_and_needs_cls_and_cooling() -> None:
     reference = SkinModel()
     t_ref = t_on
     while reference.sensor_clean_c(2) < 45.0:
-        reference.step(0.01, 50.0)
+        reference.integrate(0.01, 50.0)
         t_ref += 0.01
     assert t_cut == pytest.approx(t_ref, abs=1e-6)
     assert 8.0 < t_cut - t_on < 15.0  # about 1.1 degC/s at 50 W

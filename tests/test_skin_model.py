@@ -45,7 +45,7 @@ def _state(model: SkinModel) -> list[float]:
 
 def _run(model: SkinModel, power_w: float, duration_s: float, dt_s: float = 0.05) -> None:
     for _ in range(round(duration_s / dt_s)):
-        model.step(dt_s, power_w)
+        model.integrate(dt_s, power_w)
 
 
 def test_derived_rest_values() -> None:
@@ -61,7 +61,7 @@ def test_rest_state_is_steady(skin0_c: float) -> None:
     model = SkinModel(SkinParams(skin0_c=skin0_c))
     start = _state(model)
     _run(model, 0.0, 120.0)
-    model.step(3600.0, 0.0)
+    model.integrate(3600.0, 0.0)
     assert _state(model) == pytest.approx(start, abs=1e-9)
     assert model.surface_c == pytest.approx(skin0_c, abs=1e-9)
 
@@ -70,14 +70,14 @@ def test_step_matches_an_independent_rk4_solution() -> None:
     model = SkinModel()
     x = _state(model)
     for power_w, duration_s in [(25.0, 7.0), (0.0, 3.0), (50.0, 2.5)]:
-        model.step(duration_s, power_w)
+        model.integrate(duration_s, power_w)
         x = _rk4(DEFAULTS, x, power_w, duration_s, 1e-3)
         assert _state(model) == pytest.approx(x, abs=1e-8)
 
 
 def test_step_is_independent_of_how_an_interval_is_split() -> None:
     one, many, fine = SkinModel(), SkinModel(), SkinModel()
-    one.step(5.0, 30.0)
+    one.integrate(5.0, 30.0)
     _run(many, 30.0, 5.0, 0.05)
     _run(fine, 30.0, 5.0, 0.01)
     assert _state(many) == pytest.approx(_state(one), abs=1e-9)
@@ -97,11 +97,11 @@ def test_irregular_steps_compose_exactly_and_keep_the_regular_tick_cached() -> N
     lengths_s = [rng.uniform(0.001, 0.06) for _ in range(500)]
     irregular, single = SkinModel(), SkinModel()
     for dt_s in lengths_s:
-        irregular.step(dt_s, 20.0)
-    single.step(sum(lengths_s), 20.0)
+        irregular.integrate(dt_s, 20.0)
+    single.integrate(sum(lengths_s), 20.0)
     assert _state(irregular) == pytest.approx(_state(single), abs=1e-8)
-    irregular.step(0.05, 20.0)
-    irregular.step(0.05, 20.0)  # seen twice: earns a cache slot despite the full cache
+    irregular.integrate(0.05, 20.0)
+    irregular.integrate(0.05, 20.0)  # seen twice: earns a cache slot despite the full cache
     assert irregular.propagator(0.05) is irregular.propagator(0.05)
 
 
@@ -134,7 +134,7 @@ def test_a_healthy_power_never_looks_like_a_runaway() -> None:
     worst = 0.0
     for _ in range(200):  # 10 s, well past the cut-off temperature
         worst = max(worst, model.surface_rate_c_per_s(50.0))
-        model.step(0.05, 50.0)
+        model.integrate(0.05, 50.0)
     assert worst < 1.5
 
 
@@ -146,7 +146,7 @@ def test_25_w_reaches_42_c_in_10_to_40_s() -> None:
     model = SkinModel()
     elapsed_s = 0.0
     while model.surface_c < 42.0:
-        model.step(0.05, 25.0)
+        model.integrate(0.05, 25.0)
         elapsed_s += 0.05
         assert elapsed_s < 60.0
     assert 10.0 <= elapsed_s <= 40.0
@@ -158,7 +158,7 @@ def test_holding_42_c_needs_about_10_w() -> None:
     for _ in range(30):
         mid_w = (low_w + high_w) / 2
         model = SkinModel()
-        model.step(2000.0, mid_w)
+        model.integrate(2000.0, mid_w)
         if model.surface_c < 42.0:
             low_w = mid_w
         else:

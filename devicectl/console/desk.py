@@ -55,7 +55,7 @@ class ConsoleDesk:
     def supervise(self, now_s: float) -> None:
         """Supervision belongs to the device controllers."""
 
-    def step(self, now_s: float) -> None:
+    def act(self, now_s: float) -> None:
         """Nothing to regulate."""
 
     def emergency_stop(self, operator_id: str | None = None) -> bool:

@@ -7,7 +7,7 @@ opener returns in :class:`AuditedDevice`, so no call can bypass the audit, and
 everything is emitted as one event kind, ``device_command``.
 
 A *command* is what the controller meant (``output_on``, ``set_power``,
-``safe_state``, ``connect``); it opens a :meth:`CommandAudit.step`, and the
+``safe_state``, ``connect``); it opens a :meth:`CommandAudit.command`, and the
 driver calls made inside it are that command's ``calls``. A driver call made
 outside any command (``clear_status`` on an acknowledgement or on the first
 tick, a call by a second user of the same driver object) is a command of its
@@ -61,7 +61,7 @@ def _named_args(
 
 
 @dataclass
-class Step:
+class AuditedCommand:
     """One command while it runs; the body may set ``ok``, ``result``, ``error`` and
     ``fields`` (what the command found out, e.g. ``confirmed``)."""
 
@@ -81,15 +81,15 @@ class CommandAudit:
     def __init__(self, clock: Clock, emit: Callable[..., None]) -> None:
         self._clock = clock
         self._emit = emit
-        self._open: list[Step] = []
+        self._open: list[AuditedCommand] = []
         self._failed_reads = 0
         self._read_error: str | None = None
 
     @contextmanager
-    def step(self, command: str, **args: Any) -> Iterator[Step]:
+    def command(self, command: str, **args: Any) -> Iterator[AuditedCommand]:
         """One command: emitted when it ends, with its calls; an exception is recorded
         and re-raised. ``args`` are also top-level fields of the event."""
-        step = Step(command, args, self._clock.now())
+        step = AuditedCommand(command, args, self._clock.now())
         self._open.append(step)
         try:
             yield step
@@ -98,7 +98,7 @@ class CommandAudit:
             raise
         finally:
             self._open.remove(step)
-            self._emit_step(step)
+            self._emit_command(step)
 
     def call(
         self, name: str, method: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -152,11 +152,15 @@ class CommandAudit:
         if self._open:
             self._open[-1].calls.append(record)
             return
-        step = Step(name, {}, t_start_s, extra, ok, result, error, [record])
-        self._emit_step(step, args=record["args"], t_end_s=record["t_end_s"])
+        step = AuditedCommand(name, {}, t_start_s, extra, ok, result, error, [record])
+        self._emit_command(step, args=record["args"], t_end_s=record["t_end_s"])
 
-    def _emit_step(
-        self, step: Step, *, args: dict[str, Any] | None = None, t_end_s: float | None = None
+    def _emit_command(
+        self,
+        step: AuditedCommand,
+        *,
+        args: dict[str, Any] | None = None,
+        t_end_s: float | None = None,
     ) -> None:
         self._emit(
             "device_command",

@@ -156,6 +156,9 @@ class ControllerCore(Generic[D, R]):
     # session holds the device (paused, faulted, ended) they are refused here, in the
     # controller, whoever sends them: a console key, a script, a second client.
     ENERGY_ACTIONS: tuple[str, ...] = ("arm", "fire", "start", "resume")
+    # The states in which the device has energy on or stored (output on, a lamp
+    # charged or armed). The session checks these after it makes a device safe.
+    ENERGY_STATE_VALUES: frozenset[str] = frozenset({"delivering"})
 
     def __init__(
         self,
@@ -213,6 +216,11 @@ class ControllerCore(Generic[D, R]):
         return bool(self.machine.events[trigger].trigger(self, **kwargs))
 
     @property
+    def energised(self) -> bool:
+        """The controller is in one of its energy states (``ENERGY_STATE_VALUES``)."""
+        return bool(self.state.value in self.ENERGY_STATE_VALUES)
+
+    @property
     def latched(self) -> bool:
         return self.state.name in self.SAFE_STATE_NAMES
 
@@ -224,7 +232,7 @@ class ControllerCore(Generic[D, R]):
         called with a short wait only, so the other devices' ticks are barely held up.
         The whole attempt is one audited ``connect`` command, every try included.
         """
-        with self.audit.step("connect", boot_wait_s=boot_wait_s) as step:
+        with self.audit.command("connect", boot_wait_s=boot_wait_s) as step:
             ident = self._open_and_identify(boot_wait_s)
             step.result = ident
             if ident is None:
@@ -376,7 +384,7 @@ class ControllerCore(Generic[D, R]):
         if not self.latched:
             self._passed_reading = self.reading
 
-    def step(self, now_s: float) -> None:
+    def act(self, now_s: float) -> None:
         """The tick's last phase, after supervision and commands.
 
         A fault a command of this tick left pending latches now; otherwise the
@@ -439,7 +447,7 @@ class ControllerCore(Generic[D, R]):
         device = self.device
         if device is None:
             return SafeStateResult(confirmed=False, port_closed=True, error="port already closed")
-        with self.audit.step("safe_state") as step:
+        with self.audit.command("safe_state") as step:
             result = make_safe(
                 lambda: self._turn_off(device), lambda: self._confirm_off(device), device.close
             )

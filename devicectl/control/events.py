@@ -37,9 +37,16 @@ class Alarm:
 
 
 def fault_alarm(
-    device: str, code: str, message: str, value: float | None = None, limit: float | None = None
+    device: str,
+    code: str,
+    message: str,
+    value: float | None = None,
+    limit: float | None = None,
+    *,
+    doc: str | None = None,
 ) -> Alarm:
-    """A HIGH, latching alarm whose doc link is the code's section of docs/safety.md."""
+    """A HIGH, latching alarm whose doc link is the code's section of docs/safety.md
+    (or ``doc``: a third-party modality links to its own documentation)."""
     return Alarm(
         device=device,
         code=code,
@@ -48,7 +55,7 @@ def fault_alarm(
         latches=True,
         value=value,
         limit=limit,
-        doc=f"docs/safety.md#{code.replace('.', '-')}",
+        doc=doc if doc is not None else f"docs/safety.md#{code.replace('.', '-')}",
     )
 
 

@@ -184,7 +184,7 @@ class SingleOutputController(ControllerCore[OD, R]):
         self._last_step_s = now
         args = self._prepare_output(now)
         try:
-            with self.audit.step("output_on", **args):
+            with self.audit.command("output_on", **args):
                 self._output_on(device, args)
         except DeviceError as exc:
             # The state is already `delivering`; the fault (and its safe state)

@@ -11,7 +11,9 @@ Every tick, at a fixed period (50 ms by default) on the loop's clock:
    period by default): the rest wait for the next tick, so that a burst of
    commands (forty chairs started at once) can never hold the loop past the
    devices' 250 ms watchdogs;
-4. every controller regulates and sends this tick's commands;
+4. every controller acts (``act``): regulates and sends this tick's commands
+   (the tick's phases are sample, supervise, commands, act; "step" is kept for
+   a protocol's steps);
 5. subscribers are told what happened.
 
 Front-ends never touch a driver: they ``submit`` commands (thread-safe) and
@@ -54,7 +56,7 @@ class ModalityController(Protocol):
 
     def supervise(self, now_s: float) -> None: ...
 
-    def step(self, now_s: float) -> None: ...
+    def act(self, now_s: float) -> None: ...
 
     def handle(self, command: Command) -> Any: ...
 
@@ -127,7 +129,7 @@ class ControlLoop:
                 c.supervise(now)
             self._run_commands()
             for c in controllers:
-                c.step(now)
+                c.act(now)
         except BaseException:
             self._emergency_all("unhandled error in the control loop")
             raise

@@ -138,7 +138,7 @@ class SessionRunner:
     def supervise(self, now_s: float) -> None:
         """Device supervision belongs to the device controllers."""
 
-    def step(self, now_s: float) -> None:
+    def act(self, now_s: float) -> None:
         if self.state in FINISHED or self.state is SessionState.FAULTED:
             return
         faulted = self._faulted_device()
@@ -232,7 +232,11 @@ class SessionRunner:
         progress = self._current_progress()
         for name, controller in self._devices().items():
             controller.session_hold = hold
+            mod = modalities().get(controller.modality)
             if controller.latched:
+                if mod is not None and progress is not None and progress.kind == mod.name:
+                    # Its own fault made it safe: the plan's bookkeeping still closes.
+                    mod.on_secure(self, controller, progress, None)
                 confirmed[name] = controller.device is not None or not bool(
                     controller.reported_energy()
                 )
@@ -244,7 +248,6 @@ class SessionRunner:
             elif _in_treatment(controller) and "abort" in triggers:
                 action = "abort"
                 self._replan_on_resume = True
-            mod = modalities().get(controller.modality)
             if mod is not None and progress is not None and progress.kind == mod.name:
                 mod.on_secure(self, controller, progress, action)
             if action is not None:
@@ -253,7 +256,7 @@ class SessionRunner:
                 except DevicectlError as exc:
                     self.log.error("secure_failed", device=name, action=action, error=str(exc))
                     controller.emergency_stop(author)
-            if controller.latched or _energised(controller):
+            if controller.latched or controller.energised:
                 # A pause or abort that did not leave it safe: stop it outright.
                 controller.emergency_stop(author)
             result = controller.last_safe_state
@@ -554,15 +557,3 @@ def step_kind(step: Any) -> str:
 def _in_treatment(controller: Any) -> bool:
     """A device with a treatment loaded or under way (anything but idle or complete)."""
     return controller.state.value not in ("idle", "complete") and not controller.latched
-
-
-ENERGY_STATE_VALUES = frozenset({"delivering", "charging", "armed", "firing"})
-
-
-def _energised(controller: Any) -> bool:
-    """Whether a controller is in one of its energy states (output on, lamp charged).
-
-    RF ``armed`` is not energy (output comes on only in ``delivering``), but it is
-    counted here: after a secure nothing may be one command away from output.
-    """
-    return controller.state.value in ENERGY_STATE_VALUES

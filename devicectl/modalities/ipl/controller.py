@@ -102,6 +102,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
 
     modality = "ipl"
     PAUSE_WATCHED = "contact lost"
+    ENERGY_STATE_VALUES = frozenset(s.value for s in ENERGY_STATES)
     OPERATOR_ACTIONS = (
         "load",
         "arm",
@@ -371,7 +372,7 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
     def _device_call(self, what: str, call: Callable[[IPLSource], None]) -> bool:
         """One energy-path command, audited; a failure becomes a latched fault this same tick."""
         try:
-            with self.audit.step(what) as step:
+            with self.audit.command(what) as step:
                 if self.device is None:
                     step.ok, step.error = False, "port closed"
                     self._pending_fault = self._host_fault("command_failed", f"{what}: port closed")

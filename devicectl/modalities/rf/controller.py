@@ -204,7 +204,7 @@ class RFController(SingleOutputController[RFGenerator, RFReading]):
     def _command_power(self, power_w: float) -> None:
         assert self.device is not None
         try:
-            with self.audit.step("set_power", power_w=power_w):
+            with self.audit.command("set_power", power_w=power_w):
                 self.device.set_power(power_w)
         except DeviceError as exc:
             self._trip(self._host_fault("command_failed", f"set power {power_w} W: {exc}"))

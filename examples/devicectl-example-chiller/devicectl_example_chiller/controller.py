@@ -135,7 +135,7 @@ class ChillerController(ControllerCore[ChillerHandpiece, ChillerReading]):
         )
         self._apply_alarms(self.supervisor.check(now_s, self.reading, ctx))
 
-    def step(self, now_s: float) -> None:
+    def act(self, now_s: float) -> None:
         if self._pending_fault is not None:
             self._trip(self._pending_fault)
             return
