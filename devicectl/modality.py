@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from devicectl.clock import Clock
     from devicectl.control.events import Event
     from devicectl.records.models import EventRecord, TracePoint
-    from devicectl.session.step_table import StepTable
+    from devicectl.step_table import StepTable
 
 MODALITY_GROUP = "devicectl.modalities"
 RESERVED_KINDS = frozenset({"manual", "session", "loop", "console"})
@@ -188,7 +188,7 @@ class Modality:
         state value): two views of an unchanged device must compare equal, so the
         panel skips its redraw. Default: the generic view (state, output reported
         by the device, fault)."""
-        from devicectl.console.generic import generic_view
+        from devicectl.panel_generic import generic_view
 
         return generic_view(controller)
 
@@ -196,7 +196,7 @@ class Modality:
         """The panel of a view from :meth:`console_view`: a rich renderable (``Text``)
         or a list of lines. Called on the UI thread; a pure function of ``view``.
         Default: the generic panel (the name, state, output badge and fault)."""
-        from devicectl.console.generic import render_generic
+        from devicectl.panel_generic import render_generic
 
         return render_generic(self.name.upper(), view)
 

@@ -21,8 +21,8 @@ from textual.widgets import Sparkline
 from devicectl.console.alarms import PRIORITY_LABEL, PRIORITY_STYLE, AlarmEntry
 from devicectl.console.bridge import TRACE_PERIOD_S, TracePoint
 from devicectl.console.snapshot import SessionView
-from devicectl.console.style import output_badge, state_badge
 from devicectl.modality import Modality
+from devicectl.panel_style import output_badge, state_badge
 
 __all__ = [
     "KEY_FOR",

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Final, NoReturn, TypeAlias
 
 from devicectl.errors import ConfigError, ProtocolFileError
 from devicectl.modality import modalities, modality_of_step
-from devicectl.session.step_table import INT_RULE, MISSING, StepTable, describe, show
+from devicectl.step_table import INT_RULE, MISSING, StepTable, describe, show
 
 __all__ = [
     "ManualStep",

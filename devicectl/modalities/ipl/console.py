@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-from devicectl.console.generic import fault_of
-from devicectl.console.style import header, num, output_badge, with_fault
 from devicectl.modalities.ipl.controller import IPLController
+from devicectl.panel_generic import fault_of
+from devicectl.panel_style import header, num, output_badge, with_fault
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from devicectl.modalities.led.limits import LEDLimits, LEDStep
-from devicectl.session.step_table import StepTable, field_of
+from devicectl.step_table import StepTable, field_of
 
 KEYS: Final = (
     "kind",

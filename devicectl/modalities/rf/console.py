@@ -11,9 +11,9 @@ from typing import Any
 
 from rich.text import Text
 
-from devicectl.console.generic import fault_of
-from devicectl.console.style import header, num, output_badge, with_fault
 from devicectl.modalities.rf.controller import RFController
+from devicectl.panel_generic import fault_of
+from devicectl.panel_style import header, num, output_badge, with_fault
 
 
 @dataclass(frozen=True)

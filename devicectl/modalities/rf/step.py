@@ -20,7 +20,7 @@ from devicectl.modalities.rf.limits import (
     zone_name_problems,
     zone_scripts_problem,
 )
-from devicectl.session.step_table import MISSING, StepTable, describe, field_of, one_line
+from devicectl.step_table import MISSING, StepTable, describe, field_of, one_line
 
 KEYS: Final = ("kind", "title", "target_c", "hold_s", "zones")
 ZONE_KEYS: Final = ("name", "target_c", "hold_s")

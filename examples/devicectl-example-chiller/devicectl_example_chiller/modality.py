@@ -29,7 +29,7 @@ from devicectl.control.events import Event
 from devicectl.errors import ControlError
 from devicectl.modality import Modality, Plan, PlanRun
 from devicectl.records.models import EventRecord, TracePoint
-from devicectl.session.step_table import StepTable
+from devicectl.step_table import StepTable
 from devicectl_example_chiller import controller as chiller_controller
 from devicectl_example_chiller.controller import ChillerController, ChillerState
 from devicectl_example_chiller.limits import ChillerLimits, ChillerStep

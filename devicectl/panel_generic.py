@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from devicectl.console.style import header, output_badge, with_fault
+from devicectl.panel_style import header, output_badge, with_fault
 
 
 @dataclass(frozen=True)
