@@ -703,7 +703,7 @@ class StationService:
                 write_token_file(self.token_file, self.tokens.station_token)
                 where["token_file"] = str(self.token_file)
             where["interrupted"] = self.interrupted
-            self.log.info("station_serving", **where)
+            self.log.info("station_serving", **{k: v for k, v in where.items() if k != "event"})
             if ready is not None:
                 ready(where)
             heartbeat = asyncio.ensure_future(self._heartbeat())
