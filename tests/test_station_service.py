@@ -64,9 +64,12 @@ class Rig:
     def start(self, *extra: str) -> Served:
         env = {**os.environ, "DEVICECTL_LOG": str(self.tmp / "station.jsonl")}
         proc = subprocess.Popen(
-            [devicectl_script(), "station", "serve", "--device", f"rf={self.rf.path}"]
-            + ["--unix", str(self.sock), "--tcp", "127.0.0.1:0"]
-            + ["--operators", str(self.operators), "--db", str(self.db), *extra],
+            [
+                *(devicectl_script(), "station", "serve", "--device", f"rf={self.rf.path}"),
+                *("--unix", str(self.sock), "--tcp", "127.0.0.1:0"),
+                *("--operators", str(self.operators), "--db", str(self.db)),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=open(self.tmp / "station.stderr", "ab"),  # noqa: SIM115 - closed with the process
             text=True,
@@ -217,8 +220,10 @@ def test_kill9_mid_rf_watchdog_cuts_output_and_next_start_marks_interrupted(rig:
     service = rig.start()
     # A second service on the same port is refused with one line.
     second = subprocess.run(
-        [devicectl_script(), "station", "serve", "--device", f"rf={rig.rf.path}"]
-        + ["--unix", str(rig.tmp / "other.sock"), "--db", str(rig.tmp / "other.sqlite")],
+        [
+            *(devicectl_script(), "station", "serve", "--device", f"rf={rig.rf.path}"),
+            *("--unix", str(rig.tmp / "other.sock"), "--db", str(rig.tmp / "other.sqlite")),
+        ],
         capture_output=True,
         text=True,
         timeout=30,
