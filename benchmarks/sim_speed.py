@@ -45,8 +45,9 @@ from pathlib import Path
 from devicectl.clock import SimClock
 from devicectl.logs import configure_logging
 from devicectl.modalities.rf.demo import run_rf_demo
+from devicectl.modality import modality
 from devicectl.session.api import builtin_protocol, run_protocol_file
-from devicectl.station import DEFAULT_DRIVERS, device_opener
+from devicectl.station import device_opener
 
 DEMO_SIMULATED_S = 1040.0  # what the five-zone demo simulates
 
@@ -89,7 +90,7 @@ def _wire(kinds: tuple[str, ...], simulated_s: float) -> Run:
     (the simulator steps its physics finer while heating), nothing else."""
     clock = SimClock()
     rf, *others = (
-        device_opener(f"sim://{kind}?seed=7", clock, DEFAULT_DRIVERS[kind])() for kind in kinds
+        device_opener(f"sim://{kind}?seed=7", clock, modality(kind).default_driver)() for kind in kinds
     )
     clock.sleep(1.5)  # every simulated device boots in 1 s
     for driver in (rf, *others):

@@ -837,6 +837,176 @@ def sim_serve(
             handle.close()
 
 
+station_app = typer.Typer(
+    help="The station service: one process per chair owns the devices; screens are clients.",
+    no_args_is_help=True,
+)
+app.add_typer(station_app, name="station")
+
+OperatorsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--operators",
+        help="Operators file (default $DEVICECTL_OPERATORS or ./devicectl-operators.json).",
+    ),
+]
+
+
+@station_app.command("serve")
+def station_serve(
+    device: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--device",
+            help="KIND=URL for a real device, e.g. rf=/dev/ttyUSB0 (repeatable). "
+            "None: every device is its simulator, in real time.",
+        ),
+    ] = None,
+    driver: Annotated[
+        list[str] | None,
+        typer.Option("--driver", help="KIND=NAME: the driver for a --device (see run --help)."),
+    ] = None,
+    unix: Annotated[
+        Path | None,
+        typer.Option(
+            "--unix",
+            help="Unix socket to serve on (its token is written to PATH.token, mode 0600). "
+            "Default ./devicectl-station.sock when no --tcp is given.",
+        ),
+    ] = None,
+    tcp: Annotated[
+        str | None,
+        typer.Option("--tcp", metavar="HOST:PORT", help="Also serve on TCP (e.g. 127.0.0.1:8765)."),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="TLS certificate (PEM) for --tcp.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="TLS private key (PEM) for --tcp.")
+    ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="A web origin allowed besides the station's own, e.g. https://tablet.local "
+            "(repeatable).",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="Where to write the station token (default PATH.token)."),
+    ] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow --tcp on a non-loopback address.")
+    ] = False,
+    operators: OperatorsOpt = None,
+    db: DbOpt = None,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    port_timeout: PortTimeoutOpt = DEFAULT_TIMEOUT_S,
+) -> None:
+    """Serve this chair's station to its clients (docs/api.md), until SIGTERM or Ctrl-C.
+
+    Prints one JSON line once serving: {"event": "serving", "unix": ..., "url": ...}.
+    """
+    import ipaddress
+
+    from devicectl.station.service import ServeConfig, parse_hostport, run_service
+
+    hostport = parse_hostport(tcp) if tcp is not None else None
+    if hostport is not None and not allow_remote:
+        host = hostport[0]
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(f"--tcp {tcp}: not a loopback address; add --allow-remote (and TLS)")
+    if unix is None and hostport is None:
+        unix = Path("devicectl-station.sock")
+    config = ServeConfig(
+        devices=_parse_devices(device),
+        drivers=_parse_pairs(driver, "--driver") or {},
+        unix=unix,
+        tcp=hostport,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        db=db,
+        operators=operators,
+        token_file=token_file,
+        allow_origins=tuple(allow_origin or ()),
+        seed=seed,
+        port_timeout_s=port_timeout,
+    )
+
+    def ready(where: dict[str, Any]) -> None:
+        print(json.dumps(where), flush=True)
+
+    raise typer.Exit(run_service(config, ready))
+
+
+operators_app = typer.Typer(help="Enrol the operators who may sign in.", no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
+
+
+def _read_secret(prompt: str, from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise ConfigError(f"{prompt}: nothing on standard input")
+        return line.rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass(f"{prompt}: ")
+    return first
+
+
+@operators_app.command("add")
+def operators_add(
+    operator_id: Annotated[str, typer.Argument(metavar="ID", help="The operator's id.")],
+    role: Annotated[str, typer.Option("--role", help="operator or supervisor.")] = "operator",
+    supervisor: Annotated[
+        str | None,
+        typer.Option(
+            "--supervisor",
+            help="The supervisor enrolling them (their PIN is read first). "
+            "Not needed for the first operator, who must be a supervisor.",
+        ),
+    ] = None,
+    pin_stdin: Annotated[
+        bool,
+        typer.Option("--pin-stdin", help="Read the PIN(s) from standard input, one per line."),
+    ] = False,
+    operators: OperatorsOpt = None,
+) -> None:
+    """Enrol an operator: the PIN is stored only as a slow salted hash (scrypt)."""
+    from devicectl.station.auth import OperatorStore
+
+    store = OperatorStore(operators)
+    by = None
+    if supervisor is not None:
+        by = store.verify(supervisor, _read_secret(f"PIN of supervisor {supervisor}", pin_stdin))
+        if by is None:
+            raise ConfigError(f"supervisor {supervisor!r}: unknown, or wrong PIN")
+    pin = _read_secret(f"new PIN for {operator_id}", pin_stdin)
+    if not pin_stdin and sys.stdin.isatty():
+        import getpass
+
+        if getpass.getpass("again: ") != pin:
+            raise ConfigError("the two PINs differ")
+    added = store.add(operator_id, pin, role, by=by)
+    console.print(f"enrolled {added.id} ({added.role}) in {store.path}", markup=False)
+
+
+@operators_app.command("list")
+def operators_list(operators: OperatorsOpt = None) -> None:
+    """List enrolled operators and their roles."""
+    from devicectl.station.auth import OperatorStore
+
+    store = OperatorStore(operators)
+    for op in store.list():
+        typer.echo(f"{op.id}\t{op.role}")
+
+
 def main() -> None:
     try:
         app()

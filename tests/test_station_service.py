@@ -1,0 +1,257 @@
+"""The station service with real clients: a served RF simulator on a pty, the service
+in its own process (``devicectl station serve --device rf=/dev/pts/N``), clients over
+its Unix socket (and TCP on 127.0.0.1). What the RF output does is read at the far
+end of the pty, from the simulator's own output log.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import InvalidStatus
+
+from devicectl.plugins import SIMULATOR_GROUP, load_plugin
+from devicectl.records.store import RecordStore
+from devicectl.station.auth import Operator, OperatorStore
+from devicectl.station.client import StationError, SyncStationClient
+from simulators.pty_server import PtyServer
+from tests.served_process import Served, devicectl_script
+
+pytestmark = pytest.mark.timeout(60)
+
+START_S = 20.0
+WATCHDOG_S = 0.25
+SLACK_S = 0.35
+PIN = "2468"
+PROTOCOL = """\
+[session]
+name = "Station RF"
+version = "1.0"
+description = "One RF zone, long enough to act on while it delivers."
+
+[[step]]
+kind = "rf"
+title = "RF forehead"
+target_c = 42.0
+hold_s = 60
+
+[[step.zones]]
+name = "forehead"
+"""
+
+
+class Rig:
+    def __init__(self, tmp: Path, rf: PtyServer) -> None:
+        self.tmp = tmp
+        self.rf = rf
+        self.sock = tmp / "station.sock"
+        self.db = tmp / "records.sqlite"
+        self.operators = tmp / "operators.json"
+        self.service: Served | None = None
+        self.serving: dict[str, Any] = {}
+
+    def start(self, *extra: str) -> Served:
+        env = {**os.environ, "DEVICECTL_LOG": str(self.tmp / "station.jsonl")}
+        proc = subprocess.Popen(
+            [
+                *(devicectl_script(), "station", "serve", "--device", f"rf={self.rf.path}"),
+                *("--unix", str(self.sock), "--tcp", "127.0.0.1:0"),
+                *("--operators", str(self.operators), "--db", str(self.db)),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=open(self.tmp / "station.stderr", "ab"),  # noqa: SIM115 - closed with the process
+            text=True,
+            cwd=self.tmp,
+            env=env,
+        )
+        self.service = Served(proc, self.tmp)
+        self.serving = self.service.wait_for(lambda e: e.get("event") == "serving", START_S)
+        return self.service
+
+    def client(self, **kwargs: Any) -> SyncStationClient:
+        return SyncStationClient(self.sock, **kwargs)
+
+    def output_log(self) -> list[tuple[float, bool, str]]:
+        return list(self.rf.inspect(lambda sim: list(sim.output_log)))
+
+    def output_on(self) -> bool:
+        return bool(self.rf.inspect(lambda sim: sim.output_on))
+
+    def wait_output(self, on: bool, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.output_on() != on:
+            assert time.monotonic() < deadline, f"RF output never {on}: {self.output_log()}"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    store = OperatorStore(tmp_path / "operators.json")
+    store.add("sup", PIN, "supervisor")
+    store.add("tech", PIN, "operator", by=Operator("sup", "supervisor"))
+    factory = load_plugin(SIMULATOR_GROUP, "rf")
+    server = PtyServer(functools.partial(factory, seed=3))
+    server.start()
+    rig = Rig(tmp_path, server)
+    try:
+        yield rig
+    finally:
+        if rig.service is not None:
+            rig.service.cleanup()
+        server.stop()
+
+
+def deliver(client: SyncStationClient, rig: Rig) -> str:
+    """Sign in, load the RF protocol, start, arm and start the zone: RF output on."""
+    client.call("sign_in", operator_id="tech", pin=PIN)
+    client.call("load_protocol", toml=PROTOCOL)
+    session_id = str(client.call("start_session")["session_id"])
+    for gate in ("arm", "start"):
+        client.wait_for(lambda s, g=gate: (s.get("session") or {}).get("awaiting") == g)
+        client.call(gate)
+    rig.wait_output(True)
+    return session_id
+
+
+def test_two_clients_see_one_station_and_an_estop_from_either_stops_the_rf(rig: Rig) -> None:
+    rig.start()
+    with rig.client() as a, rig.client() as b:
+        assert a.hello["api_version"] == 1
+        assert set(a.hello["snapshot"]["devices"]) == {"rf"}
+        session_id = deliver(a, rig)
+        b.wait_for(lambda s: s["devices"]["rf"]["state"] == "delivering")
+        assert b.state["session"]["session_id"] == session_id
+        assert b.state["session"]["operator_id"] == "tech"
+        # b has nobody signed in: the E-stop needs no sign-in.
+        assert b.call("estop") == {"stopped": ["rf"]}
+        rig.wait_output(False, timeout_s=1.0)
+        assert rig.output_log()[-1][2] == "host"  # commanded off, not the watchdog
+        for c in (a, b):
+            c.wait_for(lambda s: s["devices"]["rf"]["state"] == "estop")
+            c.wait_for(lambda s: s["session"]["state"] == "faulted")
+        # A client that connects now gets the whole state first.
+        with rig.client() as late:
+            assert late.hello["snapshot"]["devices"]["rf"]["state"] == "estop"
+            assert late.hello["snapshot"]["session"]["session_id"] == session_id
+
+
+def test_foreign_origin_and_missing_token_are_refused_health_and_status_answer(
+    rig: Rig,
+) -> None:
+    rig.start()
+    with pytest.raises(InvalidStatus) as refused:
+        rig.client(origin="http://evil.example")
+    assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus) as refused:
+        rig.client(token="not-the-token")
+    assert refused.value.response.status_code == 401
+    base = rig.serving["url"].replace("ws://", "http://").rstrip("/")
+    with urllib.request.urlopen(base + "/health", timeout=5) as response:
+        assert json.load(response)["ok"] is True
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(base + "/status", timeout=5)
+    assert denied.value.code == 401
+    token = Path(rig.serving["token_file"]).read_text().strip()
+    request = urllib.request.Request(base + "/status", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.load(response)["snapshot"]["devices"]["rf"]["state"] == "idle"
+    with rig.client() as c, pytest.raises(StationError) as wrong:
+        c.call("sign_in", operator_id="tech", pin="0000")
+    assert wrong.value.code == -32001
+
+
+def test_an_unauthenticated_fire_is_refused_and_recorded(rig: Rig) -> None:
+    service = rig.start()
+    with rig.client() as a, rig.client() as b:
+        a.call("sign_in", operator_id="tech", pin=PIN)
+        a.call("load_protocol", toml=PROTOCOL)
+        session_id = a.call("start_session")["session_id"]
+        with pytest.raises(StationError) as refused:
+            b.call("fire")
+        assert refused.value.code == -32001
+        with pytest.raises(StationError) as bad:
+            a.call("load_protocol", toml=PROTOCOL.replace("42.0", "47.0"))
+        assert bad.value.code == -32003 and bad.value.data["problems"]
+        a.call("abort")
+        a.wait_for(lambda s: s["session"]["state"] == "aborted")
+    assert service.terminate() == 0
+    with RecordStore.open(rig.db) as store:
+        assert store.session(session_id).outcome == "aborted"
+        events = store.events(session_id)
+        refusals = [e for e in events if e.kind == "command_refused"]
+        assert refusals and refusals[0].data["action"] == "fire", refusals
+        assert store.verify(session_id)[0].ok
+
+
+def test_no_attended_client_for_3_s_pauses_the_session(rig: Rig) -> None:
+    rig.start()
+    with rig.client() as watcher:
+        a = rig.client()
+        try:
+            deliver(a, rig)
+            operator_token = a.call("sign_in", operator_id="tech", pin=PIN)["token"]
+        finally:
+            a.close()
+        gone_s = time.monotonic()
+        rig.wait_output(False, timeout_s=6.0)
+        assert time.monotonic() - gone_s >= 2.5  # not before the 3 s
+        watcher.wait_for(lambda s: s["session"]["state"] == "paused")
+        with pytest.raises(StationError):
+            watcher.call("resume")  # only an operator resumes
+        # A disconnect never ends the session: the operator reconnects with the token.
+        with rig.client(token=operator_token) as back:
+            assert back.hello["you"]["operator_id"] == "tech"
+            assert back.hello["snapshot"]["session"]["state"] == "paused"
+
+
+def test_kill9_mid_rf_watchdog_cuts_output_and_next_start_marks_interrupted(rig: Rig) -> None:
+    service = rig.start()
+    # A second service on the same port is refused with one line.
+    second = subprocess.run(
+        [
+            *(devicectl_script(), "station", "serve", "--device", f"rf={rig.rf.path}"),
+            *("--unix", str(rig.tmp / "other.sock"), "--db", str(rig.tmp / "other.sqlite")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=rig.tmp,
+    )
+    assert second.returncode != 0
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "rf" in lines[0], second.stderr
+    with rig.client() as a:
+        session_id = deliver(a, rig)
+        time.sleep(0.3)
+        os.kill(service.proc.pid, signal.SIGKILL)
+        kill_s = time.monotonic()
+        service.proc.wait(timeout=10)
+    rig.wait_output(False, timeout_s=2.0)
+    t_off, on, reason = rig.output_log()[-1]
+    assert (on, reason) == (False, "watchdog")
+    assert t_off - kill_s <= WATCHDOG_S + SLACK_S
+    service.cleanup()
+    rig.service = None
+    rig.sock.unlink(missing_ok=True)
+    rig.start()
+    assert rig.serving["interrupted"] == [session_id]
+    verify = subprocess.run(
+        [devicectl_script(), "records", "verify", "--db", str(rig.db)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=rig.tmp,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
