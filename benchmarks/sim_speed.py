@@ -90,7 +90,8 @@ def _wire(kinds: tuple[str, ...], simulated_s: float) -> Run:
     (the simulator steps its physics finer while heating), nothing else."""
     clock = SimClock()
     rf, *others = (
-        device_opener(f"sim://{kind}?seed=7", clock, modality(kind).default_driver)() for kind in kinds
+        device_opener(f"sim://{kind}?seed=7", clock, modality(kind).default_driver)()
+        for kind in kinds
     )
     clock.sleep(1.5)  # every simulated device boots in 1 s
     for driver in (rf, *others):

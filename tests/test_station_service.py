@@ -28,7 +28,7 @@ from devicectl.station.client import StationError, SyncStationClient
 from simulators.pty_server import PtyServer
 from tests.served_process import Served, devicectl_script
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(180)  # each test starts the service and its devices in real time
 
 START_S = 20.0
 WATCHDOG_S = 0.25

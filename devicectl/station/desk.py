@@ -36,7 +36,6 @@ from devicectl.control.loop import ControlLoop
 from devicectl.errors import ControlError, DevicectlError
 from devicectl.session.runner import (
     AUTO_OPERATOR,
-    ENERGY_STATE_VALUES,
     FINISHED,
     SessionRunner,
     SessionState,
@@ -119,7 +118,7 @@ class StationDesk:
     def supervise(self, now_s: float) -> None:
         """Supervision belongs to the device controllers."""
 
-    def step(self, now_s: float) -> None:
+    def act(self, now_s: float) -> None:
         runner = self.runner
         if runner is None or runner.state not in (
             SessionState.RUNNING,
@@ -170,10 +169,7 @@ class StationDesk:
 
     def energised(self) -> bool:
         """Any device in an energy state, or reporting its output on."""
-        return any(
-            c.state.value in ENERGY_STATE_VALUES or bool(c.reported_energy())
-            for c in self.devices().values()
-        )
+        return any(c.energised or bool(c.reported_energy()) for c in self.devices().values())
 
     def estop_all(self, operator_id: str | None) -> list[str]:
         """Every device to its emergency-stop state, now, whatever it was doing."""
