@@ -36,7 +36,35 @@ def pytest_terminal_summary(
             terminalreporter.write_line(line)
 
 
+# Modules that run devices in real time, serve them on ptys or start processes that
+# do: with pytest-xdist they all run on one worker (``--dist loadgroup``), one test
+# at a time, so two real-time tests never compete for the CPU with each other.
+REALTIME_MODULES = frozenset(
+    {
+        "test_cli_device_config.py",
+        "test_console_cli.py",
+        "test_console_real_ports.py",
+        "test_console_session.py",
+        "test_fourth_modality.py",
+        "test_hil_fault_matrix.py",
+        "test_hil_kill.py",
+        "test_hil_signals.py",
+        "test_hil_unplug.py",
+        "test_led_stock_pymodbus.py",
+        "test_pytest_plugin.py",
+        "test_records_postgres.py",
+        "test_sim_serve.py",
+        "test_station_service.py",
+        "test_wheel.py",
+    }
+)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep every collected node id, before ``-k``/``-m`` deselect any (test_safety_doc.py)."""
+    """Keep every collected node id, before ``-k``/``-m`` deselect any (test_safety_doc.py),
+    and put the real-time modules' tests in one xdist group."""
     config.stash[COLLECTED_KEY] = frozenset(item.nodeid for item in items)
+    for item in items:
+        if item.path.name in REALTIME_MODULES:
+            item.add_marker(pytest.mark.xdist_group("realtime"))
