@@ -275,6 +275,7 @@ try:
     trace = backend.devices["chiller"].console_trace(chiller)
     shown = {
         "panel": panel.plain,
+        "styles": [str(span.style) for span in panel.spans],
         "view": type(view).__name__,
         "state": view.state,
         "plate_c": view.plate_c,
@@ -316,6 +317,7 @@ def test_the_console_shows_the_chillers_own_panel(site: Path, tmp_path: Path) ->
     lines = shown["panel"].splitlines()
     assert lines[0].startswith("CHILLER") and "COOLING" in lines[0]
     assert "■ COOLING ON" in lines[0]  # the device's own report, not the state
+    assert shown["styles"][0] == "bold white on red"  # the state badge: energy on
     assert lines[1] == f"plate {plate:.1f} °C (set 5.0)"
     assert lines[2].startswith(f"skin {skin:.1f} °C (min {shown['min_skin_c']:.1f}, limit 10)")
     assert lines[3].startswith("cooling 00:1")

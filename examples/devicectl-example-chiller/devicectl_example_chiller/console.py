@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from devicectl.console.generic import fault_of
-from devicectl.console.style import header, mmss, num, output_badge, with_fault
+from devicectl.console.style import ON_STYLE, mmss, num, output_badge, state_badge, with_fault
 from devicectl_example_chiller.controller import ChillerController
 
 
@@ -53,8 +53,20 @@ def view(chiller: ChillerController) -> ChillerView:
     )
 
 
+def _header(state: str, badge: Text) -> Text:
+    """The console's header line, with ``cooling`` shown as the energy state it is
+    (the console's state styles know only the built-in modalities' states)."""
+    out = Text("CHILLER  ", style="bold")
+    out.append_text(
+        Text(f" {state.upper()} ", style=ON_STYLE) if state == "cooling" else state_badge(state)
+    )
+    out.append("  ")
+    out.append_text(badge)
+    return out
+
+
 def render(v: ChillerView) -> Text:
-    out = header("CHILLER", v.state, output_badge(v.output_on, "COOLING"))
+    out = _header(v.state, output_badge(v.output_on, "COOLING"))
     out.append(
         f"\nplate {num(v.plate_c)} °C (set {num(v.setpoint_c)})\n"
         f"skin {num(v.skin_c)} °C (min {num(v.min_skin_c)}, limit {v.skin_limit_c:g})\n"
