@@ -14,9 +14,14 @@ registry, and every other test, stay without it.
   step complete and its traces;
 - the same chiller step runs on the simulator served on a real pty
   (``devicectl sim serve chiller``), given as ``--device chiller=/dev/pts/N``;
-- a chiller that stops answering faults the session, and every device ends
-  safe at the device end (the chiller's own watchdog cuts its output);
-- nothing under devicectl/ names the chiller.
+- a chiller that stops answering (``devicectl run --fault chiller=no_reply@6s``)
+  faults the session: every device is secured, the RF never energises, the
+  cooling done is the step's, and every chiller alarm links to its README;
+- the console's snapshot code gives the chiller's own view and panel (state,
+  plate and skin temperature) and its skin trace;
+- nothing under devicectl/ names the chiller;
+- in this process, on ``sim://chiller``: each supervisor fault, and a deaf
+  device, leaves the output off at the device (a deaf one by its own watchdog).
 """
 
 from __future__ import annotations
@@ -142,6 +147,13 @@ def test_run_manual_rf_and_chiller_in_simulated_time(site: Path, tmp_path: Path)
             if e.device == "chiller" and e.kind == "step_result"
         ]
         assert [r["outcome"] for r in results] == ["complete"]
+        # Every driver call is recorded once, by the core's audit.
+        commands = [
+            e.data["command"]
+            for e in store.events(sid)
+            if e.device == "chiller" and e.kind == "device_command"
+        ]
+        assert commands.count("output_on") == 1 and commands.count("set_setpoint") == 1
 
 
 def test_the_chiller_step_on_a_served_pty(site: Path, tmp_path: Path) -> None:
@@ -189,35 +201,6 @@ def test_the_chiller_step_on_a_served_pty(site: Path, tmp_path: Path) -> None:
         served.cleanup()
 
 
-FAULT_SCRIPT = """
-import json, sys
-from devicectl.session.api import run_protocol_file
-from devicectl.session.simulated import sim_url
-from devicectl.urlhandlers.protocol_sim import simulator_for
-from devicectl.control.base import ControllerCore
-
-faults = {"chiller": ["no_reply@6s"]}
-seen = {}
-outcome = run_protocol_file(
-    sys.argv[1], operator_id="tech-7", auto_confirm=True, db=sys.argv[2], faults=faults,
-    progress=lambda runner, station: seen.update(station=station),
-)
-station = seen["station"]
-station.clock.sleep(1.0)  # well past any device watchdog
-devices = {}
-for name, controller in station.loop.controllers.items():
-    if isinstance(controller, ControllerCore):
-        sim = simulator_for(sim_url(name, 7, faults.get(name, [])), station.clock)
-        sim.advance()
-        devices[name] = {
-            "state": controller.state.value,
-            "output_on": sim.output_on,
-            "output_log": [list(x) for x in getattr(sim, "output_log", [])],
-        }
-print(json.dumps({"outcome": outcome.as_dict(), "devices": devices}))
-"""
-
-
 def test_a_chiller_that_stops_answering_faults_the_session_safely(
     site: Path, tmp_path: Path
 ) -> None:
@@ -229,10 +212,93 @@ def test_a_chiller_that_stops_answering_faults_the_session_safely(
         RF_STEP,
     )
     db = tmp_path / "records.sqlite"
-    script = tmp_path / "fault_run.py"
-    script.write_text(textwrap.dedent(FAULT_SCRIPT), encoding="utf-8")
+    done = devicectl(
+        site,
+        tmp_path,
+        "run",
+        str(path),
+        "--yes",
+        "--json",
+        "--db",
+        str(db),
+        "--fault",
+        "chiller=no_reply@6s",
+    )
+    assert done.returncode == 1, done.stderr + done.stdout
+    outcome = json.loads(done.stdout)
+    assert outcome["outcome"] == "fault"
+    (fault,) = outcome["faults"][:1]
+    assert (fault["device"], fault["code"]) == ("chiller", "chiller.stale")
+    chiller = chiller_step_of(outcome)
+    # The cooling up to the fault is the step's: noted when the session secured it.
+    assert chiller["outcome"] == "fault" and 0.0 < chiller["cooling_s"] < 30.0
+    assert [s["outcome"] for s in outcome["steps"]] == ["complete", "fault", "pending"]
+    with RecordStore.open(str(db)) as store:
+        sid = outcome["session_id"]
+        events = store.events(sid)
+        secured = [e for e in events if e.kind == "session_secured"]
+        assert secured and secured[0].data["hold"] == "faulted"
+        assert set(secured[0].data["confirmed"]) == {"rf", "chiller"}
+        alarms = [e.data["alarm"] for e in events if e.kind == "alarm" and e.device == "chiller"]
+        assert alarms[0]["code"] == "chiller.stale"
+        # Every fault of the chiller, the core's own included, links to its README.
+        assert {a["doc"] for a in alarms} == {"examples/devicectl-example-chiller/README.md#faults"}
+        # The RF never energised: no output-on command ever reached it.
+        commands = [e.data for e in events if e.kind == "device_command" and e.device == "rf"]
+        assert commands and not any(c["command"] == "output_on" for c in commands)
+        (ended,) = [e for e in events if e.kind == "step_ended" and e.data["kind"] == "chiller"]
+        assert ended.data["outcome"] == "fault" and ended.data["detail"]["cooling_s"] > 0.0
+        assert all(not r.problems for r in store.verify(sid))
+
+
+CONSOLE_SCRIPT = """
+import json, sys
+from devicectl.console.backend import ConsoleBackend, ConsoleConfig
+from devicectl.console.panels import device_renderer
+from devicectl.console.snapshot import take_snapshot
+from devicectl.control.events import Command
+from devicectl.modality import modalities
+from devicectl_example_chiller.limits import ChillerStep
+
+backend = ConsoleBackend(ConsoleConfig(sys.argv[1], fast=True, speed=0, record=False))
+try:
+    loop, clock = backend.station.loop, backend.station.clock
+    chiller = loop.controllers["chiller"]
+    loop.run(until=lambda: chiller.reading is not None, max_duration_s=2.0)
+    chiller.handle(Command("chiller", "load", {"step": ChillerStep(5.0, 60.0)}, "tech-1"))
+    chiller.handle(Command("chiller", "start", {}, "tech-1"))
+    loop.run(max_duration_s=10.0)
+    snapshot = take_snapshot(clock.now(), 1, loop.controllers, backend.desk.runner)
+    again = take_snapshot(clock.now(), 1, loop.controllers, backend.desk.runner)
+    view = snapshot.device("chiller")
+    panel = device_renderer("chiller", modalities()["chiller"])(view)
+    trace = backend.devices["chiller"].console_trace(chiller)
+    shown = {
+        "panel": panel.plain,
+        "styles": [str(span.style) for span in panel.spans],
+        "view": type(view).__name__,
+        "state": view.state,
+        "plate_c": view.plate_c,
+        "skin_c": view.skin_c,
+        "min_skin_c": view.min_skin_c,
+        "unchanged_equal": snapshot == again,
+        "trace": trace,
+        "states": snapshot.device_states(),
+    }
+finally:
+    backend.close()
+print("SHOWN " + json.dumps(shown))  # the log goes to stdout too
+"""
+
+
+def test_the_console_shows_the_chillers_own_panel(site: Path, tmp_path: Path) -> None:
+    """The console's snapshot code, with the chiller registered by its entry point,
+    gives the chiller's own view, and its panel shows state, plate and skin."""
+    path = protocol(tmp_path, "Cool", MANUAL_STEP, CHILLER_STEP)
+    script = tmp_path / "console_panel.py"
+    script.write_text(textwrap.dedent(CONSOLE_SCRIPT), encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, str(script), str(path), str(db)],
+        [sys.executable, str(script), str(path)],
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -240,31 +306,22 @@ def test_a_chiller_that_stops_answering_faults_the_session_safely(
         timeout=RUN_TIMEOUT_S,
     )
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    outcome, devices = report["outcome"], report["devices"]
-    assert outcome["outcome"] == "fault"
-    assert outcome["faults"][0]["device"] == "chiller"
-    assert outcome["faults"][0]["code"] == "chiller.stale"
-    chiller = chiller_step_of(outcome)
-    assert chiller["outcome"] == "fault" and 0.0 < chiller["cooling_s"] < 30.0
-    assert [s["outcome"] for s in outcome["steps"]] == ["complete", "fault", "pending"]
-    # Every device safe at the device end: the RF never energised, and the chiller,
-    # which cannot be told anything, was turned off by its own watchdog.
-    assert set(devices) == {"rf", "chiller"}
-    assert not any(d["output_on"] for d in devices.values())
-    assert devices["chiller"]["state"] == "fault"
-    assert [(on, why) for _, on, why in devices["chiller"]["output_log"]] == [
-        (True, "host"),
-        (False, "watchdog"),
-    ]
-    with RecordStore.open(str(db)) as store:
-        sid = outcome["session_id"]
-        events = store.events(sid)
-        secured = [e for e in events if e.kind == "session_secured"]
-        assert secured and secured[0].data["hold"] == "faulted"
-        assert set(secured[0].data["confirmed"]) == {"rf", "chiller"}
-        assert any(e.kind == "alarm" and e.device == "chiller" for e in events)
-        assert all(not r.problems for r in store.verify(sid))
+    (line,) = [x for x in done.stdout.splitlines() if x.startswith("SHOWN ")]
+    shown = json.loads(line.removeprefix("SHOWN "))
+    assert shown["view"] == "ChillerView"
+    assert shown["state"] == "cooling"
+    assert shown["states"] == {"chiller": "cooling"}
+    assert shown["unchanged_equal"]  # an unchanged device is not redrawn
+    plate, skin = shown["plate_c"], shown["skin_c"]
+    assert 4.0 < plate < 20.0 and 20.0 < skin < 33.5  # 10 s on a 5 degC plate
+    lines = shown["panel"].splitlines()
+    assert lines[0].startswith("CHILLER") and "COOLING" in lines[0]
+    assert "■ COOLING ON" in lines[0]  # the device's own report, not the state
+    assert shown["styles"][0] == "bold white on red"  # the state badge: energy on
+    assert lines[1] == f"plate {plate:.1f} °C (set 5.0)"
+    assert lines[2].startswith(f"skin {skin:.1f} °C (min {shown['min_skin_c']:.1f}, limit 10)")
+    assert lines[3].startswith("cooling 00:1")
+    assert shown["trace"] == ["Chiller skin", skin]
 
 
 def test_nothing_under_devicectl_names_the_chiller() -> None:
@@ -286,6 +343,9 @@ def test_nothing_under_devicectl_names_the_chiller() -> None:
         # With the plate check out of the way the skin limit trips, before the
         # firmware's own 8 degC cut-off.
         ("overcool@3s", -20.0, "chiller.skin_too_cold"),
+        # A deaf device: the host sees no reading; the device's own watchdog cuts
+        # its output, since the host's "off" cannot reach it.
+        ("no_reply@3s", None, "chiller.stale"),
     ],
 )
 def test_the_chiller_supervisor_trips_and_the_output_is_off_at_the_device(
@@ -319,15 +379,25 @@ def test_the_chiller_supervisor_trips_and_the_output_is_off_at_the_device(
     loop.run(until=lambda: chiller.reading is not None, max_duration_s=1.0)
     chiller.handle(Command("chiller", "load", {"step": ChillerStep(4.0, 120.0)}, "tech-1"))
     chiller.handle(Command("chiller", "start", {}, "tech-1"))
-    assert chiller.state.value == "delivering"
+    assert chiller.state.value == "cooling" and chiller.energised
     loop.run(until=lambda: chiller.latched, max_duration_s=60.0)
     assert chiller.state.value == "fault"
     assert chiller.fault_alarm is not None and chiller.fault_alarm.code == code
     assert chiller.results[-1].outcome == "fault"
     if code == "chiller.skin_too_cold":
         assert 9.0 < chiller.reading.skin_c < 10.0  # type: ignore[union-attr]
+    clock.sleep(1.0)  # well past the device's watchdog
     simulator = simulator_for(url, clock)
+    simulator.advance()
     assert not simulator.output_on
-    assert chiller.last_safe_state is not None and chiller.last_safe_state.confirmed
+    assert chiller.last_safe_state is not None
+    if code == "chiller.stale":
+        assert not chiller.last_safe_state.confirmed and chiller.last_safe_state.port_closed
+        assert [(on, why) for _, on, why in simulator.output_log] == [
+            (True, "host"),
+            (False, "watchdog"),
+        ]
+    else:
+        assert chiller.last_safe_state.confirmed
     with pytest.raises(ControlError, match="fault latched"):
         chiller.handle(Command("chiller", "start", {}, "tech-1"))

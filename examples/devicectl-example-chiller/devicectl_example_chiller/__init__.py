@@ -12,8 +12,9 @@ entry points in its own ``pyproject.toml``; devicectl names none of it:
   (``devicectl.simulators`` entry point ``chiller``);
 - :mod:`.limits`, :mod:`.supervisor`, :mod:`.controller`: the cooling limits, the
   independent supervisor and the controller's state machine;
+- :mod:`.console`: its view, panel and skin trace on the technician console;
 - :mod:`.modality`: the ``chiller`` protocol-file step, the runner's plan, the
-  console panel, trace channels and the report section
+  console hooks, trace channels and the report section
   (``devicectl.modalities`` entry point ``chiller``).
 
 The wire protocol is specified in this package's README.md.

@@ -1,15 +1,16 @@
 """The chiller controller: a ``transitions`` machine around one cooling handpiece.
 
-Lifecycle (the LED canopy's shape)::
+Lifecycle (devicectl's shared lifecycle table, ``base.lifecycle_table``)::
 
-    idle -> ready (step loaded and validated) -> delivering (start: skin warm enough)
-    delivering -> paused (operator or session) -> delivering (resume)
-    delivering -> complete (cooling time reached: output off automatically)
+    idle -> ready (step loaded and validated) -> cooling (start: skin warm enough)
+    cooling -> paused (operator or session) -> cooling (resume)
+    cooling -> complete (cooling time reached: output off automatically)
     any -> fault | estop ; fault/estop -> idle (acknowledge with operator id)
 
-The cooling stage runs only in ``delivering`` (named so for the session, which
-treats that state as energised); every exit from it turns the output off,
-confirmed by readback (``ControllerCore._safe_state``).
+The cooling stage runs only in ``cooling``, the controller's one energy state
+(``ENERGY_STATE_VALUES``: what the session checks after it makes the device
+safe); every exit from it turns the output off, confirmed by readback
+(``ControllerCore._safe_state``).
 """
 
 from __future__ import annotations
@@ -23,22 +24,18 @@ from typing import Any
 from transitions import Machine
 
 from devicectl.clock import Clock
-from devicectl.control.base import ControllerCore, machine_from_table
-from devicectl.control.events import Alarm, Command, Event
+from devicectl.control.base import ControllerCore, lifecycle_table, machine_from_table
+from devicectl.control.events import Alarm, Command, Event, fault_alarm
 from devicectl.errors import ControlError, DeviceError
 from devicectl_example_chiller.device import ChillerHandpiece, ChillerReading
 from devicectl_example_chiller.limits import ChillerLimits, ChillerStep
-from devicectl_example_chiller.supervisor import (
-    ChillerContext,
-    ChillerSupervisor,
-    chiller_fault,
-)
+from devicectl_example_chiller.supervisor import DOC, ChillerContext, ChillerSupervisor
 
 
 class ChillerState(enum.Enum):
     IDLE = "idle"
     READY = "ready"
-    DELIVERING = "delivering"
+    COOLING = "cooling"
     PAUSED = "paused"
     COMPLETE = "complete"
     FAULT = "fault"
@@ -46,34 +43,19 @@ class ChillerState(enum.Enum):
 
 
 S = ChillerState
-_NOT_SAFE = [s for s in ChillerState if s not in (S.FAULT, S.ESTOP)]
+GUARD = "_may_start"
 
-STATES: list[dict[str, Any]] = [
-    {"name": S.IDLE},
-    {"name": S.READY},
-    {"name": S.DELIVERING, "on_enter": ["_enter_delivering"], "on_exit": ["_exit_delivering"]},
-    {"name": S.PAUSED},
-    {"name": S.COMPLETE},
-    {"name": S.FAULT, "on_enter": ["_enter_safe_state"]},
-    {"name": S.ESTOP, "on_enter": ["_enter_safe_state"]},
-]
-
-TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "load", "source": [S.IDLE, S.READY, S.COMPLETE], "dest": S.READY},
-    {"trigger": "start", "source": S.READY, "dest": S.DELIVERING, "conditions": ["_may_start"]},
-    {"trigger": "pause", "source": S.DELIVERING, "dest": S.PAUSED},
-    {"trigger": "resume", "source": S.PAUSED, "dest": S.DELIVERING, "conditions": ["_may_start"]},
-    {"trigger": "step_done", "source": S.DELIVERING, "dest": S.COMPLETE},
-    {"trigger": "abort", "source": [S.READY, S.DELIVERING, S.PAUSED, S.COMPLETE], "dest": S.IDLE},
-    {"trigger": "fault", "source": _NOT_SAFE, "dest": S.FAULT},
-    {"trigger": "estop", "source": [*_NOT_SAFE, S.FAULT], "dest": S.ESTOP},
-    {
-        "trigger": "acknowledge",
-        "source": [S.FAULT, S.ESTOP],
-        "dest": S.IDLE,
-        "conditions": ["_ack_allowed"],
-    },
-]
+STATES, TRANSITIONS = lifecycle_table(
+    ChillerState,
+    [{"name": S.COOLING, "on_enter": ["_enter_cooling"], "on_exit": ["_exit_cooling"]}],
+    [
+        {"trigger": "start", "source": S.READY, "dest": S.COOLING, "conditions": [GUARD]},
+        {"trigger": "step_done", "source": S.COOLING, "dest": S.COMPLETE},
+    ],
+    pause_from=[S.COOLING],
+    resume_to=S.COOLING,
+    guard=GUARD,
+)
 
 
 def build_machine(model: object, *, graph: bool = False) -> Machine:
@@ -92,6 +74,7 @@ class ChillerResult:
 
 class ChillerController(ControllerCore[ChillerHandpiece, ChillerReading]):
     modality = "chiller"
+    ENERGY_STATE_VALUES = frozenset({S.COOLING.value})
     OPERATOR_ACTIONS = ("load", "start", "pause", "resume", "abort", "estop", "acknowledge")
 
     def __init__(
@@ -111,7 +94,7 @@ class ChillerController(ControllerCore[ChillerHandpiece, ChillerReading]):
         self.min_plate_c = math.nan
         self.results: list[ChillerResult] = []
         self._step_open = False
-        self._last_step_s: float | None = None
+        self._last_act_s: float | None = None
         super().__init__(
             opener, clock, name=name, emit=emit, machine_factory=build_machine, initial=S.IDLE
         )
@@ -130,17 +113,15 @@ class ChillerController(ControllerCore[ChillerHandpiece, ChillerReading]):
 
     def _check(self, now_s: float) -> None:
         ctx = ChillerContext(
-            output_expected=self.state is S.DELIVERING,
-            step_active=self.state in (S.DELIVERING, S.PAUSED),
+            output_expected=self.state is S.COOLING,
+            step_active=self.state in (S.COOLING, S.PAUSED),
         )
         self._apply_alarms(self.supervisor.check(now_s, self.reading, ctx))
 
-    def act(self, now_s: float) -> None:
-        if self._pending_fault is not None:
-            self._trip(self._pending_fault)
-            return
+    def _step(self, now_s: float) -> None:
+        """The tick's last phase (``act``): account the cooling, complete the step."""
         reading = self.reading
-        if reading is None or self.state is not S.DELIVERING:
+        if reading is None or self.state is not S.COOLING:
             return
         plan = self.step_plan
         assert plan is not None
@@ -148,8 +129,8 @@ class ChillerController(ControllerCore[ChillerHandpiece, ChillerReading]):
             self.min_skin_c = reading.skin_c
         if not self.min_plate_c <= reading.plate_c:
             self.min_plate_c = reading.plate_c
-        last = self._last_step_s
-        self._last_step_s = now_s
+        last = self._last_act_s
+        self._last_act_s = now_s
         if last is not None and reading.output_on:
             self.cooling_s += now_s - last
         if self.cooling_s >= plan.duration_s:
@@ -196,24 +177,28 @@ class ChillerController(ControllerCore[ChillerHandpiece, ChillerReading]):
 
     # -- state callbacks ------------------------------------------------------------------
 
-    def _enter_delivering(self, event: Any) -> None:
+    def _enter_cooling(self, event: Any) -> None:
         plan = self.step_plan
         assert plan is not None and self.device is not None
-        self._last_step_s = self.clock.now()
+        self._last_act_s = self.clock.now()
         try:
             self.device.set_setpoint(plan.setpoint_c)
-            self.device.output_on()
-            self._emit("device_command", command="output_on", setpoint_c=plan.setpoint_c)
+            self.device.output_on()  # both recorded by the audited device
         except DeviceError as exc:
-            self._pending_fault = chiller_fault(
-                self.name, "chiller.command_failed", f"output on: {exc}"
+            self._pending_fault = fault_alarm(
+                self.name, "chiller.command_failed", f"output on: {exc}", doc=DOC
             )
 
-    def _exit_delivering(self, event: Any) -> None:
+    def _exit_cooling(self, event: Any) -> None:
         self.last_safe_state = self._safe_state()
 
     def _came_from_energy_state(self, event: Any) -> bool:
-        return bool(event.transition.source == S.DELIVERING.name)
+        return bool(event.transition.source == S.COOLING.name)
+
+    def _host_fault(self, condition: str, message: str) -> Alarm:
+        # The core's own faults of this device (connect, safe state unconfirmed,
+        # emergency stop) link to this package's README, not to devicectl's docs.
+        return fault_alarm(self.name, f"{self.modality}.{condition}", message, doc=DOC)
 
     def _shows_energy(self, reading: ChillerReading) -> bool:
         return reading.output_on

@@ -1,8 +1,8 @@
 """The ``chiller`` modality: what devicectl needs to know about the cooling handpiece.
 
 Registered as ``chiller`` in the ``devicectl.modalities`` entry-point group;
-the station, runner, protocol-file reader, CLI, recorder and report find it
-there. A protocol file's step::
+the station, runner, protocol-file reader, CLI, console, recorder and report
+find it there. A protocol file's step::
 
     [[step]]
     kind = "chiller"
@@ -78,13 +78,10 @@ def plan(run: PlanRun, step: ChillerCoolingStep, progress: Any) -> Plan:
     yield from run.gate(progress, "start", "start skin cooling")
     run.do("chiller", "start", run.gated_by())
 
-    def finished() -> bool:
-        # Noted every tick: a device fault ends the step without the plan running
-        # again, and the record must still say how long the skin was cooled.
-        note_cooling(progress, chiller, first)
-        return chiller.state in (ChillerState.COMPLETE, ChillerState.FAULT, ChillerState.ESTOP)
-
-    yield finished
+    # A fault or a session pause ends the wait without this plan running on: the
+    # step's cooling is then noted by ``on_secure``.
+    yield lambda: chiller.state in (ChillerState.COMPLETE, ChillerState.FAULT, ChillerState.ESTOP)
+    note_cooling(progress, chiller, first)
     if chiller.state is not ChillerState.COMPLETE:
         raise ControlError(f"chiller: step did not complete ({chiller.results[-1].outcome})")
 
@@ -149,7 +146,8 @@ class ChillerModality(Modality):
         return plan(run, step, progress)
 
     def on_secure(self, run: PlanRun, controller: Any, progress: Any, action: str | None) -> None:
-        # A pause or abort by the session: the cooling so far is the step's, not lost.
+        # A pause or abort by the session, or the chiller's own fault: the cooling
+        # so far is the step's, not lost.
         note_cooling(
             progress, controller, run.results_start(progress, self.name, controller.results)
         )
@@ -177,17 +175,20 @@ class ChillerModality(Modality):
             ("cooling_s", controller.cooling_s),
         ]
 
-    def panel_lines(self, status: Mapping[str, Any]) -> list[str]:
-        total = (status.get("elapsed_s") or 0.0) + (status.get("remaining_s") or 0.0)
-        lines = [
-            f"state {status.get('state', '?')}",
-            f"plate {_c(status.get('plate_c'))} degC (set {_c(status.get('setpoint_c'))})",
-            f"skin  {_c(status.get('skin_c'))} degC (min {_c(status.get('skin_min_c'))})",
-            f"cooling {status.get('elapsed_s') or 0.0:.0f}/{total:.0f} s",
-        ]
-        if status.get("fault"):
-            lines.append(f"FAULT {status['fault']}")
-        return lines
+    def console_view(self, controller: Any, runner: Any) -> Any:
+        from devicectl_example_chiller import console
+
+        return console.view(controller)
+
+    def render_panel(self, view: Any) -> Any:
+        from devicectl_example_chiller import console
+
+        return console.render(view)
+
+    def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
+        from devicectl_example_chiller import console
+
+        return console.trace(controller)
 
     def report_parts(
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any

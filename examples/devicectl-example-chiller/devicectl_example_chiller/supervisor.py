@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from devicectl.control.events import Alarm, AlarmPriority
+from devicectl.control.events import Alarm, AlarmPriority, fault_alarm
 from devicectl_example_chiller.device import DEFINED_FAULTS, ChillerFault, ChillerReading
 from devicectl_example_chiller.limits import ChillerLimits
 
@@ -25,13 +25,6 @@ _FAULT_TEXT: Final = (
     (ChillerFault.SKIN_CUTOFF, "chiller.firmware_skin_cutoff", "firmware skin cut-off tripped"),
     (ChillerFault.POWER_ON_RESET, "chiller.device_reset", "device rebooted"),
 )
-
-
-def chiller_fault(
-    device: str, code: str, message: str, value: float | None = None, limit: float | None = None
-) -> Alarm:
-    """A high, latching alarm whose doc is this package's README."""
-    return Alarm(device, code, AlarmPriority.HIGH, f"{device}: {message}", True, value, limit, DOC)
 
 
 @dataclass(frozen=True)
@@ -67,12 +60,13 @@ class ChillerSupervisor:
             self._missed_ticks += 1
             if self._missed_ticks >= lim.stale_ticks:
                 out.append(
-                    chiller_fault(
+                    fault_alarm(
                         dev,
                         "chiller.stale",
                         f"no valid reading for {self._missed_ticks} ticks",
                         self._missed_ticks,
                         lim.stale_ticks,
+                        doc=DOC,
                     )
                 )
             return out
@@ -80,26 +74,29 @@ class ChillerSupervisor:
         faults = int(reading.faults)
         for bit, code, text in _FAULT_TEXT:
             if faults & bit:
-                out.append(chiller_fault(dev, code, text))
+                out.append(fault_alarm(dev, code, text, doc=DOC))
         if faults & ~int(DEFINED_FAULTS):
             out.append(
-                chiller_fault(dev, "chiller.implausible", f"undefined fault bits 0x{faults:02X}")
+                fault_alarm(
+                    dev, "chiller.implausible", f"undefined fault bits 0x{faults:02X}", doc=DOC
+                )
             )
         for name, value in (("skin", reading.skin_c), ("plate", reading.plate_c)):
             if not (math.isfinite(value) and lim.plausible_min_c <= value <= lim.plausible_max_c):
                 out.append(
-                    chiller_fault(dev, "chiller.implausible", f"{name} sensor reads {value}")
+                    fault_alarm(dev, "chiller.implausible", f"{name} sensor reads {value}", doc=DOC)
                 )
                 return out
         skin = reading.skin_c
         if skin < lim.skin_min_c:
             out.append(
-                chiller_fault(
+                fault_alarm(
                     dev,
                     "chiller.skin_too_cold",
                     f"skin {skin:.1f} degC under the plate, below {lim.skin_min_c:g} degC",
                     skin,
                     lim.skin_min_c,
+                    doc=DOC,
                 )
             )
         elif skin < lim.skin_warn_c and not self._warned:
@@ -120,29 +117,35 @@ class ChillerSupervisor:
             self._warned = False
         if reading.plate_c < lim.plate_min_c:
             out.append(
-                chiller_fault(
+                fault_alarm(
                     dev,
                     "chiller.plate_overcool",
                     f"plate {reading.plate_c:.1f} degC, below {lim.plate_min_c:g} degC",
                     reading.plate_c,
                     lim.plate_min_c,
+                    doc=DOC,
                 )
             )
         if reading.output_on and not ctx.output_expected:
-            out.append(chiller_fault(dev, "chiller.output_unexpected", "cooling while not asked"))
+            out.append(
+                fault_alarm(dev, "chiller.output_unexpected", "cooling while not asked", doc=DOC)
+            )
         elif ctx.output_expected and not reading.output_on:
-            out.append(chiller_fault(dev, "chiller.output_dropped", "cooling stopped by itself"))
+            out.append(
+                fault_alarm(dev, "chiller.output_dropped", "cooling stopped by itself", doc=DOC)
+            )
         if ctx.step_active and self._last_t_s is not None and reading.output_on:
             self.cooling_s += now_s - self._last_t_s
         self._last_t_s = now_s
         if self.cooling_s > lim.duration_max_s + lim.duration_grace_s:
             out.append(
-                chiller_fault(
+                fault_alarm(
                     dev,
                     "chiller.duration",
                     f"{self.cooling_s:.0f} s of cooling in one step",
                     self.cooling_s,
                     lim.duration_max_s,
+                    doc=DOC,
                 )
             )
         return out
