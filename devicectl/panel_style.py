@@ -46,14 +46,17 @@ def output_badge(on: bool | None, what: str = "OUTPUT") -> Text:
     return Text(f"○ {what.lower()} off", style=OFF_STYLE)
 
 
-def state_badge(state: str) -> Text:
-    return Text(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold"))
+def state_badge(state: str, energised: bool = False) -> Text:
+    """The state in capitals; red for an energy state (a third party's own too)."""
+    style = STATE_STYLE["delivering"] if energised else STATE_STYLE.get(state, "bold")
+    return Text(f" {state.upper()} ", style=style)
 
 
-def header(title: str, state: str, badge: Text) -> Text:
-    """A device panel's first line: its name, its state and its output badge."""
+def header(title: str, state: str, badge: Text, *, energised: bool = False) -> Text:
+    """A device panel's first line: its name, its state (``energised``: shown as an
+    energy state whatever its name) and its output badge."""
     line = Text(f"{title}  ", style="bold")
-    line.append_text(state_badge(state))
+    line.append_text(state_badge(state, energised))
     line.append("  ")
     line.append_text(badge)
     return line

@@ -159,6 +159,9 @@ class ControllerCore(Generic[D, R]):
     # The states in which the device has energy on or stored (output on, a lamp
     # charged or armed). The session checks these after it makes a device safe.
     ENERGY_STATE_VALUES: frozenset[str] = frozenset({"delivering"})
+    # Where this modality's alarm codes are documented, one section per code (None:
+    # docs/safety.md). A third-party modality points at its own documentation.
+    ALARM_DOC: str | None = None
 
     def __init__(
         self,
@@ -280,7 +283,10 @@ class ControllerCore(Generic[D, R]):
             return None
 
     def _host_fault(self, condition: str, message: str) -> Alarm:
-        return fault_alarm(self.name, f"{self.modality}.{condition}", message)
+        """A latching fault of this controller's own finding, linked to its documentation."""
+        code = f"{self.modality}.{condition}"
+        doc = None if self.ALARM_DOC is None else f"{self.ALARM_DOC}#{code.replace('.', '-')}"
+        return fault_alarm(self.name, code, message, doc=doc)
 
     # -- tick phases ------------------------------------------------------------
 
@@ -429,9 +435,8 @@ class ControllerCore(Generic[D, R]):
         if not self._energy_while_latched:
             self._energy_while_latched = True
             self._raise(
-                fault_alarm(
-                    self.name,
-                    f"{self.modality}.energy_while_latched",
+                self._host_fault(
+                    "energy_while_latched",
                     f"device reports energy on while {self.state.value}: safe state again",
                 )
             )
