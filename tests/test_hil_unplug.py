@@ -24,9 +24,9 @@ from devicectl.clock import RealClock
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.limits import LEDStep, RFZone
 from devicectl.station import Station
-from simulators.led_firmware import LEDFirmware
-from simulators.pty_server import PtyServer
-from simulators.rf_firmware import RFFirmware
+from devicectl_simulators.led_firmware import LEDFirmware
+from devicectl_simulators.pty_server import PtyServer
+from devicectl_simulators.rf_firmware import RFFirmware
 
 OPERATOR = "tech-u"
 FAULT_WITHIN_S = 3.0
