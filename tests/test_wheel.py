@@ -6,10 +6,10 @@ fresh virtual environment outside the repository, with the dependency versions o
 from a directory outside the repository, with no ``PYTHONPATH``: nothing of the
 clone can stand in for what the wheel forgot to ship.
 
-Slow (marked ``slow``): building and installing take a few seconds with a warm uv
-cache, longer on a cold one, and the demo runs a whole simulated Pore Patrol session.
-Everything is built and installed once per module. With no network, ``UV_OFFLINE=1``
-makes uv use its cache only.
+The tests of the installed wheel are slow (marked ``slow``): building and installing
+take a few seconds with a warm uv cache, longer on a cold one, and the demo runs a
+whole simulated Pore Patrol session. Everything is built and installed once per
+module. With no network, ``UV_OFFLINE=1`` makes uv use its cache only.
 """
 
 from __future__ import annotations
@@ -25,13 +25,18 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+from devicectl.errors import ConfigError
+from devicectl.session.api import builtin_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 # The only import packages the wheel may install: generic names such as ``drivers``
 # or ``simulators`` would collide with any other package that uses them.
 IMPORT_PACKAGES = {"devicectl", "devicectl_drivers", "devicectl_simulators"}
 STEP_TIMEOUT_S = 180
+
+# The tests of the installed wheel are slow: the first one builds the wheel and
+# installs it with its dependencies into a fresh environment (module fixture).
+SLOW_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,14 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Station:
     return Station(wheel, python, venv / "bin", site_packages, workdir, env)
 
 
+def test_a_clone_finds_the_builtin_protocols_in_its_protocols_folder() -> None:
+    assert builtin_protocol("pore-patrol.toml") == ROOT / "protocols" / "pore-patrol.toml"
+    with pytest.raises(ConfigError, match=r"no-such-protocol\.toml"):
+        builtin_protocol("no-such-protocol.toml")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_the_wheel_installs_only_namespaced_import_packages(station: Station) -> None:
     with zipfile.ZipFile(station.wheel) as wheel:
         top = {name.split("/")[0] for name in wheel.namelist()}
@@ -132,6 +145,8 @@ def test_the_wheel_installs_only_namespaced_import_packages(station: Station) ->
         assert not (station.site_packages / f"{generic}.py").exists(), generic
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_the_wheel_ships_the_builtin_protocols(station: Station) -> None:
     packaged = station.site_packages / "devicectl" / "protocols"
     shipped = sorted(path.name for path in (ROOT / "protocols").glob("*.toml"))
@@ -146,6 +161,8 @@ def test_the_wheel_ships_the_builtin_protocols(station: Station) -> None:
     assert Path(found) == packaged / "pore-patrol.toml"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_the_installed_code_is_the_wheel_not_the_clone(station: Station) -> None:
     files = station.python_code(
         "import devicectl, devicectl_drivers, devicectl_simulators\n"
@@ -160,6 +177,8 @@ def test_the_installed_code_is_the_wheel_not_the_clone(station: Station) -> None
         assert target in listed.stdout, listed.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
 def test_demo_runs_from_the_installed_wheel(station: Station) -> None:
     db = station.workdir / "records.sqlite"
     done = station.run("demo", "--json", "--db", str(db))

@@ -44,13 +44,13 @@ MAX_SESSION_S = 4 * 3600.0
 # The built-in protocols: package data of an installed wheel (the repository's
 # protocols/ folder is installed as devicectl/protocols/), else, in a source
 # checkout, the repository's protocols/ folder itself.
-PACKAGED_PROTOCOLS = "protocols"
+PACKAGED_PROTOCOLS = files("devicectl").joinpath("protocols")
 SOURCE_PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 
 
 def builtin_protocol(name: str) -> Path:
     """A protocol shipped with devicectl (in the installed wheel, or in a source checkout)."""
-    packaged = files("devicectl").joinpath(PACKAGED_PROTOCOLS, name)
+    packaged = PACKAGED_PROTOCOLS.joinpath(name)
     # An installed wheel is unpacked on disk, so its data files are real paths.
     if isinstance(packaged, Path) and packaged.is_file():
         return packaged
