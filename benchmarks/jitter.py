@@ -38,10 +38,10 @@ from devicectl.control.base import ControllerCore
 from devicectl.control.events import Event
 from devicectl.logs import configure_logging
 from devicectl.station import Station
-from simulators.ipl_firmware import IPLFirmware
-from simulators.led_firmware import LEDFirmware
-from simulators.pty_server import PtyServer
-from simulators.rf_firmware import RFFirmware
+from devicectl_simulators.ipl_firmware import IPLFirmware
+from devicectl_simulators.led_firmware import LEDFirmware
+from devicectl_simulators.pty_server import PtyServer
+from devicectl_simulators.rf_firmware import RFFirmware
 
 PERIOD_S = 0.05
 TARGET_P99_MS = 2.0

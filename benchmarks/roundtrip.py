@@ -25,10 +25,10 @@ from pathlib import Path
 from devicectl.clock import RealClock
 from devicectl.logs import configure_logging
 from devicectl.transport import open_port
-from drivers.rf_codec import MAX_SEQ, frame_command
-from drivers.rf_scpi import RFScpiDriver
-from simulators.pty_server import PtyServer
-from simulators.rf_firmware import RFFirmware
+from devicectl_drivers.rf_codec import MAX_SEQ, frame_command
+from devicectl_drivers.rf_scpi import RFScpiDriver
+from devicectl_simulators.pty_server import PtyServer
+from devicectl_simulators.rf_firmware import RFFirmware
 
 TARGET_RATIO = 1.3
 WARMUP = 500

@@ -736,7 +736,8 @@ def devices() -> None:
     """List the drivers and simulators found through entry points."""
     table = Table(title="devicectl plugins")
     for col in ("kind", "name", "target", "package"):
-        table.add_column(col)
+        # A narrow terminal wraps an entry point's target instead of cutting it short.
+        table.add_column(col, overflow="fold")
     for group, kind in ((plugins.DRIVER_GROUP, "driver"), (plugins.SIMULATOR_GROUP, "simulator")):
         for info in plugins.list_plugins(group):
             table.add_row(kind, info.name, info.target, info.distribution)
@@ -799,7 +800,7 @@ def sim_serve(
     to open), then every change of the output at the device.
     """
     from devicectl.errors import PortError
-    from simulators.serve import serve
+    from devicectl_simulators.serve import serve
 
     chosen = [m for m, on in (("pty", pty), ("tcp", tcp), ("rfc2217", rfc2217)) if on]
     if len(chosen) > 1:

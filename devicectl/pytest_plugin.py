@@ -17,7 +17,7 @@ Fixtures (function scope):
     are accepted) and stopped after it. Asking for faults on a real device
     skips the test.
 ``devicectl_served``
-    The :class:`~simulators.pty_server.PtyServer` of every device served so
+    The :class:`~devicectl_simulators.pty_server.PtyServer` of every device served so
     far in this test, by kind: ``devicectl_served["rf"].inspect(lambda sim:
     sim.output_on)``.
 ``devicectl_is_simulated``
@@ -50,7 +50,7 @@ import pytest
 if TYPE_CHECKING:
     from devicectl.control.loop import ControlLoop
     from devicectl.station import Station
-    from simulators.pty_server import PtyServer
+    from devicectl_simulators.pty_server import PtyServer
 
 OPTION = "--devicectl-device"
 MARKER = "hil"
@@ -172,7 +172,7 @@ class DevicectlPorts:
 
     def _serve(self, kind: str, seed: int, faults: Sequence[str], options: dict[str, str]) -> str:
         from devicectl.plugins import SIMULATOR_GROUP, load_plugin
-        from simulators.pty_server import PtyServer
+        from devicectl_simulators.pty_server import PtyServer
 
         simulator_cls = load_plugin(SIMULATOR_GROUP, kind)
         factory = functools.partial(simulator_cls, seed=seed, faults=list(faults), **options)

@@ -23,9 +23,9 @@ with atheris.instrument_imports():
 
     from devicectl.clock import SimClock
     from devicectl.errors import DeviceError
-    from drivers import ipl_codec
-    from simulators import ipl_firmware as sim_mod
-    from simulators.ipl_firmware import IPLFirmware
+    from devicectl_drivers import ipl_codec
+    from devicectl_simulators import ipl_firmware as sim_mod
+    from devicectl_simulators.ipl_firmware import IPLFirmware
 
 
 def _may_be_valid(stream: bytes) -> bool:

@@ -23,8 +23,8 @@ import atheris
 with atheris.instrument_imports():
     from devicectl.clock import SimClock
     from devicectl.errors import DeviceError
-    from drivers.led_modbus import LEDModbusDriver
-    from simulators.led_firmware import LEDFirmware, crc16_modbus
+    from devicectl_drivers.led_modbus import LEDModbusDriver
+    from devicectl_simulators.led_firmware import LEDFirmware, crc16_modbus
 
 logging.disable(logging.CRITICAL)
 

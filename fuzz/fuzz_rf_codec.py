@@ -21,8 +21,8 @@ import atheris
 with atheris.instrument_imports():
     from devicectl.clock import SimClock
     from devicectl.errors import ProtocolError
-    from drivers import rf_codec
-    from simulators.rf_firmware import RFFirmware
+    from devicectl_drivers import rf_codec
+    from devicectl_simulators.rf_firmware import RFFirmware
 
 _CMD = re.compile(rb"(0|[1-9][0-9]{0,4}) ([ -~]+)\*([0-9A-F]{4})")
 

@@ -159,8 +159,14 @@ def pytest_cmd(tests: tuple[str, ...], stop_at_first: bool = True) -> list[str]:
     ]  # fmt: skip
 
 
+def import_path(tree: Path) -> str:
+    """The copy's import roots: the ``devicectl``, ``devicectl_drivers`` and
+    ``devicectl_simulators`` packages live in the tree, ``drivers/`` and ``simulators/``."""
+    return os.pathsep.join(str(tree / folder) for folder in (".", "drivers", "simulators"))
+
+
 def run(tree: Path, tests: tuple[str, ...], stop_at_first: bool = True) -> tuple[int, str]:
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONPATH": import_path(tree), "PYTHONDONTWRITEBYTECODE": "1"}
     try:
         done = subprocess.run(
             pytest_cmd(tests, stop_at_first),
@@ -178,11 +184,14 @@ def run(tree: Path, tests: tuple[str, ...], stop_at_first: bool = True) -> tuple
 
 def check_copy_is_imported(tree: Path) -> None:
     """The tests in the copy must import the copy, not the installed working tree."""
-    code = "import devicectl, drivers, simulators; print(devicectl.__file__, drivers.__file__)"
+    code = (
+        "import devicectl, devicectl_drivers, devicectl_simulators; "
+        "print(devicectl.__file__, devicectl_drivers.__file__, devicectl_simulators.__file__)"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},
+        env={**os.environ, "PYTHONPATH": import_path(tree)},
         capture_output=True,
         text=True,
         check=True,

@@ -45,7 +45,7 @@ from devicectl.records import RecordStore, RecordWriter
 from devicectl.session.recorder import SessionRecorder
 from devicectl.station import Station
 from devicectl.transport import DEFAULT_TIMEOUT_S
-from simulators.pty_server import PtyServer
+from devicectl_simulators.pty_server import PtyServer
 
 OPERATOR = "tech-hil"
 BOOT_S = 1.0  # every simulator boots silent for 1 s (docs/simulators.md)

@@ -448,7 +448,10 @@ def test_session_s_of_a_real_time_run_is_its_duration_not_the_clock_reading(
 # -- devices, diagram ------------------------------------------------------------------------
 
 
-def test_devices_lists_the_builtin_driver_and_simulator(log_file: Path) -> None:
+def test_devices_lists_the_builtin_driver_and_simulator(
+    log_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli.console, "width", 160)  # one table row per line
     result = invoke(log_file, "devices")
     assert result.exit_code == 0, result.output
     rows = set()
@@ -456,8 +459,10 @@ def test_devices_lists_the_builtin_driver_and_simulator(log_file: Path) -> None:
         cells = [c for c in CELL_SPLIT.split(line.strip()) if c]
         if len(cells) == 4:
             rows.add(tuple(cells))
-    assert ("driver", "rf_scpi", "drivers.rf_scpi:RFScpiDriver", "devicectl") in rows, rows
-    assert ("simulator", "rf", "simulators.rf_firmware:RFFirmware", "devicectl") in rows, rows
+    driver = ("driver", "rf_scpi", "devicectl_drivers.rf_scpi:RFScpiDriver", "devicectl")
+    simulator = ("simulator", "rf", "devicectl_simulators.rf_firmware:RFFirmware", "devicectl")
+    assert driver in rows, rows
+    assert simulator in rows, rows
 
 
 def test_diagram_prints_a_mermaid_state_diagram(log_file: Path) -> None:
@@ -688,8 +693,8 @@ def test_a_real_device_station_opens_its_ports_with_the_port_timeout() -> None:
     import functools
 
     from devicectl.session.api import build_station
-    from simulators.pty_server import PtyServer
-    from simulators.rf_firmware import RFFirmware
+    from devicectl_simulators.pty_server import PtyServer
+    from devicectl_simulators.rf_firmware import RFFirmware
 
     # A device on a port (a simulator served on a pty, as hardware would be): a
     # sim:// URL would be a simulator in simulated time, not a real device.

@@ -19,10 +19,10 @@ from console_helpers import PORE_PATROL, SIZE, answer_prompt, press, sign_in, wa
 
 from devicectl.console.app import ConsoleApp
 from devicectl.console.backend import ConsoleBackend, ConsoleConfig
-from simulators.ipl_firmware import IPLFirmware
-from simulators.led_firmware import LEDFirmware
-from simulators.pty_server import PtyServer
-from simulators.rf_firmware import RFFirmware
+from devicectl_simulators.ipl_firmware import IPLFirmware
+from devicectl_simulators.led_firmware import LEDFirmware
+from devicectl_simulators.pty_server import PtyServer
+from devicectl_simulators.rf_firmware import RFFirmware
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ fails while closing is a ``PortError`` and the driver counts as closed all the
 same. Declaring, for every driver registered under ``devicectl.drivers``: the class
 says which device interface it implements (``implements``, readable before any
 port is opened) and really has that interface's methods. For the
-sequence-numbered RF and IPL drivers (``drivers/sequenced_port.py``):
+sequence-numbered RF and IPL drivers (``drivers/devicectl_drivers/sequenced_port.py``):
 a port without a finite positive read timeout, or a bad retry count, is refused
 at construction, and a port that fails while dropping stale input is a
 ``PortError``.
@@ -26,9 +26,9 @@ import serial
 from devicectl.devices import IPLSource, LEDPanel, RFGenerator
 from devicectl.errors import ConfigError, PortError
 from devicectl.plugins import DRIVER_GROUP, list_plugins, load_plugin
-from drivers.ipl_cobs import IPLCobsDriver
-from drivers.led_modbus import LEDModbusDriver
-from drivers.rf_scpi import RFScpiDriver
+from devicectl_drivers.ipl_cobs import IPLCobsDriver
+from devicectl_drivers.led_modbus import LEDModbusDriver
+from devicectl_drivers.rf_scpi import RFScpiDriver
 from tests.scripted_port import ScriptedPort
 
 # Each driver, and its safe-state command (the one most worth trying after close).

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulators.faults import KINDS, FaultSpec, format_fault, parse_fault, parse_faults
+from devicectl_simulators.faults import KINDS, FaultSpec, format_fault, parse_fault, parse_faults
 
 
 @pytest.mark.parametrize(

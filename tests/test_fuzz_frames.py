@@ -16,7 +16,7 @@ random bytes and single-byte corruption of the codecs; this file adds
 multi-step mutations (flip, insert, delete, truncate, splice), the simulators'
 stream parsers, and the drivers end to end. Frames are built here with
 ``binascii``/``cobs``, not with the code under test (except IPL commands, built
-with ``drivers.ipl_codec.encode_command``, which ``test_ipl_codec.py`` checks
+with ``devicectl_drivers.ipl_codec.encode_command``, which ``test_ipl_codec.py`` checks
 against a reference).
 """
 
@@ -37,14 +37,14 @@ from hypothesis import strategies as st
 from devicectl.clock import SimClock
 from devicectl.devices import IPLReading, LEDReading, RFReading
 from devicectl.errors import CRCError, DeviceError, ProtocolError
-from drivers import ipl_codec, rf_codec
-from drivers.ipl_cobs import IPLCobsDriver
-from drivers.led_modbus import LEDModbusDriver
-from drivers.rf_scpi import RFScpiDriver
-from simulators import ipl_firmware as ipl_sim
-from simulators.ipl_firmware import IPLFirmware
-from simulators.led_firmware import LEDFirmware
-from simulators.rf_firmware import RFFirmware
+from devicectl_drivers import ipl_codec, rf_codec
+from devicectl_drivers.ipl_cobs import IPLCobsDriver
+from devicectl_drivers.led_modbus import LEDModbusDriver
+from devicectl_drivers.rf_scpi import RFScpiDriver
+from devicectl_simulators import ipl_firmware as ipl_sim
+from devicectl_simulators.ipl_firmware import IPLFirmware
+from devicectl_simulators.led_firmware import LEDFirmware
+from devicectl_simulators.rf_firmware import RFFirmware
 
 FUZZ = settings(
     max_examples=60,

@@ -117,10 +117,10 @@ from devicectl.modalities.led.limits import LEDLimits, LEDStep
 from devicectl.modalities.rf.limits import RFLimits, RFZone
 from devicectl.records import RecordStore
 from devicectl.transport import open_port
-from drivers.rf_scpi import RFScpiDriver
-from simulators.faults import DEVICE_KINDS
-from simulators.pty_server import PtyServer
-from simulators.rf_firmware import RFFirmware
+from devicectl_drivers.rf_scpi import RFScpiDriver
+from devicectl_simulators.faults import DEVICE_KINDS
+from devicectl_simulators.pty_server import PtyServer
+from devicectl_simulators.rf_firmware import RFFirmware
 from tests.pty_rig import PtyRig
 from tests.rf_scenario import first_observable
 from tests.run_stash import SUMMARY_KEY

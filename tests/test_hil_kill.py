@@ -11,7 +11,7 @@ the delivering state and mark the dead session interrupted.
 
 Clocks: the serve log's ``t`` is the simulator's :class:`~devicectl.clock.RealClock`
 time, i.e. ``time.monotonic()`` of the serving process (see the module docstring of
-``simulators/serve.py``: ``output`` events carry the simulator's ``output_log``
+``simulators/devicectl_simulators/serve.py``: ``output`` events carry the simulator's ``output_log``
 times, and the simulator runs on a ``RealClock``, whose ``now()`` is
 ``time.monotonic()``). On Linux ``time.monotonic()`` is ``CLOCK_MONOTONIC``, one
 system-wide clock shared by every process, so it compares directly with this

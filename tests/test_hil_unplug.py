@@ -25,9 +25,9 @@ from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.modalities.led.limits import LEDStep
 from devicectl.modalities.rf.limits import RFZone
 from devicectl.station import Station
-from simulators.led_firmware import LEDFirmware
-from simulators.pty_server import PtyServer
-from simulators.rf_firmware import RFFirmware
+from devicectl_simulators.led_firmware import LEDFirmware
+from devicectl_simulators.pty_server import PtyServer
+from devicectl_simulators.rf_firmware import RFFirmware
 
 OPERATOR = "tech-u"
 FAULT_WITHIN_S = 3.0

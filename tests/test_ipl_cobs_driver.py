@@ -33,11 +33,11 @@ from devicectl.errors import (
     SequenceError,
     ValidationError,
 )
-from drivers.ipl_cobs import IPLCobsDriver
-from drivers.ipl_codec import parse_status_reply
+from devicectl_drivers.ipl_cobs import IPLCobsDriver
+from devicectl_drivers.ipl_codec import parse_status_reply
 from tests.scripted_port import Chunk, ManualNow, ScriptedPort
 
-DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
+DRIVERS = Path(__file__).resolve().parents[1] / "drivers" / "devicectl_drivers"
 
 # Message ids, from the spec's tables.
 HEARTBEAT, IDENTIFY, SET_PARAMS, CHARGE, ARM, FIRE, DISARM, STATUS, CLEAR = (
@@ -665,10 +665,10 @@ def test_driver_imports_only_devices_errors_pyserial_cobs_and_the_stdlib(name: s
     allowed = {
         "devicectl.devices",
         "devicectl.errors",
-        "drivers.ipl_codec",
-        "drivers.port_errors",
-        "drivers.retry",
-        "drivers.sequenced_port",
+        "devicectl_drivers.ipl_codec",
+        "devicectl_drivers.port_errors",
+        "devicectl_drivers.retry",
+        "devicectl_drivers.sequenced_port",
         "serial",
         "cobs",
     }

@@ -24,8 +24,8 @@ from devicectl.errors import (
     SequenceError,
     ValidationError,
 )
-from drivers import ipl_codec
-from drivers.ipl_codec import (
+from devicectl_drivers import ipl_codec
+from devicectl_drivers.ipl_codec import (
     ACK,
     ARM,
     CHARGE,

@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devicectl.clock import SimClock
-from simulators.ipl_firmware import IPLFirmware, cobs_decode, cobs_encode
+from devicectl_simulators.ipl_firmware import IPLFirmware, cobs_decode, cobs_encode
 
 T0 = 100.0  # clocks start away from zero so "seconds after creation" is really tested
 TICK = 0.05

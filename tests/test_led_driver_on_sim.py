@@ -22,14 +22,14 @@ from devicectl.devices import LEDFault
 from devicectl.errors import DeviceRejected, DeviceTimeout
 from devicectl.transport import open_port
 from devicectl.urlhandlers.protocol_sim import simulator_for
-from drivers.led_modbus import LEDModbusDriver
+from devicectl_drivers.led_modbus import LEDModbusDriver
 
 URL = "sim://led?seed=1"
 TICK_S = 0.05
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("simulators.led_firmware") is None,
-    reason="simulators/led_firmware.py (the LED simulator) does not exist yet",
+    importlib.util.find_spec("devicectl_simulators.led_firmware") is None,
+    reason="simulators/devicectl_simulators/led_firmware.py (the LED simulator) does not exist yet",
 )
 
 

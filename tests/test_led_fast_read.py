@@ -1,7 +1,7 @@
 """The LED driver's per-tick read skips the pymodbus client: it must accept what
 pymodbus accepts, and nothing else.
 
-``drivers.led_modbus.parse_input_reply`` checks a reply to "read input
+``devicectl_drivers.led_modbus.parse_input_reply`` checks a reply to "read input
 registers 0-7" itself (see the driver's docstring for why). Here every frame
 hypothesis builds (good replies with any register values and units, the same
 frames mutated, exception replies, random bytes) goes through both it and
@@ -25,8 +25,8 @@ from pymodbus.framer import FramerRTU
 from pymodbus.pdu import DecodePDU
 
 from devicectl.errors import CRCError, DeviceRejected, ProtocolError
-from drivers.led_modbus import input_request_frame, parse_input_reply
-from simulators.led_firmware import crc16_modbus
+from devicectl_drivers.led_modbus import input_request_frame, parse_input_reply
+from devicectl_simulators.led_firmware import crc16_modbus
 
 
 def adu(body: bytes) -> bytes:

@@ -13,7 +13,7 @@ import struct
 import pytest
 
 from devicectl.clock import SimClock
-from simulators.led_firmware import LEDFirmware
+from devicectl_simulators.led_firmware import LEDFirmware
 
 T0 = 100.0  # clocks start away from zero so "seconds after creation" is really tested
 TAU = 0.2  # irradiance time constant (led.md)

@@ -34,10 +34,10 @@ from devicectl.errors import (
     ProtocolError,
     ValidationError,
 )
-from drivers.led_modbus import LEDModbusDriver
+from devicectl_drivers.led_modbus import LEDModbusDriver
 from tests.scripted_port import Chunk, ManualNow, ScriptedPort
 
-DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
+DRIVERS = Path(__file__).resolve().parents[1] / "drivers" / "devicectl_drivers"
 
 # ------------------------------------------------------------------ frames
 
@@ -775,7 +775,7 @@ def test_driver_uses_only_pymodbus_public_message_modules() -> None:
 
 
 def test_driver_imports_only_devices_errors_pyserial_pymodbus_and_the_stdlib() -> None:
-    allowed = {"devicectl.devices", "devicectl.errors", "drivers.port_errors", "serial"}
+    allowed = {"devicectl.devices", "devicectl.errors", "devicectl_drivers.port_errors", "serial"}
     for module in _imported_modules(DRIVERS / "led_modbus.py"):
         top = module.split(".")[0]
         assert (

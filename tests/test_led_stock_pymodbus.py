@@ -17,8 +17,8 @@ from pymodbus import FramerType
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ModbusIOException
 
-from simulators.led_firmware import LEDFirmware
-from simulators.pty_server import PtyServer
+from devicectl_simulators.led_firmware import LEDFirmware
+from devicectl_simulators.pty_server import PtyServer
 
 UNIT = 1
 

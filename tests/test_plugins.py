@@ -14,8 +14,8 @@ from devicectl.clock import SimClock
 from devicectl.errors import ConfigError
 from devicectl.plugins import DRIVER_GROUP, SIMULATOR_GROUP, PluginInfo, list_plugins, load_plugin
 from devicectl.transport import open_port
-from drivers.rf_scpi import RFScpiDriver
-from simulators.rf_firmware import RFFirmware
+from devicectl_drivers.rf_scpi import RFScpiDriver
+from devicectl_simulators.rf_firmware import RFFirmware
 
 FAKE_MODULE = "tests_fake_pkg"
 
@@ -90,10 +90,10 @@ def test_builtin_driver_and_simulator_are_found_through_entry_points() -> None:
     drivers = {info.name: info for info in list_plugins(DRIVER_GROUP)}
     simulators = {info.name: info for info in list_plugins(SIMULATOR_GROUP)}
     assert drivers["rf_scpi"] == PluginInfo(
-        DRIVER_GROUP, "rf_scpi", "drivers.rf_scpi:RFScpiDriver", "devicectl"
+        DRIVER_GROUP, "rf_scpi", "devicectl_drivers.rf_scpi:RFScpiDriver", "devicectl"
     )
     assert simulators["rf"] == PluginInfo(
-        SIMULATOR_GROUP, "rf", "simulators.rf_firmware:RFFirmware", "devicectl"
+        SIMULATOR_GROUP, "rf", "devicectl_simulators.rf_firmware:RFFirmware", "devicectl"
     )
     assert load_plugin(DRIVER_GROUP, "rf_scpi") is RFScpiDriver
     assert load_plugin(SIMULATOR_GROUP, "rf") is RFFirmware

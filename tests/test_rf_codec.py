@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from devicectl.devices import DeviceIdentity
 from devicectl.errors import CRCError, ProtocolError, ValidationError
-from drivers import rf_codec
-from drivers.rf_codec import (
+from devicectl_drivers import rf_codec
+from devicectl_drivers.rf_codec import (
     Reply,
     crc16,
     decode_reply,

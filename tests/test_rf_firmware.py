@@ -12,8 +12,8 @@ import statistics
 import pytest
 
 from devicectl.clock import SimClock
-from simulators.rf_firmware import RFFirmware
-from simulators.skin import SkinModel
+from devicectl_simulators.rf_firmware import RFFirmware
+from devicectl_simulators.skin import SkinModel
 
 T0 = 100.0  # clocks start away from zero so "seconds after creation" is really tested
 IDN = "devicectl-sim,RF-60,SIM0,1.0.0"

@@ -29,10 +29,10 @@ from devicectl.errors import (
     SequenceError,
     ValidationError,
 )
-from drivers.rf_scpi import RFScpiDriver
+from devicectl_drivers.rf_scpi import RFScpiDriver
 from tests.scripted_port import ManualNow, ScriptedPort
 
-DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
+DRIVERS = Path(__file__).resolve().parents[1] / "drivers" / "devicectl_drivers"
 
 # Literal frames (seq 0 unless the name says otherwise).
 IDN_0 = b"0 *IDN?*66A8\n"
@@ -492,10 +492,10 @@ def test_driver_imports_only_devices_errors_pyserial_and_the_stdlib(name: str) -
     allowed = {
         "devicectl.devices",
         "devicectl.errors",
-        "drivers.rf_codec",
-        "drivers.port_errors",
-        "drivers.retry",
-        "drivers.sequenced_port",
+        "devicectl_drivers.rf_codec",
+        "devicectl_drivers.port_errors",
+        "devicectl_drivers.retry",
+        "devicectl_drivers.sequenced_port",
         "serial",
     }
     for module in _imported_modules(DRIVERS / name):

@@ -382,7 +382,7 @@ def test_one_fault_one_safe_session_on_served_ptys(device: str, other: str, faul
     from devicectl.clock import SimClock
     from devicectl.plugins import SIMULATOR_GROUP, load_plugin
     from devicectl.station import Station
-    from simulators.pty_server import PtyServer
+    from devicectl_simulators.pty_server import PtyServer
     from tests.pty_rig import BOOT_S, DEFAULT_OPTIONS
 
     # A generous wall-clock port timeout: on this path it costs no simulated time.

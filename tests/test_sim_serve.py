@@ -42,10 +42,10 @@ from devicectl.modalities.rf.limits import RFZone
 from devicectl.plugins import SIMULATOR_GROUP, load_plugin
 from devicectl.station import Station
 from devicectl.transport import open_port
-from drivers.rf_scpi import RFScpiDriver
-from simulators.rf_firmware import RFFirmware
-from simulators.serve import is_loopback, parse_host_port, serve
-from simulators.tcp_server import TcpServer
+from devicectl_drivers.rf_scpi import RFScpiDriver
+from devicectl_simulators.rf_firmware import RFFirmware
+from devicectl_simulators.serve import is_loopback, parse_host_port, serve
+from devicectl_simulators.tcp_server import TcpServer
 from tests.served_process import Served, devicectl_script
 
 OPERATOR = "tech-042"

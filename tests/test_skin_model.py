@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from simulators.skin import SkinModel, SkinParams, expm, quantise_c, tenths
+from devicectl_simulators.skin import SkinModel, SkinParams, expm, quantise_c, tenths
 
 DEFAULTS = SkinParams()
 

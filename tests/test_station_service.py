@@ -25,7 +25,7 @@ from devicectl.plugins import SIMULATOR_GROUP, load_plugin
 from devicectl.records.store import RecordStore
 from devicectl.station.auth import Operator, OperatorStore
 from devicectl.station.client import StationError, SyncStationClient
-from simulators.pty_server import PtyServer
+from devicectl_simulators.pty_server import PtyServer
 from tests.served_process import Served, devicectl_script
 
 pytestmark = pytest.mark.timeout(180)  # each test starts the service and its devices in real time

@@ -16,6 +16,7 @@ import errno
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +41,26 @@ from devicectl.station import Station
 from devicectl.transport import DEFAULT_TIMEOUT_S
 
 MAX_SESSION_S = 4 * 3600.0
-PACKAGED_PROTOCOLS = Path(__file__).resolve().parent.parent / "protocols"
-SOURCE_PROTOCOLS = Path(__file__).resolve().parent.parent.parent / "protocols"
+# The built-in protocols: package data of an installed wheel (the repository's
+# protocols/ folder is installed as devicectl/protocols/), else, in a source
+# checkout, the repository's protocols/ folder itself.
+PACKAGED_PROTOCOLS = files("devicectl").joinpath("protocols")
+SOURCE_PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 
 
 def builtin_protocol(name: str) -> Path:
-    """A protocol shipped with devicectl (in the wheel, or in a source checkout)."""
-    for folder in (PACKAGED_PROTOCOLS, SOURCE_PROTOCOLS):
-        path = folder / name
-        if path.is_file():
-            return path
-    raise ConfigError(f"built-in protocol {name!r} not found in {PACKAGED_PROTOCOLS}")
+    """A protocol shipped with devicectl (in the installed wheel, or in a source checkout)."""
+    packaged = PACKAGED_PROTOCOLS.joinpath(name)
+    # An installed wheel is unpacked on disk, so its data files are real paths.
+    if isinstance(packaged, Path) and packaged.is_file():
+        return packaged
+    source = SOURCE_PROTOCOLS / name
+    if source.is_file():
+        return source
+    raise ConfigError(
+        f"built-in protocol {name!r} not found in the devicectl package ({packaged}) "
+        f"or in {SOURCE_PROTOCOLS}"
+    )
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ from devicectl.errors import (
     PortError,
     ProtocolError,
 )
-from drivers.ipl_codec import (
+from devicectl_drivers.ipl_codec import (
     ACK,
     ARM,
     CHARGE,
@@ -84,9 +84,9 @@ from drivers.ipl_codec import (
     status_reply,
     unpack_status_reply,
 )
-from drivers.port_errors import PORT_ERRORS
-from drivers.retry import note_tries
-from drivers.sequenced_port import SequencedPortDriver
+from devicectl_drivers.port_errors import PORT_ERRORS
+from devicectl_drivers.retry import note_tries
+from devicectl_drivers.sequenced_port import SequencedPortDriver
 
 __all__ = ["IPLCobsDriver"]
 

@@ -10,7 +10,7 @@ were handed open. This base holds what does not depend on the wire format:
 - sequence numbers 0..``MAX_SEQ``, wrapping, one fresh number per frame sent
   (a retry included, so a late reply to the first try cannot pass for the
   second's);
-- bounded retries for reads only (:func:`drivers.retry.retry_reads`);
+- bounded retries for reads only (:func:`devicectl_drivers.retry.retry_reads`);
 - ``close`` is idempotent, and every failure of the port while closing is a
   :class:`~devicectl.errors.PortError`; the device's own watchdog makes it
   safe once the host falls silent.
@@ -26,8 +26,8 @@ from typing import ClassVar, Self, TypeVar
 import serial
 
 from devicectl.errors import ConfigError, PortError
-from drivers.port_errors import PORT_ERRORS
-from drivers.retry import retry_reads
+from devicectl_drivers.port_errors import PORT_ERRORS
+from devicectl_drivers.retry import retry_reads
 
 _T = TypeVar("_T")
 
@@ -92,7 +92,7 @@ class SequencedPortDriver:
         self.close()
 
     def _retrying(self, attempt: Callable[[], _T]) -> _T:
-        """Reads only: see :func:`drivers.retry.retry_reads`."""
+        """Reads only: see :func:`devicectl_drivers.retry.retry_reads`."""
         return retry_reads(attempt, self._tries)
 
     def _take_seq(self) -> int:

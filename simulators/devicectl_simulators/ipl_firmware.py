@@ -37,8 +37,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from simulators.faults import FaultSpec
-from simulators.stream import SimulatedDevice, check_options
+from devicectl_simulators.faults import FaultSpec
+from devicectl_simulators.stream import SimulatedDevice, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock

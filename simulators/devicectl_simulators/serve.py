@@ -1,8 +1,8 @@
 """Run one simulator in real time as its own process: ``devicectl sim serve``.
 
-The simulator is served on a pseudo-terminal (:class:`~simulators.pty_server.PtyServer`,
+The simulator is served on a pseudo-terminal (:class:`~devicectl_simulators.pty_server.PtyServer`,
 opened by a host like any serial port), on a raw TCP socket (``socket://``) or
-on an RFC 2217 TCP port (``rfc2217://``, see :mod:`simulators.tcp_server`).
+on an RFC 2217 TCP port (``rfc2217://``, see :mod:`devicectl_simulators.tcp_server`).
 It runs on a :class:`~devicectl.clock.RealClock` (``time.monotonic``), so its
 watchdog and physics run in wall time whatever the host does.
 
@@ -43,9 +43,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TextIO
 
 from devicectl.clock import Clock
-from simulators.pty_server import PtyServer
-from simulators.stream import ServedDevice
-from simulators.tcp_server import TcpServer
+from devicectl_simulators.pty_server import PtyServer
+from devicectl_simulators.stream import ServedDevice
+from devicectl_simulators.tcp_server import TcpServer
 
 MODES = ("pty", "tcp", "rfc2217")
 LOG_POLL_S = 0.01

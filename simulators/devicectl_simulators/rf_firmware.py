@@ -9,7 +9,7 @@ What is guaranteed:
 
 - Replies appear in the output buffer as soon as a complete line is fed (zero
   wire latency), one per valid frame, in order.
-- Time is advanced exactly (see :mod:`simulators.skin`), split at every event:
+- Time is advanced exactly (see :mod:`devicectl_simulators.skin`), split at every event:
   the watchdog deadline (last valid frame + 0.25 s exactly), boot end, and each
   fault's start and end. While output is on, steps are at most 0.1 s, and at
   most 10 ms while the true surface or a sensor is above 43.5 degC, with the
@@ -29,9 +29,9 @@ from binascii import crc_hqx
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from simulators.faults import FaultSpec
-from simulators.skin import SkinModel, SkinParams, tenths
-from simulators.stream import SimulatedDevice, check_options
+from devicectl_simulators.faults import FaultSpec
+from devicectl_simulators.skin import SkinModel, SkinParams, tenths
+from devicectl_simulators.stream import SimulatedDevice, check_options
 
 if TYPE_CHECKING:
     from devicectl.clock import Clock

@@ -139,7 +139,7 @@ from devicectl.errors import (
     ProtocolError,
     ValidationError,
 )
-from drivers.port_errors import PORT_ERRORS
+from devicectl_drivers.port_errors import PORT_ERRORS
 
 __all__ = ["LEDModbusDriver"]
 

@@ -40,9 +40,9 @@ from devicectl.errors import (
     ProtocolError,
     SequenceError,
 )
-from drivers.port_errors import PORT_ERRORS
-from drivers.retry import note_tries
-from drivers.rf_codec import (
+from devicectl_drivers.port_errors import PORT_ERRORS
+from devicectl_drivers.retry import note_tries
+from devicectl_drivers.rf_codec import (
     MAX_LINE_BYTES,
     MAX_SEQ,
     STATUS_MASK,
@@ -58,7 +58,7 @@ from drivers.rf_codec import (
     parse_power_w,
     split_reply,
 )
-from drivers.sequenced_port import SequencedPortDriver
+from devicectl_drivers.sequenced_port import SequencedPortDriver
 
 __all__ = ["RFScpiDriver"]
 

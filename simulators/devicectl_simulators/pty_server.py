@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from devicectl.clock import Clock, RealClock
-from simulators.stream import ServedDevice
+from devicectl_simulators.stream import ServedDevice
 
 POLL_S = 0.002
 READ_CHUNK = 4096

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar, Protocol
 
 from devicectl.clock import Clock
-from simulators.faults import FaultSpec, parse_fault
+from devicectl_simulators.faults import FaultSpec, parse_fault
 
 WATCHDOG_S = 0.25  # every device's host watchdog (DESIGN.md)
 BOOT_S = 1.0  # after power-on and every reboot, received bytes are dropped this long

@@ -2,7 +2,7 @@
 
 A :class:`TcpServer` listens on one address and serves one simulator of the
 ``devicectl.transport.SimulatedDevice`` shape to one host connection at a
-time, exactly as :class:`simulators.pty_server.PtyServer` does on a pty:
+time, exactly as :class:`devicectl_simulators.pty_server.PtyServer` does on a pty:
 
 - raw mode answers pyserial ``socket://HOST:PORT`` URLs: bytes pass unchanged;
 - ``rfc2217=True`` answers ``rfc2217://HOST:PORT`` URLs: the Telnet/RFC 2217
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from devicectl.clock import Clock, RealClock
-from simulators.stream import ServedDevice
+from devicectl_simulators.stream import ServedDevice
 
 POLL_S = 0.002
 READ_CHUNK = 4096
