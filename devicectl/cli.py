@@ -818,6 +818,14 @@ def sim_serve(
         str | None,
         typer.Option("--rfc2217", metavar="HOST:PORT", help="Serve RFC 2217 for rfc2217:// URLs."),
     ] = None,
+    modbus_tcp: Annotated[
+        str | None,
+        typer.Option(
+            "--modbus-tcp",
+            metavar="HOST:PORT",
+            help="Serve Modbus/TCP (MBAP) for stock Modbus/TCP clients (the LED simulator).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0,
     fault: Annotated[
         list[str] | None,
@@ -843,9 +851,12 @@ def sim_serve(
     from devicectl.errors import PortError
     from simulators.serve import serve
 
-    chosen = [m for m, on in (("pty", pty), ("tcp", tcp), ("rfc2217", rfc2217)) if on]
+    modes = (("pty", pty), ("tcp", tcp), ("rfc2217", rfc2217), ("modbus-tcp", modbus_tcp))
+    chosen = [m for m, on in modes if on]
     if len(chosen) > 1:
-        raise ConfigError("choose one of --pty, --tcp HOST:PORT, --rfc2217 HOST:PORT")
+        raise ConfigError(
+            "choose one of --pty, --tcp HOST:PORT, --rfc2217 HOST:PORT, --modbus-tcp HOST:PORT"
+        )
     mode = chosen[0] if chosen else "pty"
     options: dict[str, str] = {}
     for item in option or []:
@@ -863,7 +874,7 @@ def sim_serve(
             device,
             factory,
             mode=mode,
-            address=tcp if mode == "tcp" else rfc2217,
+            address={"tcp": tcp, "rfc2217": rfc2217, "modbus-tcp": modbus_tcp}.get(mode),
             seed=seed,
             faults=list(fault or []),
             options=options,
