@@ -7,7 +7,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
-from devicectl.plots import is_number, legend, mmss, png, series, session_time_axis, table
+from devicectl.plots import is_number, legend, mmss, png, series, session_time_axis, table, xy
 from devicectl.records.models import EventRecord, TracePoint, dig
 
 RESULT_COLUMNS = [
@@ -101,15 +101,14 @@ def dose_plot(points: list[TracePoint], events: list[EventRecord] | None = None)
         irr = [p for p in irr_all if in_step(p)]
         planned = _planned(ran["plan"])
         fig, ax = plt.subplots(figsize=(9, 3.2))
-        ax.plot([p.t_s for p in dose], [p.value for p in dose], label="dose J/cm2")
+        ax.plot(*xy(dose), label="dose J/cm2")
         if planned is not None:
             ax.axhline(planned, color="green", linestyle="--", label=f"planned {planned:g} J/cm2")
         session_time_axis(ax)
         ax.set_ylabel("J/cm2")
         ax2 = ax.twinx()
         ax2.plot(
-            [p.t_s for p in irr],
-            [p.value for p in irr],
+            *xy(irr),
             color="red",
             alpha=0.4,
             label="irradiance mW/cm2",
