@@ -586,23 +586,46 @@ app.add_typer(records_app, name="records")
 
 @records_app.command("list")
 def records_list(db: DbOpt = None) -> None:
-    """List the sessions in the record store."""
+    """List the sessions in the record store (fits an 80-column terminal)."""
+    from rich import box
+
     from devicectl.records.store import RecordStore
 
     with RecordStore.open(db, readonly=True) as store:
-        table = Table(title=f"sessions in {store.db}")
-        for col in ("session", "protocol", "operator", "started", "outcome", "events"):
-            table.add_column(col)
-        for s in store.list_sessions():
+        sessions = store.list_sessions()
+        table = Table(
+            title=f"sessions in {store.db}",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            caption="* unattended run" if any(s.unattended for s in sessions) else None,
+            caption_justify="left",
+        )
+        table.add_column("session", no_wrap=True)
+        table.add_column("protocol", overflow="fold")
+        table.add_column("operator", overflow="fold")
+        table.add_column("started UTC", no_wrap=True)
+        table.add_column("outcome", no_wrap=True)
+        table.add_column("events", justify="right", no_wrap=True)
+        for s in sessions:
             table.add_row(
                 s.id[:12],
                 s.protocol_name,
-                s.operator_id + (" (unattended)" if s.unattended else ""),
-                s.started_at,
+                s.operator_id + ("*" if s.unattended else ""),
+                _minute_utc(s.started_at),
                 s.outcome,
                 str(s.events),
             )
         console.print(table)
+
+
+def _minute_utc(iso: str) -> str:
+    """``2026-12-06T12:28:35.768+00:00`` as ``2026-12-06 12:28`` (the record is in UTC)."""
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso  # an edited row is shown as stored (verify names it)
 
 
 @records_app.command("show")
@@ -684,23 +707,42 @@ def records_verify(
 @records_app.command("export")
 def records_export(
     session: Annotated[str, typer.Argument(help="Session id (a prefix is enough).")],
-    jsonl: Annotated[bool, typer.Option("--jsonl", help="JSON lines (the only format).")] = True,
+    jsonl: Annotated[
+        bool,
+        typer.Option(
+            "--jsonl/--no-jsonl",
+            help="JSON lines, the one format (--no-jsonl is refused: nothing else to write).",
+        ),
+    ] = True,
+    traces: Annotated[
+        bool,
+        typer.Option(
+            "--traces/--no-traces",
+            help="Include the sampled traces (--no-traces: session, steps and events only; "
+            "verify then notes the traces were not checked).",
+        ),
+    ] = True,
     out: Annotated[Path | None, typer.Option("-o", "--out", help="File (default: stdout).")] = None,
     db: DbOpt = None,
 ) -> None:
     """Export a session's record as JSON lines."""
     from devicectl.records.store import RecordStore
 
+    if not jsonl:
+        raise ConfigError(
+            "records export --no-jsonl: JSON lines is the only export format; "
+            "drop --no-jsonl (or use --no-traces for a smaller file)"
+        )
     with RecordStore.open(db, readonly=True) as store:
         if out is None:
-            store.export_jsonl(session, sys.stdout)
+            store.export_jsonl(session, sys.stdout, include_traces=traces)
         else:
             try:
                 fh = out.open("w", encoding="utf-8")
             except OSError as exc:
                 raise _output_error(out, exc) from exc
             with fh:
-                n = store.export_jsonl(session, fh)
+                n = store.export_jsonl(session, fh, include_traces=traces)
             console.print(f"{n} lines written to {out}")
 
 
@@ -777,6 +819,14 @@ def sim_serve(
         str | None,
         typer.Option("--rfc2217", metavar="HOST:PORT", help="Serve RFC 2217 for rfc2217:// URLs."),
     ] = None,
+    modbus_tcp: Annotated[
+        str | None,
+        typer.Option(
+            "--modbus-tcp",
+            metavar="HOST:PORT",
+            help="Serve Modbus/TCP (MBAP) for stock Modbus/TCP clients (the LED simulator).",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 0,
     fault: Annotated[
         list[str] | None,
@@ -802,9 +852,12 @@ def sim_serve(
     from devicectl.errors import PortError
     from devicectl_simulators.serve import serve
 
-    chosen = [m for m, on in (("pty", pty), ("tcp", tcp), ("rfc2217", rfc2217)) if on]
+    modes = (("pty", pty), ("tcp", tcp), ("rfc2217", rfc2217), ("modbus-tcp", modbus_tcp))
+    chosen = [m for m, on in modes if on]
     if len(chosen) > 1:
-        raise ConfigError("choose one of --pty, --tcp HOST:PORT, --rfc2217 HOST:PORT")
+        raise ConfigError(
+            "choose one of --pty, --tcp HOST:PORT, --rfc2217 HOST:PORT, --modbus-tcp HOST:PORT"
+        )
     mode = chosen[0] if chosen else "pty"
     options: dict[str, str] = {}
     for item in option or []:
@@ -822,7 +875,7 @@ def sim_serve(
             device,
             factory,
             mode=mode,
-            address=tcp if mode == "tcp" else rfc2217,
+            address={"tcp": tcp, "rfc2217": rfc2217, "modbus-tcp": modbus_tcp}.get(mode),
             seed=seed,
             faults=list(fault or []),
             options=options,

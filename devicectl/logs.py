@@ -6,6 +6,12 @@ only with ``--verbose``. Every line carries the logger's bound context:
 ``device`` for a controller, ``session_id`` once a session binds it, and
 ``step`` (the protocol step's number, from 1) while a session step runs.
 
+Logging is configured by the command line (``main_options``) or by an explicit
+:func:`configure_logging`. A program that uses the Python API without either
+gets :func:`ensure_logging` from the API: JSON lines to the default file and
+nothing on stdout or stderr (structlog's own default prints every line to
+stdout). A program that configured structlog itself keeps its configuration.
+
 Debug-level events (every power command) are filtered out cheaply unless
 ``verbose`` asks for them; the loop never formats a line nobody will read.
 """
@@ -76,3 +82,14 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     return path
+
+
+def ensure_logging() -> Path | None:
+    """File-only logging (the default file, nothing on the terminal) when nobody has
+    configured structlog yet; None, changing nothing, when somebody has.
+
+    The Python API calls this before a session: a script's stdout is its own.
+    """
+    if structlog.is_configured():
+        return None
+    return configure_logging()

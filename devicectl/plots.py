@@ -1,7 +1,10 @@
 """Plot helpers shared by the report's sections (matplotlib, Agg, PNG as base64).
 
 Every figure closes after it is encoded; an image always carries alt text that
-says what it shows, for a reader who cannot see it.
+says what it shows and what it found (the numbers), for a reader who cannot see
+it. Time axes are session time (seconds from the session's start, shown as
+mm:ss): the report hands the sections events and traces already shifted to it.
+A plot with more than one line has a legend (:func:`legend`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,37 @@ def png(fig: Any, alt: str = "plot") -> str:
         + base64.b64encode(buf.getvalue()).decode()
         + "'>"
     )
+
+
+def mmss(seconds: float) -> str:
+    """Session seconds as ``mm:ss`` (``h:mm:ss`` from an hour; ``-`` sign kept)."""
+    sign = "-" if seconds < 0 else ""
+    whole = int(abs(seconds) + 0.5)
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{sign}{h}:{m:02d}:{sec:02d}" if h else f"{sign}{m:02d}:{sec:02d}"
+
+
+def session_time_axis(ax: Any) -> None:
+    """Label ``ax``'s x axis as session time, ticks in mm:ss."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 3, 5, 6, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: mmss(x)))
+    ax.set_xlabel("session time, mm:ss")
+
+
+def legend(*axes: Any, loc: str = "best") -> None:
+    """One legend for every labelled line of ``axes`` (a twin axis included), on the
+    first axis, whenever there is more than one."""
+    handles: list[Any] = []
+    labels: list[str] = []
+    for ax in axes:
+        h, lab = ax.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    if len(handles) > 1:
+        axes[0].legend(handles, labels, loc=loc, fontsize="small")
 
 
 def xy(points: list[TracePoint]) -> tuple[list[float], list[float]]:

@@ -103,3 +103,56 @@ def test_stock_pymodbus_client_drives_the_led_simulator_on_a_pty(
     assert seen_off - t_answered <= 0.4
     values = list(client.read_input_registers(0, count=8, device_id=UNIT).registers)
     assert values[5] == 0b1 and values[6] == 0
+
+
+def test_stock_pymodbus_tcp_client_reads_the_led_over_modbus_tcp() -> None:
+    """``sim serve led --modbus-tcp``: MBAP framing, for a stock ModbusTcpClient."""
+    import threading
+
+    from pymodbus.client import ModbusTcpClient
+
+    from simulators.serve import serve
+    from simulators.tcp_server import TcpServer
+
+    server = TcpServer(functools.partial(LEDFirmware, seed=1), modbus_tcp=True)
+    host, port = server.start()
+    assert server.url == f"modbus-tcp://{host}:{port}"
+    client = ModbusTcpClient(host, port=port, timeout=0.3, retries=1)
+    try:
+        assert client.connect()
+        deadline = time.monotonic() + 3.0
+        while True:  # the 1 s boot: no answer meanwhile
+            try:
+                response = client.read_input_registers(0, count=8, device_id=UNIT)
+                if not response.isError():
+                    break
+            except ModbusIOException:
+                pass
+            assert time.monotonic() < deadline, "the simulator never answered"
+        values = list(response.registers)
+        assert values[0] == 0 and values[3] == 1 and values[7] == 0x0100  # per led.md
+        assert not client.write_register(4, 1, device_id=UNIT).isError()  # clear faults
+        assert not client.write_registers(0, [633, 500], device_id=UNIT).isError()
+        holding = client.read_holding_registers(0, count=5, device_id=UNIT)
+        assert list(holding.registers) == [633, 500, 0, 0, 0]
+        response = client.read_input_registers(8, count=1, device_id=UNIT)
+        assert response.isError() and response.exception_code == 2
+    finally:
+        client.close()
+        server.stop()
+    assert server.error is None
+
+    # The same through serve(): other simulators are refused.
+    import io
+
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ValueError, match="Modbus RTU simulators"):
+        serve(
+            "rf",
+            LEDFirmware,
+            mode="modbus-tcp",
+            address="127.0.0.1:0",
+            stdout=io.StringIO(),
+            stop=stop,
+        )

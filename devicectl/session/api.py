@@ -8,6 +8,9 @@
 With no ``devices``, every device is its in-process simulator in simulated
 time. With ``devices={"rf": "/dev/ttyUSB0", ...}`` the session runs in real
 time on those ports (devices the protocol does not use can be left out).
+
+Log lines go to the log file (``$DEVICECTL_LOG`` or ``./devicectl-logs/``), never
+to stdout, unless the program configured logging itself: see :mod:`devicectl.logs`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from devicectl.clock import Clock, RealClock, SimClock
 from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, Event
 from devicectl.errors import ConfigError, DeviceConfigError, DeviceError
+from devicectl.logs import ensure_logging
 from devicectl.modality import modalities, modality
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
@@ -180,6 +184,7 @@ def run_protocol(
     A protocol built in Python is checked whole first, like a file (safety rule 4):
     ProtocolFileError lists every bad value before any device or record is opened.
     """
+    ensure_logging()  # to the log file unless the program configured logging: never stdout
     validate_protocol(protocol)
     if not operator_id.strip():
         raise ConfigError("a session needs an operator id (--operator)")

@@ -47,7 +47,8 @@ from devicectl_simulators.pty_server import PtyServer
 from devicectl_simulators.stream import ServedDevice
 from devicectl_simulators.tcp_server import TcpServer
 
-MODES = ("pty", "tcp", "rfc2217")
+MODES = ("pty", "tcp", "rfc2217", "modbus-tcp")
+MODBUS_DEVICES = ("led",)  # the simulators that speak Modbus RTU
 LOG_POLL_S = 0.01
 
 
@@ -174,7 +175,19 @@ def serve(
             raise ServeError(f"--{mode} needs HOST:PORT")
         host, port = parse_host_port(address, f"--{mode}")
         check_host(host, allow_remote, f"--{mode}")
-        server = TcpServer(make, host, port, rfc2217=(mode == "rfc2217"), on_event=on_event)
+        if mode == "modbus-tcp" and device not in MODBUS_DEVICES:
+            raise ServeError(
+                f"--modbus-tcp serves Modbus RTU simulators ({', '.join(MODBUS_DEVICES)}), "
+                f"not {device}"
+            )
+        server = TcpServer(
+            make,
+            host,
+            port,
+            rfc2217=(mode == "rfc2217"),
+            modbus_tcp=(mode == "modbus-tcp"),
+            on_event=on_event,
+        )
 
     with _stop_on_signals(stop_event):
         if isinstance(server, PtyServer):

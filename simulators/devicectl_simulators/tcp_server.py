@@ -1,4 +1,4 @@
-"""Serve a simulator on a TCP socket, in real time: raw bytes or RFC 2217.
+"""Serve a simulator on a TCP socket, in real time: raw bytes, RFC 2217 or Modbus/TCP.
 
 A :class:`TcpServer` listens on one address and serves one simulator of the
 ``devicectl.transport.SimulatedDevice`` shape to one host connection at a
@@ -9,7 +9,14 @@ time, exactly as :class:`devicectl_simulators.pty_server.PtyServer` does on a pt
   negotiation is pyserial's own :class:`serial.rfc2217.PortManager`, with the
   simulator behind :class:`SimulatorSerialAdapter` (line settings are stored
   and echoed back, modem lines read as a connected device, a purge of the
-  receive buffer drops what the simulator sent and nobody has read yet).
+  receive buffer drops what the simulator sent and nobody has read yet);
+- ``modbus_tcp=True`` (a Modbus RTU simulator: the LED) answers stock Modbus/TCP
+  clients: :class:`MbapBridge` turns each MBAP request (7-byte header:
+  transaction id, protocol id 0, length, unit id; then the PDU) into an RTU
+  frame (unit id, PDU, CRC-16) for the simulator, and each RTU answer back into
+  an MBAP frame with the request's transaction id. An RTU answer with a bad CRC
+  is dropped (the client times out, as on a serial line); the simulator never
+  sees MBAP.
 
 The simulator is created in :meth:`start` and lives until :meth:`stop`: a host
 that disconnects and connects again finds the same device (as a real device
@@ -79,6 +86,92 @@ class SimulatorSerialAdapter:
         """Nothing to drop: host bytes are fed to the device as they arrive."""
 
 
+def crc16_modbus(data: bytes) -> int:
+    """Modbus RTU CRC-16 (reflected poly 0xA001, init 0xFFFF)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+class MbapBridge:
+    """Modbus/TCP (MBAP) on the host side, Modbus RTU on the simulator's side.
+
+    One request is outstanding at a time, as on an RTU line: an answer takes the
+    transaction id of the latest request (a request the device never answered,
+    during its boot for example, is forgotten when the next one comes).
+    """
+
+    MAX_ADU = 260  # MBAP header 7 + PDU 253
+
+    def __init__(self) -> None:
+        self._host = bytearray()
+        self._device = bytearray()
+        self._pending: tuple[int, int] | None = None  # (transaction id, unit id)
+
+    def from_host(self, data: bytes) -> bytes:
+        """The RTU frames of the complete MBAP requests in ``data`` (buffered)."""
+        self._host += data
+        out = bytearray()
+        while len(self._host) >= 7:
+            tid = int.from_bytes(self._host[0:2], "big")
+            proto = int.from_bytes(self._host[2:4], "big")
+            length = int.from_bytes(self._host[4:6], "big")
+            if proto != 0 or not 2 <= length <= self.MAX_ADU - 6:
+                self._host.clear()  # not Modbus/TCP: resynchronise on the next request
+                break
+            if len(self._host) < 6 + length:
+                break
+            unit = self._host[6]
+            pdu = bytes(self._host[7 : 6 + length])
+            del self._host[: 6 + length]
+            frame = bytes([unit]) + pdu
+            out += frame + crc16_modbus(frame).to_bytes(2, "little")
+            self._pending = (tid, unit)
+            self._device.clear()  # a late answer to an earlier request is stale
+        return bytes(out)
+
+    @staticmethod
+    def _rtu_length(buf: bytearray) -> int | None:
+        """The length of the RTU answer at the start of ``buf``; None: not yet known,
+        0: not an answer this bridge knows (0x03/0x04/0x06/0x10 and exceptions)."""
+        if len(buf) < 2:
+            return None
+        function = buf[1]
+        if function & 0x80:
+            return 5
+        if function in (0x03, 0x04):
+            return None if len(buf) < 3 else 5 + buf[2]
+        if function in (0x05, 0x06, 0x0F, 0x10):
+            return 8
+        return 0
+
+    def from_device(self, data: bytes) -> bytes:
+        """The MBAP frames of the complete RTU answers in ``data`` (buffered)."""
+        self._device += data
+        out = bytearray()
+        while True:
+            n = self._rtu_length(self._device)
+            if n is None or len(self._device) < n:
+                break
+            if n == 0:
+                self._device.clear()
+                break
+            frame = bytes(self._device[:n])
+            del self._device[:n]
+            if crc16_modbus(frame[:-2]).to_bytes(2, "little") != frame[-2:]:
+                continue  # corrupted on the "line": no answer
+            if self._pending is None:
+                continue  # nobody asked
+            tid, _unit = self._pending
+            self._pending = None
+            adu = frame[:-2]  # unit id + PDU
+            out += tid.to_bytes(2, "big") + b"\x00\x00" + len(adu).to_bytes(2, "big") + adu
+        return bytes(out)
+
+
 class _Connection:
     """``PortManager``'s ``connection``: its writes queue for the serving loop."""
 
@@ -99,6 +192,7 @@ class TcpServer:
         port: int = 0,
         *,
         rfc2217: bool = False,
+        modbus_tcp: bool = False,
         clock: Clock | None = None,
         poll_s: float = POLL_S,
         on_event: Callable[[dict[str, object]], None] | None = None,
@@ -106,7 +200,10 @@ class TcpServer:
         self._factory = simulator_factory
         self._host = host
         self._port = port
+        if rfc2217 and modbus_tcp:
+            raise ValueError("choose RFC 2217 or Modbus/TCP, not both")
         self._rfc2217 = rfc2217
+        self._modbus_tcp = modbus_tcp
         self._clock: Clock = clock if clock is not None else RealClock()
         self._poll_s = poll_s
         self._on_event = on_event
@@ -179,13 +276,15 @@ class TcpServer:
 
     @property
     def url(self) -> str | None:
-        """The pyserial URL a host opens: ``socket://`` or ``rfc2217://``."""
+        """The URL a host opens: ``socket://`` or ``rfc2217://`` (pyserial), or
+        ``modbus-tcp://`` (a Modbus/TCP client: host and port)."""
         if self._address is None:
             return None
         host, port = self._address
         if ":" in host:
             host = f"[{host}]"
-        return f"{'rfc2217' if self._rfc2217 else 'socket'}://{host}:{port}"
+        scheme = "rfc2217" if self._rfc2217 else "modbus-tcp" if self._modbus_tcp else "socket"
+        return f"{scheme}://{host}:{port}"
 
     @property
     def simulator(self) -> ServedDevice | None:
@@ -226,14 +325,16 @@ class TcpServer:
         peer: tuple[str, int] = ("", 0)
         manager: Any = None  # serial.rfc2217.PortManager in rfc2217 mode (pyserial has no types)
         connection = _Connection()  # bytes queued for the host (escaped in rfc2217 mode)
+        bridge: MbapBridge | None = None  # in Modbus/TCP mode, per connection
 
         def drop_client(reason: str) -> None:
-            nonlocal client, manager, peer
+            nonlocal client, manager, peer, bridge
             if client is not None:
                 with contextlib.suppress(OSError):
                     client.close()
                 self._event(reason, peer)
             client, manager, peer = None, None, ("", 0)
+            bridge = None
             connection.tx.clear()
 
         try:
@@ -256,6 +357,8 @@ class TcpServer:
                             connection.tx.clear()
                             if self._rfc2217:
                                 manager = self._new_manager(simulator, connection)
+                            if self._modbus_tcp:
+                                bridge = MbapBridge()
                             self._event("connected", peer)
                 data = b""
                 if client is not None and client in readable:
@@ -271,11 +374,15 @@ class TcpServer:
                 with lock:
                     if data and manager is not None:
                         data = b"".join(manager.filter(data))  # may purge or set lines
+                    if data and bridge is not None:
+                        data = bridge.from_host(data)  # complete requests, as RTU frames
                     if data:
                         simulator.feed(data)
                     else:
                         advance()
                     out = simulator.take()
+                if out and bridge is not None:
+                    out = bridge.from_device(out)
                 if out and client is not None:
                     connection.tx += out.replace(IAC, IAC + IAC) if manager is not None else out
                 if client is not None and connection.tx:

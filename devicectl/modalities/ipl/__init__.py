@@ -108,7 +108,7 @@ class IPLModality(Modality):
     def report_parts(
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
     ) -> list[str]:
-        return ipl_report.fluence_plot(events, controller_limits)
+        return ipl_report.step_results(events) + ipl_report.fluence_plot(events, controller_limits)
 
     def console_view(self, controller: Any, runner: Any) -> Any:
         from devicectl.modalities.ipl import console

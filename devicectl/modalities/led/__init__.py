@@ -86,7 +86,7 @@ class LEDModality(Modality):
     def report_parts(
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
     ) -> list[str]:
-        return led_report.dose_plot(points)
+        return led_report.step_results(events) + led_report.dose_plot(points, events)
 
     def console_view(self, controller: Any, runner: Any) -> Any:
         from devicectl.modalities.led import console

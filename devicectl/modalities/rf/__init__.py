@@ -103,10 +103,8 @@ class RFModality(Modality):
         parts: list[str] = []
         rows = rf_report.site_rows(events)
         if rows:
-            parts.append("<h3>RF dose per site (whole session)</h3>")
-            parts.append(
-                table(["site", "held s", "at target s", "peak degC", "CEM43", "attempts"], rows)
-            )
+            parts.append("<h4>RF results per site (whole session)</h4>")
+            parts.append(table(rf_report.SITE_COLUMNS, rows))
         return parts + rf_report.zone_plots(points, events, controller_limits)
 
     def console_view(self, controller: Any, runner: Any) -> Any:
