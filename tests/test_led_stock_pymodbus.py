@@ -111,8 +111,8 @@ def test_stock_pymodbus_tcp_client_reads_the_led_over_modbus_tcp() -> None:
 
     from pymodbus.client import ModbusTcpClient
 
-    from simulators.serve import serve
-    from simulators.tcp_server import TcpServer
+    from devicectl_simulators.serve import serve
+    from devicectl_simulators.tcp_server import TcpServer
 
     server = TcpServer(functools.partial(LEDFirmware, seed=1), modbus_tcp=True)
     host, port = server.start()
