@@ -3,9 +3,10 @@
 Alarms carry a ``doc`` link to ``docs/safety.md#<code with . as ->``; a code
 without that anchor sends the technician and the QA engineer to nowhere. The
 codes are collected from the source: string literals ``"rf.x"``/``"ipl.x"``/
-``"led.x"``/``"records.x"``/``"console.x"``/``"session.x"``, ``_host_fault("x")`` (prefixed with the
-modality of the controller module, or every modality in ``base.py``), and the
-f-string codes built from ``{self.modality}`` in ``base.py``.
+``"led.x"``/``"records.x"``/``"console.x"``/``"session.x"``/``"loop.x"``,
+``_host_fault("x")`` (prefixed with the modality of the controller module, or
+every modality in ``base.py``), and the f-string codes built from
+``{self.modality}`` in ``base.py``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def raised_codes() -> set[str]:
     codes: set[str] = set()
     for path in (ROOT / "devicectl").rglob("*.py"):
         text = path.read_text()
-        codes |= set(re.findall(r'"((?:rf|ipl|led|records|console|session)\.[a-z_]+)"', text))
+        codes |= set(re.findall(r'"((?:rf|ipl|led|records|console|session|loop)\.[a-z_]+)"', text))
         modalities = MODULE_MODALITY.get(path.name, ()) if path.parent == CONTROL else ()
         for condition in re.findall(r'_host_fault\(\s*"([a-z_]+)"', text):
             codes |= {f"{m}.{condition}" for m in modalities}
