@@ -3,9 +3,10 @@
 Alarms carry a ``doc`` link to ``docs/safety.md#<code with . as ->``; a code
 without that anchor sends the technician and the QA engineer to nowhere. The
 codes are collected from the source: string literals ``"rf.x"``/``"ipl.x"``/
-``"led.x"``/``"records.x"``/``"console.x"``/``"session.x"``, ``_host_fault("x")`` (prefixed with the
-modality of the controller module, or every modality in ``base.py``), and the
-f-string codes built from ``{self.modality}`` in ``base.py``.
+``"led.x"``/``"records.x"``/``"console.x"``/``"session.x"``/``"loop.x"``,
+``_host_fault("x")`` (prefixed with the modality of the controller module, or
+every modality in ``base.py``), and the f-string codes built from
+``{self.modality}`` in ``base.py``.
 """
 
 from __future__ import annotations

@@ -24,9 +24,23 @@ logged, it can never stop a safety action.
 An exception escaping a controller is a bug on an energy path: the loop puts
 every device in its safe state and re-raises, it never carries on.
 
+Late is unsafe (safety rule 11). A tick that starts more than
+``LATE_PERIODS`` (2) periods after its deadline raises the MEDIUM alarm
+``loop.tick_late``; one more than ``TOO_LATE_PERIODS`` (4) periods late raises
+the HIGH alarm ``loop.tick_too_late`` and emergency-stops every device before
+the tick runs: supervision was not on time, so nothing it would have caught
+can be ruled out, and the devices' own 250 ms watchdogs are close. Both are
+``alarm`` events of device ``loop``, told to every subscriber. Lateness is
+judged on the loop's own schedule: from the second tick of a ``run`` (the
+time between two ``run`` calls on the caller's thread is the caller's, and
+``start`` begins a fresh schedule). Any tick more than one period late also
+counts as an overrun, and the schedule restarts from it.
+
 With a SimClock, ``run`` drives the loop on the caller's thread in virtual
-time; with a RealClock, ``start`` runs it on its own thread in real time and
-counts overruns (a tick that started more than one period late).
+time, where a tick is late only if a controller spends simulated time (a
+stalled port) or a test makes it so; with a RealClock, ``start`` runs it on
+its own thread in real time, at real-time priority with bounded GC pauses
+(``realtime.py``).
 """
 
 from __future__ import annotations
@@ -41,10 +55,13 @@ from typing import Any, Protocol
 import structlog
 
 from devicectl.clock import Clock
-from devicectl.control.events import Command, Event
+from devicectl.control import realtime
+from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.errors import ControlError, DevicectlError
 
 DEFAULT_PERIOD_S = 0.05
+LATE_PERIODS = 2  # a tick later than this many periods is an alarm
+TOO_LATE_PERIODS = 4  # ... and later than this, every device goes to its safe state
 
 
 class ModalityController(Protocol):
@@ -84,6 +101,11 @@ class ControlLoop:
         self.controllers: dict[str, ModalityController] = {}
         self.tick_count = 0
         self.overruns = 0
+        self.late_ticks = 0  # ticks that raised loop.tick_late
+        self.too_late_ticks = 0  # ticks that raised loop.tick_too_late
+        self.max_lateness_s = 0.0  # the latest tick start judged, after its deadline
+        self.scheduling: realtime.Scheduling | None = None  # what the loop thread got
+        self.gc_policy: realtime.GCPolicy | None = None  # in real time, from start()
         self.log = structlog.get_logger("devicectl.loop")
         self._commands: queue.SimpleQueue[tuple[Command, Future[Any]]] = queue.SimpleQueue()
         self._subscribers: list[Subscriber] = []
@@ -221,6 +243,56 @@ class ControlLoop:
         )
         future.set_exception(exc)
 
+    def _judge_lateness(self, late_s: float) -> None:
+        """Rule 11 for a tick that starts ``late_s`` after its deadline."""
+        if late_s > self.max_lateness_s:
+            self.max_lateness_s = late_s
+        period = self.period_s
+        if late_s > TOO_LATE_PERIODS * period:
+            self.too_late_ticks += 1
+            self._raise_alarm(
+                "loop.tick_too_late",
+                AlarmPriority.HIGH,
+                "tick started too late to trust supervision: every device to its safe state",
+                late_s,
+                TOO_LATE_PERIODS * period,
+            )
+            self._emergency_all("tick too late")
+        elif late_s > LATE_PERIODS * period:
+            self.late_ticks += 1
+            self._raise_alarm(
+                "loop.tick_late",
+                AlarmPriority.MEDIUM,
+                "tick started late",
+                late_s,
+                LATE_PERIODS * period,
+            )
+
+    def _raise_alarm(
+        self, code: str, priority: AlarmPriority, condition: str, late_s: float, limit_s: float
+    ) -> None:
+        """The loop's own alarm (device ``loop``): logged, and emitted to every subscriber."""
+        value_ms, limit_ms = round(late_s * 1000, 1), round(limit_s * 1000, 1)
+        anchor = code.replace(".", "-")
+        alarm = Alarm(
+            device="loop",
+            code=code,
+            priority=priority,
+            message=(
+                f"loop: {condition}: {value_ms} ms after its deadline, limit {limit_ms} ms; "
+                f"see docs/safety.md#{anchor}"
+            ),
+            latches=False,
+            value=value_ms,
+            limit=limit_ms,
+            doc=f"docs/safety.md#{anchor}",
+        )
+        level = "error" if priority is AlarmPriority.HIGH else "warning"
+        getattr(self.log, level)(
+            "alarm", code=code, priority=priority.name, value=value_ms, limit=limit_ms
+        )
+        self.emit(Event(self.clock.now(), "alarm", "loop", {"alarm": alarm}))
+
     def _emergency_all(self, reason: str) -> None:
         self.log.critical("loop_emergency", reason=reason)
         for c in self.controllers.values():
@@ -238,12 +310,16 @@ class ControlLoop:
 
         Returns True if ``until`` became true. Deadlines advance by one period
         per tick (no drift); a tick that starts more than a period late counts
-        as an overrun and the schedule restarts from now.
+        as an overrun and the schedule restarts from it. From the second tick
+        of a run, a tick more than 2 or 4 periods late is alarmed
+        (``_judge_lateness``, safety rule 11).
         """
         clock = self.clock
         period = self.period_s
         end = None if max_duration_s is None else clock.now() + max_duration_s
         deadline = self._next_deadline_s if self._next_deadline_s is not None else clock.now()
+        judged = False  # the first tick's deadline may come from an earlier run
+        gc_policy = self.gc_policy
         while not self._stop.is_set():
             if until is not None and until():
                 self._next_deadline_s = deadline
@@ -252,13 +328,18 @@ class ControlLoop:
                 self._next_deadline_s = deadline
                 return False
             clock.sleep_until(deadline)
+            late_s = clock.now() - deadline
+            if judged:
+                self._judge_lateness(late_s)
+            judged = True
+            if late_s > period:
+                self.overruns += 1
+                self.log.warning("tick_overrun", late_s=round(late_s, 4))
+                deadline = clock.now()
             self.tick()
             deadline += period
-            lateness = clock.now() - deadline
-            if lateness > period:
-                self.overruns += 1
-                self.log.warning("tick_overrun", late_s=round(lateness, 4))
-                deadline = clock.now()
+            if gc_policy is not None:
+                gc_policy.in_slack(deadline - clock.now())
         self._next_deadline_s = deadline
         return False
 
@@ -271,16 +352,33 @@ class ControlLoop:
         return future.result()
 
     def start(self) -> None:
-        """Run the loop on its own thread (real-time use)."""
+        """Run the loop on its own thread (real-time use).
+
+        On a RealClock the process's GC pauses are bounded from here on
+        (``realtime.GCPolicy``, undone by ``stop``) and the loop thread asks for
+        real-time scheduling as it starts (``realtime.enter``). In simulated
+        time neither is touched.
+        """
         if self._thread is not None:
             raise RuntimeError("loop already started")
         self._stop.clear()
         self._next_deadline_s = None  # a restarted loop starts its schedule afresh
-        self._thread = threading.Thread(target=self.run, name="devicectl-control-loop", daemon=True)
+        if realtime.is_real_time(self.clock):
+            self.gc_policy = realtime.GCPolicy(slack_s=self.period_s / 2)
+            self.gc_policy.start()
+        self._thread = threading.Thread(
+            target=self._run_thread, name="devicectl-control-loop", daemon=True
+        )
         self._thread.start()
+
+    def _run_thread(self) -> None:
+        self.scheduling = realtime.enter(self.clock)
+        self.run()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+        if self.gc_policy is not None:
+            self.gc_policy.stop()  # its figures stay readable (gc_policy.max_pause_ms)

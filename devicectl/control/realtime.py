@@ -1,0 +1,188 @@
+"""Real time for the control loop's process: the loop thread's priority and bounded GC pauses.
+
+Safety rule 11 says a late tick is unsafe. Two things of the process can make
+a tick late that the loop's own code cannot: the kernel running something else
+on the loop's core, and the garbage collector stopping every thread of the
+process. This module deals with both, in real time only (a loop on a
+``RealClock``); a simulated-time run never changes the process.
+
+- :func:`enter`, called on the loop thread as it starts, asks for
+  ``SCHED_FIFO`` at a modest priority (:data:`FIFO_PRIORITY`: above every
+  normal process, below the kernel's own real-time threads); that needs root
+  or ``CAP_SYS_NICE``. Without it, the thread gets the lowest nice value it is
+  allowed (an unprivileged process cannot go below its current one). It logs
+  one ``realtime`` line saying which it got, and returns it.
+- :class:`GCPolicy` collects and freezes what start-up built, then turns off
+  automatic collections of the oldest generation (the ones that walk the whole
+  heap: 50-200 ms in a console's process, ``docs/safety.md`` item 46). The two
+  young generations still collect automatically, and the loop collects them
+  itself in a tick's slack (:meth:`GCPolicy.in_slack`), so they seldom land in
+  a tick. Every collection is timed (``gc.callbacks``): :attr:`GCPolicy.max_pause_s`
+  is the longest pause the loop's process has seen. :meth:`GCPolicy.stop`
+  puts the collector back as it was.
+
+Cyclic garbage that survives into the oldest generation is no longer freed
+while the policy is on; :meth:`GCPolicy.collect_full` frees it at a moment the
+caller chooses (between sessions), and is timed like any other collection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from devicectl.clock import Clock, RealClock
+
+FIFO_PRIORITY = 10  # of 1-99: above every SCHED_OTHER process, below the kernel's threads
+BEST_NICE = -10  # the nice value asked for when SCHED_FIFO is refused
+# Automatic collection of the oldest generation never comes: the collector only
+# looks at it after this many collections of the middle one.
+NO_FULL_THRESHOLD = 1_000_000_000
+
+log = structlog.get_logger("devicectl.realtime")
+
+
+@dataclass(frozen=True)
+class Scheduling:
+    """What the loop thread got: ``policy`` is ``"fifo"``, ``"nice"`` or ``"none"``."""
+
+    policy: str
+    priority: int | None = None  # SCHED_FIFO priority
+    nice: int | None = None
+    error: str | None = None  # why SCHED_FIFO was refused
+
+
+def is_real_time(clock: Clock) -> bool:
+    """Whether a loop on ``clock`` runs in real time (only then is the process changed)."""
+    return isinstance(clock, RealClock)
+
+
+def enter(clock: Clock, priority: int = FIFO_PRIORITY) -> Scheduling:
+    """Ask for real-time scheduling of the calling thread (the loop's); no-op in simulated time."""
+    if not is_real_time(clock):
+        return Scheduling("none")
+    try:
+        # On Linux, pid 0 is the calling thread, not the whole process.
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    else:
+        got = Scheduling("fifo", priority=priority)
+        log.info("realtime", policy="SCHED_FIFO", priority=priority)
+        return got
+    nice = _lowest_nice()
+    got = Scheduling("nice", nice=nice, error=error)
+    log.warning("realtime", policy="SCHED_OTHER", nice=nice, fifo_refused=error)
+    return got
+
+
+def _lowest_nice() -> int | None:
+    """Set the calling thread's nice value as low as allowed, from BEST_NICE up; the result."""
+    tid = threading.get_native_id()  # on Linux setpriority on a thread id is per thread
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+    except (OSError, AttributeError):
+        return None
+    for nice in range(BEST_NICE, current):
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError:
+            continue
+        return nice
+    return current
+
+
+class GCPolicy:
+    """Bounded GC pauses for the loop's process; :meth:`start` and :meth:`stop` it once each.
+
+    ``slack_s``: :meth:`in_slack` collects the young generations only when at
+    least this long is left before the next tick.
+    """
+
+    def __init__(self, slack_s: float = 0.02) -> None:
+        self.slack_s = slack_s
+        self.max_pause_s = 0.0
+        self.max_pause_generation: int | None = None
+        self.collections = 0
+        self.active = False
+        self._started_at = 0.0
+        self._saved_threshold: tuple[int, int, int] | None = None
+        self._froze = False
+
+    # -- timing every collection ------------------------------------------------------
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started_at = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started_at
+        self.collections += 1
+        if pause > self.max_pause_s:
+            self.max_pause_s = pause
+            self.max_pause_generation = info.get("generation")
+
+    @property
+    def max_pause_ms(self) -> float:
+        return self.max_pause_s * 1000
+
+    # -- on and off ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Collect and freeze start-up's objects; turn off automatic full collections."""
+        if self.active:
+            return
+        gc.collect()
+        self._froze = gc.get_freeze_count() == 0
+        gc.freeze()
+        threshold0, threshold1, threshold2 = gc.get_threshold()
+        self._saved_threshold = (threshold0, threshold1, threshold2)
+        gc.set_threshold(threshold0, threshold1, NO_FULL_THRESHOLD)
+        gc.callbacks.append(self._on_gc)
+        self.active = True
+        log.info(
+            "gc_policy",
+            frozen=gc.get_freeze_count(),
+            threshold=list(gc.get_threshold()),
+        )
+
+    def stop(self) -> None:
+        """Put the collector back as :meth:`start` found it (the pause figures stay)."""
+        if not self.active:
+            return
+        self.active = False
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
+        if self._saved_threshold is not None:
+            gc.set_threshold(*self._saved_threshold)
+        if self._froze:
+            gc.unfreeze()  # only what this policy froze: a freeze found in place stays
+
+    # -- collecting at chosen moments ------------------------------------------------------
+
+    def in_slack(self, left_s: float) -> bool:
+        """Collect the young generations if ``left_s`` before the next tick allows; did it?
+
+        Called by the loop after a tick. It collects only once the youngest
+        generation is at least half-way to its automatic threshold, so an idle
+        loop does not collect every tick.
+        """
+        if not self.active or left_s < self.slack_s:
+            return False
+        threshold0 = gc.get_threshold()[0]
+        count0, count1, _ = gc.get_count()
+        if count0 < threshold0 // 2:
+            return False
+        threshold1 = gc.get_threshold()[1]
+        gc.collect(1 if count1 + 1 >= threshold1 else 0)
+        return True
+
+    def collect_full(self) -> None:
+        """A full collection now (timed); for a moment with no treatment running."""
+        gc.collect()
