@@ -442,6 +442,14 @@ class StationSession:
         text = path.read_text(encoding="utf-8")
         client = self.client
         client.call("sign_in", operator_id=self.operator_id, pin=self._pin)
+        latched = sorted(
+            name for name, view in client.state.get("devices", {}).items() if view.get("latched")
+        )
+        if latched:
+            raise ConfigError(
+                f"the station has a latched fault on {', '.join(latched)}: a session would "
+                "stop at once; acknowledge it at the console first"
+            )
         try:
             client.call("load_protocol", toml=text)
         except StationError as exc:
@@ -541,7 +549,7 @@ class StationSession:
                 }
                 for s in session.get("steps") or []
             ],
-            faults=self._faults(started_s),
+            faults=self._faults(started_s, state),
             db=self.target,
             sites=[],
             interrupted=interrupted,
@@ -579,8 +587,9 @@ class StationSession:
         ]
         return (min(times), max(times)) if times else (0.0, 0.0)
 
-    def _faults(self, since_s: float) -> list[dict[str, Any]]:
-        return [
+    def _faults(self, since_s: float, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """The latched alarms raised during the session, as a local run lists them."""
+        faults = [
             {
                 "t_s": round(float(e["params"]["t_s"]), 2),
                 "device": e["params"]["device"],
@@ -592,3 +601,10 @@ class StationSession:
             and e["params"].get("latches")
             and float(e["params"].get("t_s") or 0.0) >= since_s
         ]
+        message = (state.get("session") or {}).get("fault")
+        if message and not any(f["message"] == message for f in faults):
+            # Latched before this client saw it happen: the session's own words.
+            faults.append(
+                {"t_s": round(since_s, 2), "device": "session", "code": None, "message": message}
+            )
+        return faults
