@@ -568,8 +568,7 @@ def run(
     outcome; Ctrl-C or SIGTERM tells the station to abort (every device safe)."""
     if progress not in (None, "jsonl"):
         raise ConfigError(f"--progress {progress!r}: the only format is jsonl")
-    login = _station_login(station, operator, pin_stdin, station_token_file)
-    if login is not None:
+    if station is not None:
         local = [
             name
             for name, given in (
@@ -587,6 +586,7 @@ def run(
                 f"{', '.join(local)}: not with --station (the station owns its devices "
                 "and its record)"
             )
+    login = _station_login(station, operator, pin_stdin, station_token_file)
     raise typer.Exit(
         _run_session(
             protocol,
