@@ -82,6 +82,8 @@ class Rig:
             [
                 *(devicectl_script(), "station", "serve", "--device", f"rf={self.rf.path}"),
                 *("--unix", str(self.sock)),
+                # The longest reply timeout: a busy test machine is not a lost device.
+                *("--port-timeout", "0.2"),
                 *("--operators", str(self.operators), "--db", str(self.db)),
             ],
             stdout=subprocess.PIPE,
@@ -94,9 +96,11 @@ class Rig:
         self.service.wait_for(lambda e: e.get("event") == "serving", START_S)
         return self.service
 
-    def run(self, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
+    def run(self, *args: str, pin: str | None = None) -> subprocess.Popen[str]:
         env = {**os.environ, "DEVICECTL_LOG": str(self.tmp / "run.jsonl")}
         env.pop("DEVICECTL_PIN", None)
+        if pin is not None:
+            env["DEVICECTL_PIN"] = pin
         return subprocess.Popen(
             [devicectl_script(), "run", str(self.protocol), *args],
             stdin=subprocess.PIPE,
@@ -105,7 +109,6 @@ class Rig:
             text=True,
             cwd=self.tmp,
             env=env,
-            **kwargs,
         )
 
     def output_on(self) -> bool:
@@ -169,12 +172,7 @@ def test_run_station_completes_and_the_record_names_the_operator(rig: Rig) -> No
 
 def test_sigint_while_attached_aborts_at_the_station_every_device_safe(rig: Rig) -> None:
     service = rig.start()
-    proc = rig.run(
-        *("--station", str(rig.sock), "--operator", "tech", "--yes", "--pin-stdin"),
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(PIN + "\n")
-    proc.stdin.close()
+    proc = rig.run("--station", str(rig.sock), "--operator", "tech", "--yes", pin=PIN)
     try:
         rig.wait_output(True, timeout_s=90)
         proc.send_signal(signal.SIGINT)
