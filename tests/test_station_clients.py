@@ -7,6 +7,7 @@ each test starts its own.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -121,8 +122,9 @@ class Rig:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+@contextlib.contextmanager
+def rig_for(tmp_path: Path) -> Iterator[Rig]:
+    """A served RF simulator and enrolled operators; the service is started by the test."""
     store = OperatorStore(tmp_path / "operators.json")
     store.add("sup", "1357", "supervisor")
     store.add("tech", PIN, "operator", by=Operator("sup", "supervisor"))
@@ -136,6 +138,12 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         if rig.service is not None:
             rig.service.cleanup()
         server.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    with rig_for(tmp_path) as made:
+        yield made
 
 
 def test_run_station_completes_and_the_record_names_the_operator(rig: Rig) -> None:

@@ -193,6 +193,9 @@ class StationClient:
 class SyncStationClient:
     """:class:`StationClient` on a background thread, for scripts and tests."""
 
+    # Who this client signed in as, when its owner notes it (the pytest plugin does).
+    operator_id: str | None = None
+
     def __init__(self, target: str | Path, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
