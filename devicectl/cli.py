@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -171,7 +173,7 @@ def _step_status(step: Any, station: Any) -> tuple[float, str]:
     return 0.0, "waiting for confirmation" if step.kind == "manual" else step.outcome
 
 
-def _print_session_summary(outcome: Any) -> None:
+def _print_session_summary(outcome: Any, station: bool = False) -> None:
     table = Table(title=f"{outcome.protocol}: {outcome.outcome} (session {outcome.session_id[:8]})")
     for col in ("#", "step", "kind", "outcome", "result"):
         table.add_column(col)
@@ -200,9 +202,14 @@ def _print_session_summary(outcome: Any) -> None:
         console.print(sites)
     for fault in outcome.faults:
         err_console.print(f"[red]fault: {fault['message']}[/red]")
+    where = (
+        f"record: kept by the station at {outcome.db} (session {outcome.session_id})"
+        if station
+        else f"record: {outcome.db}  (devicectl records show {outcome.session_id[:8]} "
+        f"--db {outcome.db})"
+    )
     console.print(
-        f"record: {outcome.db}  (devicectl records show {outcome.session_id[:8]} "
-        f"--db {outcome.db})",
+        where,
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -221,10 +228,13 @@ def _run_session(
     faults: dict[str, list[str]] | None = None,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
     progress_format: str | None = None,
+    station: StationLogin | None = None,
 ) -> int:
     """Run a session; its exit code. SIGINT, SIGTERM and SIGHUP are caught from
     before the devices are opened: each aborts the session with every device
-    made safe and read back, prints one line, and exits 128 + the signal."""
+    made safe and read back, prints one line, and exits 128 + the signal.
+    With ``station`` the session runs on that station service, this process
+    its client: a signal tells the station to abort (every device safe)."""
     from devicectl.session.signals import StopSignals
 
     with StopSignals() as signals:
@@ -241,6 +251,7 @@ def _run_session(
             faults,
             port_timeout_s,
             progress_format,
+            station,
         )
 
 
@@ -257,6 +268,7 @@ def _run_session_until(
     faults: dict[str, list[str]] | None,
     port_timeout_s: float,
     progress_format: str | None = None,
+    station: StationLogin | None = None,
 ) -> int:
     from devicectl.session.api import run_protocol_file
 
@@ -271,28 +283,43 @@ def _run_session_until(
         show = _LineProgress(sys.stdout)
     if yes and not as_json:
         console.print(
-            "--yes: manual steps are confirmed automatically (recorded as unattended)",
+            f"--yes: this run answers the station's prompts; the station records each "
+            f"answer under {operator}"
+            if station is not None
+            else "--yes: manual steps are confirmed automatically (recorded as unattended)",
             style="yellow",
             markup=False,
         )
+    remote: dict[str, Any] = {}
+    if station is not None:
+        remote = {"station": station.url, "pin": station.pin, "station_token": station.token}
     with display:
-        outcome = run_protocol_file(
-            protocol,
-            operator_id=operator,
-            auto_confirm=yes,
-            db=db,
-            devices=devices,
-            drivers=drivers,
-            seed=seed,
-            faults=faults,
-            progress=show,
-            port_timeout_s=port_timeout_s,
-            stop=signals,
-        )
+        try:
+            outcome = run_protocol_file(
+                protocol,
+                operator_id=operator,
+                auto_confirm=yes,
+                db=db,
+                devices=devices,
+                drivers=drivers,
+                seed=seed,
+                faults=faults,
+                progress=show,
+                port_timeout_s=port_timeout_s,
+                stop=signals,
+                **remote,
+            )
+        except ConnectionError as exc:
+            if station is None:
+                raise
+            err_console.print(
+                f"devicectl: {exc}", style="red", markup=False, highlight=False, soft_wrap=True
+            )
+            return 1
     if as_json:
         typer.echo(json.dumps(outcome.as_dict(), indent=2))
     elif not outcome.interrupted:
-        _print_session_summary(outcome)
+        _print_session_summary(outcome, station=station is not None)
         wall_s = time.perf_counter() - wall_start
         console.print(f"{outcome.as_dict()['session_s']:.0f} session s in {wall_s:.1f} wall s")
     if outcome.interrupted and signals.received is not None:
@@ -376,6 +403,67 @@ DbOpt = Annotated[
         "(default $DEVICECTL_DB or ./devicectl-records.sqlite).",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class StationLogin:
+    """Where a client run finds its station, and how it signs in."""
+
+    url: str
+    pin: str
+    token: str | None = None
+
+
+StationOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--station",
+        metavar="URL",
+        help="Run on this running station service (devicectl station serve): "
+        "unix:/path/to/station.sock, a socket path, or a ws:// or wss:// URL. "
+        "None: the whole station runs in this process.",
+    ),
+]
+PinStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--pin-stdin",
+        help="Read the operator's PIN from standard input (else $DEVICECTL_PIN, "
+        "else asked on the terminal).",
+    ),
+]
+StationTokenOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--station-token-file",
+        help="The station token for a ws:// or wss:// --station (a Unix socket's is "
+        "read from PATH.token beside it).",
+    ),
+]
+
+
+def _station_login(
+    station: str | None, operator: str, pin_stdin: bool, token_file: Path | None
+) -> StationLogin | None:
+    """The sign-in for ``--station`` (None without it): the PIN from standard input
+    (``--pin-stdin``), else ``$DEVICECTL_PIN``, else asked on the terminal."""
+    if station is None:
+        if pin_stdin or token_file is not None:
+            raise ConfigError("--pin-stdin and --station-token-file go with --station URL")
+        return None
+    env_pin = os.environ.get("DEVICECTL_PIN")
+    pin = (
+        env_pin
+        if env_pin is not None and not pin_stdin
+        else _read_secret(f"PIN of {operator}", pin_stdin)
+    )
+    token = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--station-token-file {token_file}: {exc.strerror}") from exc
+    return StationLogin(station, pin, token)
 
 
 @app.command()
@@ -468,10 +556,37 @@ def run(
         ),
     ] = None,
     port_timeout: PortTimeoutOpt = DEFAULT_TIMEOUT_S,
+    station: StationOpt = None,
+    pin_stdin: PinStdinOpt = False,
+    station_token_file: StationTokenOpt = None,
 ) -> None:
-    """Run a protocol file: validate it whole, then walk its steps on the devices."""
+    """Run a protocol file: validate it whole, then walk its steps on the devices.
+
+    With --station URL the session runs on that station service, signed in as
+    --operator: this command loads the protocol, starts the session, answers its
+    prompts with --yes (IPL on real devices: never), follows it and prints the
+    outcome; Ctrl-C or SIGTERM tells the station to abort (every device safe)."""
     if progress not in (None, "jsonl"):
         raise ConfigError(f"--progress {progress!r}: the only format is jsonl")
+    if station is not None:
+        local = [
+            name
+            for name, given in (
+                ("--device", bool(device)),
+                ("--driver", bool(driver)),
+                ("--fault", bool(fault)),
+                ("--db", db is not None),
+                ("--seed", seed != 7),
+                ("--port-timeout", port_timeout != DEFAULT_TIMEOUT_S),
+            )
+            if given
+        ]
+        if local:
+            raise ConfigError(
+                f"{', '.join(local)}: not with --station (the station owns its devices "
+                "and its record)"
+            )
+    login = _station_login(station, operator, pin_stdin, station_token_file)
     raise typer.Exit(
         _run_session(
             protocol,
@@ -485,6 +600,7 @@ def run(
             _parse_faults(fault),
             port_timeout_s=port_timeout,
             progress_format=progress,
+            station=login,
         )
     )
 

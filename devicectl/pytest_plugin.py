@@ -30,6 +30,18 @@ Fixtures (function scope):
     thread-safe ``submit``. At teardown every device gets an emergency stop,
     the loop thread is stopped and the ports are closed.
 
+``devicectl_station_client``
+    With ``--devicectl-station URL`` (or the ini option ``devicectl_station``):
+    a :class:`~devicectl.station.client.SyncStationClient` of that running
+    station service (``unix:/path``, a socket path, or a ``ws://``/``wss://`` URL
+    with ``$DEVICECTL_STATION_TOKEN``), signed in as ``--devicectl-operator``
+    (ini ``devicectl_operator``, default ``hil-test``) when ``$DEVICECTL_PIN`` is
+    set (then its ``operator_id``). Without a station the test is skipped. With
+    a station, ``devicectl_station`` is a :class:`StationHil` on this client
+    instead of a station of its own: its ``command``/``submit`` go through the
+    station API (session actions as device ``session``, ``estop``, ``fire``,
+    ``acknowledge``), and at teardown it aborts a session it left under way.
+
 Marker ``hil`` selects or deselects these tests (``-m hil``, ``-m "not hil"``).
 
 Everything heavier than pytest is imported inside the fixtures: this module is
@@ -53,6 +65,7 @@ if TYPE_CHECKING:
     from devicectl_simulators.pty_server import PtyServer
 
 OPTION = "--devicectl-device"
+STATION_OPTION = "--devicectl-station"
 MARKER = "hil"
 MARKER_HELP = (
     "hardware-in-the-loop test: runs against served simulators on ptys, "
@@ -84,6 +97,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "simulator, e.g. rf=/dev/ttyUSB0 (repeatable, one per kind)"
         ),
     )
+
+    group.addoption(
+        STATION_OPTION,
+        default=None,
+        metavar="URL",
+        dest="devicectl_station",
+        help="run HIL tests as clients of this running station service "
+        "(unix:/path, a socket path, or a ws:// or wss:// URL)",
+    )
+    group.addoption(
+        "--devicectl-operator",
+        default=None,
+        metavar="ID",
+        dest="devicectl_operator",
+        help="the operator a station client signs in as (PIN from $DEVICECTL_PIN)",
+    )
+    parser.addini("devicectl_station", "the station service HIL tests are clients of", default="")
+    parser.addini("devicectl_operator", "the operator a station client signs in as", default="")
+
+
+def station_url(config: pytest.Config) -> str | None:
+    """The station of ``--devicectl-station`` or the ini option; None for none."""
+    url = config.getoption("devicectl_station", default=None) or config.getini("devicectl_station")
+    return str(url) if url else None
 
 
 def parse_devices(values: Sequence[str]) -> dict[str, str]:
@@ -343,10 +380,126 @@ class HilStation:
 
 
 @pytest.fixture
-def devicectl_station(devicectl_port: DevicectlPorts) -> Iterator[HilStation]:
-    """A real-time :class:`HilStation`; every device is put safe at teardown."""
+def devicectl_station(
+    request: pytest.FixtureRequest, devicectl_port: DevicectlPorts
+) -> Iterator[Any]:
+    """A real-time :class:`HilStation`; every device is put safe at teardown. With
+    ``--devicectl-station`` a :class:`StationHil` on ``devicectl_station_client``."""
+    if station_url(request.config) is not None:
+        remote = StationHil(request.getfixturevalue("devicectl_station_client"))
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
     station = HilStation(devicectl_port)
     try:
         yield station
     finally:
         station.close()
+
+
+# ---------------------------------------------------------------- a station service
+
+
+class StationHil:
+    """The ``devicectl_station`` of a run against a station service: commands through
+    its API, as the signed-in operator of ``client``."""
+
+    remote = True
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.devices: list[str] = list(client.hello.get("station", {}).get("devices", []))
+
+    def add(self, kind: str, **_ignored: Any) -> str:
+        """Check the station has a ``kind`` device (its controller lives in the station)."""
+        if kind not in self.devices:
+            pytest.skip(f"the station has no {kind} device ({', '.join(self.devices)})")
+        return kind
+
+    def start(self) -> None:
+        """The station's loop is always running."""
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return dict(self.client.state)
+
+    def submit(self, device: str, action: str, operator_id: str | None = None, **args: Any) -> Any:
+        """Carry out a command through the station API; a done Future of its answer."""
+        from concurrent.futures import Future
+
+        future: Future[Any] = Future()
+        try:
+            if action == "estop":
+                future.set_result(self.client.call("estop"))
+            elif action == "acknowledge":
+                future.set_result(self.client.call("acknowledge", device=device))
+            elif action == "fire" or device == "session":
+                future.set_result(self.client.call(action, **args))
+            else:
+                raise ValueError(f"{device}: {action}: not in the station API (docs/api.md)")
+        except Exception as exc:  # noqa: BLE001 - handed over as the Future's error
+            future.set_exception(exc)
+        return future
+
+    def command(
+        self,
+        device: str,
+        action: str,
+        operator_id: str | None = None,
+        *,
+        timeout_s: float = COMMAND_TIMEOUT_S,
+        **args: Any,
+    ) -> Any:
+        return self.submit(device, action, operator_id, **args).result(timeout=timeout_s)
+
+    def wait_for(
+        self, predicate: Callable[[], T], timeout_s: float = COMMAND_TIMEOUT_S, poll_s: float = 0.01
+    ) -> T:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"not true within {timeout_s} s: {predicate!r}")
+            time.sleep(poll_s)
+
+    def close(self) -> None:
+        """Abort a session this operator left under way (every device safe)."""
+        session = self.client.state.get("session") or {}
+        me = getattr(self.client, "operator_id", None)
+        if session.get("state") not in (None, "complete", "aborted", "ended") and (
+            session.get("operator_id") == me or me is None
+        ):
+            with contextlib.suppress(Exception):
+                self.client.call("abort")
+
+
+@pytest.fixture
+def devicectl_station_client(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A client of the ``--devicectl-station`` service, signed in when $DEVICECTL_PIN is set."""
+    import os
+
+    from devicectl.station.client import SyncStationClient, station_target
+
+    url = station_url(request.config)
+    if url is None:
+        pytest.skip(f"no station service given ({STATION_OPTION} URL)")
+    client = SyncStationClient(
+        station_target(url), token=os.environ.get("DEVICECTL_STATION_TOKEN") or None
+    )
+    try:
+        pin = os.environ.get("DEVICECTL_PIN")
+        if pin is not None:
+            operator = (
+                request.config.getoption("devicectl_operator", default=None)
+                or request.config.getini("devicectl_operator")
+                or HIL_OPERATOR
+            )
+            signed = client.call("sign_in", operator_id=operator, pin=pin)
+            client.operator_id = signed["operator_id"]  # who this client acts as
+        yield client
+    finally:
+        client.close()

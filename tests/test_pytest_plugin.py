@@ -213,3 +213,54 @@ def test_the_readme_example_passes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_readme=match.group(1))
     result = pytester.runpytest("--strict-markers", *QUIET)
     result.assert_outcomes(passed=1)
+
+
+STATION_TEST = """
+def test_through_the_station(devicectl_station_client, devicectl_station):
+    assert devicectl_station.remote
+    assert devicectl_station.add("rf") == "rf"
+    assert devicectl_station_client.operator_id == "tech"
+    devicectl_station_client.call("load_protocol", toml=PROTOCOL)
+    devicectl_station_client.call("start_session")
+    devicectl_station.wait_for(
+        lambda: (devicectl_station.state.get("session") or {}).get("awaiting") == "confirm",
+        timeout_s=20,
+    )
+    devicectl_station.command("session", "confirm")
+    # left under way: the fixture aborts it at teardown
+"""
+
+
+def test_station_option_routes_the_fixtures_through_a_running_service(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_station_clients import PIN, PROTOCOL, Rig, rig_for
+
+    with rig_for(tmp_path) as rig:
+        service = rig.start()
+        monkeypatch.setenv("DEVICECTL_PIN", PIN)
+        pytester.makepyfile(test_station=f"PROTOCOL = {PROTOCOL!r}\n" + STATION_TEST)
+        result = pytester.runpytest(
+            "--devicectl-station", f"unix:{rig.sock}", "--devicectl-operator", "tech", *QUIET
+        )
+        result.assert_outcomes(passed=1)
+        assert isinstance(rig, Rig)
+        assert service.terminate() == 0
+    from devicectl.records.store import RecordStore
+
+    with RecordStore.open(rig.db) as store:
+        sessions = store.list_sessions()
+        assert [s.outcome for s in sessions] == ["aborted"]
+        assert sessions[0].operator_id == "tech"
+
+
+def test_without_a_station_the_client_fixture_skips(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_skip="""
+        def test_needs_station(devicectl_station_client):
+            raise AssertionError("not reached")
+        """
+    )
+    result = pytester.runpytest("-rs", *QUIET)
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no station service given*"])

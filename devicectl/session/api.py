@@ -138,7 +138,37 @@ def run_protocol_file(
     progress_every_ticks: int = 20,
     port_timeout_s: float = DEFAULT_TIMEOUT_S,
     stop: Callable[[], bool] | None = None,
+    station: str | Path | None = None,
+    pin: str | None = None,
+    station_token: str | None = None,
 ) -> SessionOutcome:
+    """Run the protocol file at ``path``: here (see :func:`run_protocol`), or, with
+    ``station``, on that running station service (``unix:/path``, a socket path,
+    or a ``ws://``/``wss://`` URL with ``station_token``), signed in as
+    ``operator_id`` with ``pin``: see :class:`~devicectl.station.client.StationSession`.
+    The station owns its devices and its record, so ``db``, ``devices``, ``drivers``,
+    ``seed``, ``faults`` and ``port_timeout_s`` are not given then; ``progress`` is
+    called with the station's session and state in the runner's and station's shape
+    (no device milestones)."""
+    if station is not None:
+        return run_on_station(
+            path,
+            station=station,
+            operator_id=operator_id,
+            pin=pin,
+            token=station_token,
+            auto_confirm=auto_confirm,
+            progress=progress,
+            stop=stop,
+            local_options={
+                "db": db is not None,
+                "devices": bool(devices),
+                "drivers": bool(drivers),
+                "seed": seed != 7,
+                "faults": bool(faults),
+                "port_timeout_s": port_timeout_s != DEFAULT_TIMEOUT_S,
+            },
+        )
     protocol, sha = load_protocol_and_sha256(Path(path))
     return run_protocol(
         protocol,
@@ -294,6 +324,54 @@ def run_protocol(
     finally:
         structlog.contextvars.unbind_contextvars("session_id", "step")
         store.close()
+
+
+def run_on_station(
+    path: str | Path,
+    *,
+    station: str | Path,
+    operator_id: str,
+    pin: str | None,
+    token: str | None = None,
+    auto_confirm: bool = False,
+    progress: Callable[[Any, Any], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+    local_options: dict[str, bool] | None = None,
+) -> SessionOutcome:
+    """Run the protocol file at ``path`` on the running station service ``station``."""
+    from devicectl.station.client import StationSession
+
+    given = sorted(name for name, set_ in (local_options or {}).items() if set_)
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: not with a station (it owns its devices and its record)"
+        )
+    if pin is None:
+        raise ConfigError(f"signing in to the station as {operator_id} needs their PIN")
+    with StationSession(station, operator_id, pin, token=token) as session:
+        outcome: SessionOutcome = session.run(
+            path, answer_prompts=auto_confirm, progress=progress, stop=stop
+        )
+        return outcome
+
+
+def station_refusal(
+    protocol: SessionProtocol, *, simulated: bool, answer_prompts: bool
+) -> str | None:
+    """Why a run through a station may not answer this protocol's prompts itself
+    (None: it may). A step that needs a person at the chair (IPL: eye protection,
+    every trigger) is answered by a person unless every device is a simulator."""
+    if not answer_prompts or simulated:
+        return None
+    for step in protocol.steps:
+        kind = step_kind(step)
+        if kind != "manual" and modality(kind).needs_person_on_real_devices:
+            return (
+                f"{protocol.name}: a {modality(kind).title} step on a real device needs a "
+                "person at the chair (eye protection, every trigger): run it without --yes "
+                "and answer at the console, or run it from the console (devicectl console)"
+            )
+    return None
 
 
 def site_totals(station: Station) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 
-from devicectl.errors import DevicectlError
+from devicectl.errors import ConfigError, DevicectlError
 from devicectl.station.auth import token_file_for
 
 CONNECT_TIMEOUT_S = 10.0
@@ -162,6 +162,11 @@ class StationClient:
     def snapshot(self) -> dict[str, Any]:
         return dict(self.hello.get("snapshot", {}))
 
+    @property
+    def connected(self) -> bool:
+        """False once the connection has closed (the reader has ended)."""
+        return not self._reader.done()
+
     async def call(self, method: str, timeout_s: float = CALL_TIMEOUT_S, **params: Any) -> Any:
         """Call ``method``; its result, or StationError with the station's answer."""
         request_id = next(self._ids)
@@ -187,6 +192,9 @@ class StationClient:
 
 class SyncStationClient:
     """:class:`StationClient` on a background thread, for scripts and tests."""
+
+    # Who this client signed in as, when its owner notes it (the pytest plugin does).
+    operator_id: str | None = None
 
     def __init__(self, target: str | Path, **kwargs: Any) -> None:
         self._loop = asyncio.new_event_loop()
@@ -247,6 +255,18 @@ class SyncStationClient:
                     raise AssertionError(f"not within {timeout_s} s; state {state}")
                 self._cond.wait(min(remaining, 0.1))
 
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    def wait_event(self, seen: int, timeout_s: float) -> int:
+        """Wait until more than ``seen`` events have arrived (or ``timeout_s``, or the
+        connection closed); how many have arrived."""
+        with self._cond:
+            if len(self.events) <= seen and self.client.connected:
+                self._cond.wait(timeout_s)
+            return len(self.events)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._run(self.client.close(), 10.0)
@@ -262,3 +282,332 @@ class SyncStationClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- one session run through a station -------------------------------------------------
+
+# What a run through the station answers with ``--yes`` (the prompts of docs/api.md).
+GATES = ("confirm", "arm", "start", "next_zone")
+FINISHED_STATES = {"complete": "complete", "ended": "fault", "aborted": "aborted"}
+POLL_S = 0.1
+SAFE_WAIT_S = 3.0
+FIRE_RETRY_S = 0.25
+
+
+def station_target(url: str | Path) -> str:
+    """``unix:/path``, ``unix:///path`` or a plain path -> the socket path; a
+    ``ws://``/``wss://`` URL as it is. ConfigError for anything else."""
+    text = str(url).strip()
+    if text.startswith(("ws://", "wss://")):
+        return text
+    if text.startswith("unix:"):
+        text = text[len("unix:") :]
+        if text.startswith("//"):
+            text = text[2:]
+    if not text or "://" in text:
+        raise ConfigError(
+            f"station {url!r}: expected unix:/path/to/station.sock, a socket path, "
+            "or a ws:// or wss:// URL"
+        )
+    return text
+
+
+class _StepView:
+    """A step as the station's session view shows it (the runner's StepProgress shape)."""
+
+    def __init__(self, step: dict[str, Any]) -> None:
+        self.index = int(step["index"])
+        self.kind = str(step["kind"])
+        self.title = str(step["title"])
+        self.outcome = str(step["outcome"])
+        self.detail: dict[str, Any] = {}
+
+
+class _StateView:
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class RemoteRunner:
+    """The session of a station, shaped like the session runner for progress callbacks:
+    ``steps`` (index, kind, title, outcome), ``state.value``, ``prompt``, ``awaiting``."""
+
+    def __init__(self, session: dict[str, Any]) -> None:
+        self.session = session
+        self.steps = [_StepView(s) for s in session.get("steps") or []]
+        self.state = _StateView(str(session.get("state")))
+        self.prompt: str | None = session.get("prompt")
+        self.awaiting: str | None = session.get("awaiting")
+
+
+class _RemoteClock:
+    def __init__(self, t_s: float) -> None:
+        self._t_s = t_s
+
+    def now(self) -> float:
+        return self._t_s
+
+
+class _RemoteLoop:
+    def __init__(self) -> None:
+        # The devices live in the station's process: progress shows no milestones.
+        self.controllers: dict[str, Any] = {}
+
+
+class RemoteStation:
+    """The station as a progress callback sees it: ``clock.now()`` (the station's
+    clock) and ``devices`` (the device views of the last reading)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.clock = _RemoteClock(float(state.get("t_s") or 0.0))
+        self.loop = _RemoteLoop()
+        self.devices: dict[str, Any] = dict(state.get("devices") or {})
+
+
+class StationSession:
+    """Run one protocol on a running station service, from sign-in to outcome.
+
+    ::
+
+        with StationSession("/run/devicectl/station.sock", "tech-042", pin) as run:
+            outcome = run.run(Path("protocols/rf-express.toml"), answer_prompts=True)
+
+    It signs in (``operator_id`` and ``pin``), loads the protocol (its TOML text),
+    starts the session and follows it to its end. With ``answer_prompts`` (``--yes``)
+    it answers each prompt (``confirm``, ``arm``, ``start``, ``next_zone``) and, on a
+    station whose devices are all simulators, pulls the IPL trigger; the station
+    records every answer under the signed-in operator (it has no unattended mode).
+    A protocol with a step that needs a person at the chair (IPL) is refused on a
+    station with real devices. A faulted session of an unattended run is ended
+    (outcome ``fault``). ``stop()`` true (a signal) aborts the session at the
+    station (every device to its safe state) and the outcome says ``interrupted``.
+    """
+
+    def __init__(
+        self,
+        target: str | Path,
+        operator_id: str,
+        pin: str,
+        *,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if not operator_id.strip():
+            raise ConfigError("a session needs an operator id (--operator)")
+        self.target = station_target(target)
+        self.operator_id = operator_id
+        self._pin = pin
+        kwargs: dict[str, Any] = {"token": token}
+        if ssl_context is not None:
+            kwargs["ssl_context"] = ssl_context
+        try:
+            self.client = SyncStationClient(self.target, **kwargs)
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach the station at {target}: {exc}") from exc
+        except Exception as exc:  # websockets' refusals (401, 403, bad handshake)
+            if isinstance(exc, DevicectlError):
+                raise
+            raise ConfigError(f"the station at {target} refused the connection: {exc}") from exc
+
+    def __enter__(self) -> StationSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+    @property
+    def simulated(self) -> bool:
+        """True when every device of the station is a simulator."""
+        return bool(self.client.hello.get("station", {}).get("simulated"))
+
+    def run(
+        self,
+        protocol: str | Path,
+        *,
+        answer_prompts: bool = False,
+        progress: Callable[[RemoteRunner, RemoteStation], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> Any:
+        """Sign in, load ``protocol`` (a file), start and follow the session to its
+        end; a :class:`~devicectl.session.api.SessionOutcome`."""
+        from devicectl.errors import ProtocolFileError
+        from devicectl.session.api import station_refusal
+        from devicectl.session.protocol_file import load_protocol_and_sha256
+
+        path = Path(protocol)
+        parsed, _sha = load_protocol_and_sha256(path)  # every problem, before the station
+        refusal = station_refusal(parsed, simulated=self.simulated, answer_prompts=answer_prompts)
+        if refusal is not None:
+            raise ConfigError(refusal)
+        text = path.read_text(encoding="utf-8")
+        client = self.client
+        client.call("sign_in", operator_id=self.operator_id, pin=self._pin)
+        latched = sorted(
+            name for name, view in client.state.get("devices", {}).items() if view.get("latched")
+        )
+        if latched:
+            raise ConfigError(
+                f"the station has a latched fault on {', '.join(latched)}: a session would "
+                "stop at once; acknowledge it at the console first"
+            )
+        try:
+            client.call("load_protocol", toml=text)
+        except StationError as exc:
+            if exc.code == -32003 and isinstance(exc.data, dict):
+                raise ProtocolFileError(path, list(exc.data.get("problems") or [])) from exc
+            raise
+        started = client.call("start_session")
+        session_id = str(started["session_id"])
+        try:
+            return self._follow(session_id, answer_prompts, progress, stop)
+        except BaseException:
+            # Ctrl-C in a script, a lost connection: never leave the session running
+            # unattended on a person's behalf (the station pauses it anyway within 3 s).
+            with contextlib.suppress(Exception):
+                client.call("abort")
+            raise
+
+    def _follow(
+        self,
+        session_id: str,
+        answer_prompts: bool,
+        progress: Callable[[RemoteRunner, RemoteStation], None] | None,
+        stop: Callable[[], bool] | None,
+    ) -> Any:
+        from devicectl.session.api import SessionOutcome
+
+        client = self.client
+        interrupted = False
+        last_fire_s: float | None = None
+        seen = 0
+        state = client.state
+        while True:
+            if stop is not None and stop():
+                interrupted = True
+                break
+            seen = client.wait_event(seen, POLL_S)
+            if not client.connected:
+                raise ConnectionError(
+                    f"lost the station connection; session {session_id} goes on at the "
+                    "station (it pauses within 3 s while energy is delivered)"
+                )
+            state = client.state
+            session = state.get("session") or {}
+            if session.get("session_id") != session_id:
+                continue  # the start's own session event is still on its way
+            if progress is not None:
+                progress(RemoteRunner(session), RemoteStation(state))
+            if session["state"] in FINISHED_STATES:
+                break
+            if not answer_prompts:
+                continue
+            now_s = float(state.get("t_s") or 0.0)
+            if session["state"] == "waiting_confirm" and session.get("awaiting") in GATES:
+                with contextlib.suppress(StationError):  # answered already, or moved on
+                    client.call(session["awaiting"])
+            elif session["state"] == "faulted":
+                # Nobody is at the chair to acknowledge: the session ends at the fault.
+                with contextlib.suppress(StationError):
+                    client.call("end")
+            elif (
+                self.simulated
+                and state.get("devices", {}).get("ipl", {}).get("state") == "armed"
+                and (last_fire_s is None or now_s - last_fire_s >= FIRE_RETRY_S)
+            ):
+                # The trigger, pulled by this run only when every device is a simulator.
+                last_fire_s = now_s
+                with contextlib.suppress(StationError):  # too soon after the last flash
+                    client.call("fire")
+        safe_states: dict[str, str | None] = {}
+        if interrupted:
+            with contextlib.suppress(StationError, ConnectionError, TimeoutError):
+                client.call("abort")
+            with contextlib.suppress(AssertionError):
+                client.wait_for(
+                    lambda s: (s.get("session") or {}).get("state") in FINISHED_STATES,
+                    SAFE_WAIT_S,
+                )
+            safe_states = self._safe_states()
+            state = client.state
+            if progress is not None:
+                progress(RemoteRunner(state["session"]), RemoteStation(state))
+        session = state["session"]
+        started_s, ended_s = self._span(session_id)
+        return SessionOutcome(
+            session_id=session_id,
+            outcome=FINISHED_STATES.get(session["state"], "aborted"),
+            protocol=str(session["protocol"]),
+            operator_id=str(session["operator_id"]),
+            unattended=answer_prompts,
+            simulated_s=ended_s - started_s,
+            steps=[
+                {
+                    "step": s["index"],
+                    "kind": s["kind"],
+                    "title": s["title"],
+                    "outcome": s["outcome"],
+                }
+                for s in session.get("steps") or []
+            ],
+            faults=self._faults(started_s, state),
+            db=self.target,
+            sites=[],
+            interrupted=interrupted,
+            safe_states=safe_states,
+        )
+
+    @staticmethod
+    def _mine(state: dict[str, Any], session_id: str) -> bool:
+        session = state.get("session") or {}
+        return session.get("session_id") == session_id and session.get("state") in FINISHED_STATES
+
+    def _safe_states(self) -> dict[str, str | None]:
+        """Each device's output as the device reports it, after the abort: None when
+        it reports output off, else why not (then its watchdog cuts output)."""
+        try:
+            state = self.client.wait_for(
+                lambda s: all(d.get("output_on") is False for d in s.get("devices", {}).values()),
+                SAFE_WAIT_S,
+            )
+        except AssertionError:
+            state = self.client.state
+        return {
+            name: None
+            if view.get("output_on") is False
+            else ("output reported on" if view.get("output_on") else "no reading")
+            for name, view in sorted(state.get("devices", {}).items())
+        }
+
+    def _span(self, session_id: str) -> tuple[float, float]:
+        """The station-clock times of the session's first and last ``session`` event."""
+        times = [
+            float(e["params"]["t_s"])
+            for e in list(self.client.events)
+            if e["method"] == "session" and e["params"].get("session_id") == session_id
+        ]
+        return (min(times), max(times)) if times else (0.0, 0.0)
+
+    def _faults(self, since_s: float, state: dict[str, Any]) -> list[dict[str, Any]]:
+        """The latched alarms raised during the session, as a local run lists them."""
+        faults = [
+            {
+                "t_s": round(float(e["params"]["t_s"]), 2),
+                "device": e["params"]["device"],
+                "code": e["params"]["code"],
+                "message": e["params"]["message"],
+            }
+            for e in list(self.client.events)
+            if e["method"] == "alarm"
+            and e["params"].get("latches")
+            and float(e["params"].get("t_s") or 0.0) >= since_s
+        ]
+        message = (state.get("session") or {}).get("fault")
+        if message and not any(f["message"] == message for f in faults):
+            # Latched before this client saw it happen: the session's own words.
+            faults.append(
+                {"t_s": round(since_s, 2), "device": "session", "code": None, "message": message}
+            )
+        return faults
