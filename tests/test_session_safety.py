@@ -468,3 +468,23 @@ def test_the_report_gives_each_sites_dose_for_the_whole_session(tmp_path: Any) -
     assert section.count("<tr>") == 3  # header, forehead, chin
     forehead = section.split("forehead")[1].split("</tr>")[0]
     assert f"{sites['forehead']['cem43']:.2f}" in forehead and ">2<" in forehead
+
+
+def test_a_second_session_on_the_same_station_is_not_held_by_the_first() -> None:
+    plan = Plan((RFStep("rf", (RFZone("forehead", 42.0, 10.0),)),))
+    station, first = make(plan)
+    assert station.loop.run(until=lambda: first.finished, max_duration_s=120.0)
+    rf = station.loop.controllers["rf"]
+    assert rf.session_hold == "complete"  # the ended session still forbids energy
+    del station.loop.controllers[first.name]  # as the station service does between sessions
+    second = SessionRunner(
+        station,
+        Plan((RFStep("rf", (RFZone("chin", 42.0, 10.0),)),)),
+        operator_id=OP,
+        auto_confirm=True,
+        technician=first.technician,
+        simulated=True,
+    )
+    assert rf.session_hold is None
+    assert station.loop.run(until=lambda: second.finished, max_duration_s=120.0)
+    assert second.state is SessionState.COMPLETE

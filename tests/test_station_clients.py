@@ -27,7 +27,7 @@ from devicectl.session.api import run_protocol_file, station_refusal
 from devicectl.session.protocol_file import loads_protocol
 from devicectl.station.auth import Operator, OperatorStore
 from devicectl.station.client import station_target
-from simulators.pty_server import PtyServer
+from devicectl_simulators.pty_server import PtyServer
 from tests.served_process import Served, devicectl_script
 
 # Real time: the service, its device and the session; run with the other real-time modules.

@@ -129,6 +129,9 @@ class SessionRunner:
         self._emit = station.loop.emit
         self._devices_cache: tuple[int, dict[str, Any]] | None = None
         station.loop.add(self)
+        # A new session on the station: the last one's hold (complete, aborted, ended)
+        # no longer applies; this session holds the devices again as it needs to.
+        self._release()
 
     # -- what the loop calls -----------------------------------------------------------
 
