@@ -97,7 +97,7 @@ class ConsoleApp(App[None]):
                 else:
                     self.backend.start()
             except DevicectlError as exc:
-                self.exit(message=f"devicectl: {exc}")
+                self.exit(return_code=2, message=f"devicectl: {exc}")
                 return
         self.push_screen(MainScreen(self.backend.modalities, self.backend.keys))
         self._ask_sign_in(self._prefill)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -38,6 +39,8 @@ from devicectl.modality import Modality, modalities
 from devicectl.station.client import StationClient, StationError
 
 RETRY_S = 1.0
+DEFAULT_PROTOCOL = "pore-patrol"
+FINISHED_STATES = frozenset({"complete", "aborted", "ended"})
 # The device actions the station API carries (docs/api.md#methods).
 DEVICE_METHODS = frozenset({"fire"})
 # What the console's desk actions are in the API.
@@ -86,10 +89,18 @@ class StationBackend:
     needs_pin = True
 
     def __init__(
-        self, target: str, *, token: str | None = None, connect_timeout_s: float = 10.0
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        protocol: Path | None = None,
+        connect_timeout_s: float = 10.0,
     ) -> None:
+        """``protocol``: the file a new session runs (default the built-in Pore Patrol);
+        it is loaded and started at sign-in only when no session is under way."""
         self.target = target
         self.token = token
+        self.protocol = protocol
         self.connect_timeout_s = connect_timeout_s
         self.mode = f"station {target}"
         self.log = structlog.get_logger("devicectl.console").bind(device="console")
@@ -219,6 +230,24 @@ class StationBackend:
         result = await self.client.call("sign_in", operator_id=operator, pin=pin)
         self.operator_token = result.get("token")
         self.operator_id = result.get("operator_id", operator)
+        session = self.client.state.get("session")
+        if session is None or session.get("state") in FINISHED_STATES:
+            await self._start_session()
+
+    async def _start_session(self) -> None:
+        """Load this console's protocol and start a session with it (the signed-in
+        operator's); a refusal is a DevicectlError with the station's reasons."""
+        assert self.client is not None
+        try:
+            if self.protocol is None:
+                await self.client.call("load_protocol", name=DEFAULT_PROTOCOL)
+            else:
+                text = self.protocol.read_text(encoding="utf-8")
+                await self.client.call("load_protocol", toml=text)
+            await self.client.call("start_session")
+        except StationError as exc:
+            problems = (exc.data or {}).get("problems") if isinstance(exc.data, dict) else None
+            raise DevicectlError("; ".join(problems or [exc.message])) from exc
 
     def _call(self, method: str, **params: Any) -> asyncio.Task[Any] | None:
         """Call ``method`` without waiting; a refusal becomes a notice."""
