@@ -61,8 +61,8 @@ def make_server(command: str, *, port: int, host: str = HOST) -> Any:
     from aiohttp import web
     from textual_serve.server import Server, to_int
 
-    class ConsoleServer(Server):  # type: ignore[misc]
-        @aiohttp_jinja2.template("app_index.html")  # type: ignore[misc]
+    class ConsoleServer(Server):
+        @aiohttp_jinja2.template("app_index.html")
         async def handle_index(self, request: web.Request) -> dict[str, Any]:
             secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
             ws_path = request.app.router["websocket"].url_for()
@@ -73,12 +73,11 @@ def make_server(command: str, *, port: int, host: str = HOST) -> Any:
                 "application": {"name": self.title},
             }
 
-        async def handle_websocket(self, request: web.Request) -> web.StreamResponse:
+        async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
             origin = request.headers.get("Origin")
             if origin is not None and urlsplit(origin).netloc != request.host:
                 raise web.HTTPForbidden(text="origin not allowed")
-            response: web.StreamResponse = await super().handle_websocket(request)
-            return response
+            return await super().handle_websocket(request)
 
     return ConsoleServer(
         command, host=host, port=port, title="devicectl console", templates_path=WEB
