@@ -645,12 +645,26 @@ def console_command(
         typer.Option(help="Inject a simulator fault: DEVICE=SPEC, e.g. rf=runaway@100s."),
     ] = None,
     db: DbOpt = None,
+    station: Annotated[
+        str | None,
+        typer.Option(
+            "--station",
+            help="Be a client of this station service (devicectl station serve): its Unix "
+            "socket path (token read from PATH.token) or a ws:// or wss:// URL "
+            "(give --token-file). Sign-in asks the operator's PIN.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="With a --station URL: the file of the station token."),
+    ] = None,
     serve: Annotated[
         bool,
         typer.Option(
             "--serve",
             help="Serve this console to a browser (a tablet at the chair) on 127.0.0.1 "
-            "with textual-serve, instead of running it in this terminal.",
+            "with textual-serve, instead of running it in this terminal; needs --station: "
+            "every browser tab is a client of that one station.",
         ),
     ] = False,
     port: Annotated[int, typer.Option(help="With --serve: the HTTP port.")] = 8000,
@@ -658,7 +672,15 @@ def console_command(
 ) -> None:
     """The technician console: run a whole session at the chair, with keys or buttons.
 
-    Sign in with your operator id first; every action is recorded with it.
+    With --station, the console is a client of that station service, which owns
+    the devices and the session: quitting or losing the console never stops a
+    session, and another console (or a reloaded browser page) shows it. Without
+    --station, the devices are simulators in this process (--fast: simulated
+    time). Real devices (--device) are served only by `devicectl station serve`:
+    the console refuses --device without --station.
+
+    Sign in with your operator id first (and PIN, on a station); every action is
+    recorded with it.
     Escape is the EMERGENCY STOP on every screen: every device to its safe
     state at once. Keys: C confirm, A arm, S start, F flash, N next zone,
     P pause, R resume, K acknowledge the oldest alarm, X abort, E end a
@@ -672,12 +694,43 @@ def console_command(
     faults = _parse_faults(fault)
     if devices and (fast or faults):
         raise ConfigError("--fast and --fault are for simulators: leave out --device")
+    if station is not None:
+        if devices or fast or faults or db is not None:
+            raise ConfigError(
+                "--device, --fast, --fault and --db belong to the station service "
+                "(devicectl station serve), not to a console of it: leave them out with --station"
+            )
+    elif devices:
+        raise ConfigError(
+            "the console does not open devices itself: serve them with "
+            "`devicectl station serve --device KIND=URL ...` and connect with "
+            "`devicectl console --station PATH`"
+        )
+    elif serve:
+        raise ConfigError(
+            "--serve needs --station: every browser tab is a client of one station service "
+            "(`devicectl station serve`), never a station of its own"
+        )
     if serve:
         from devicectl.console.serve import serve_console
 
         serve_console(sys.argv[1:], port=port)
         return
     from devicectl.console.app import ConsoleApp
+
+    if station is not None:
+        from devicectl.console.remote import StationBackend
+
+        token = None
+        if token_file is not None:
+            try:
+                token = token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from exc
+        remote = StationBackend(station, token=token, protocol=protocol)
+        client_app = ConsoleApp(remote, operator=operator)
+        client_app.run()
+        raise typer.Exit(client_app.return_code or 0)
     from devicectl.console.backend import ConsoleBackend, ConsoleConfig
 
     backend = ConsoleBackend(

@@ -200,6 +200,17 @@ class Modality:
 
         return render_generic(self.name.upper(), view)
 
+    def view_from_status(self, status: Mapping[str, Any]) -> Any:
+        """The view :meth:`render_panel` draws, rebuilt from a device of the station
+        service's snapshot (``docs/api.md``: its status, ``state``, ``output_on``,
+        ``fault``, and ``console``: :meth:`console_view` as plain data). This is how
+        a console that is a client of the station draws the same panel. Called on
+        the UI thread; returns a frozen dataclass like :meth:`console_view`.
+        Default: the generic view from ``state``, ``output_on`` and ``fault``."""
+        from devicectl.panel_generic import generic_view_from_status
+
+        return generic_view_from_status(status)
+
     def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
         """The skin temperature the console's live trace may show: (label, degC, None
         when not measured), read on the loop thread; None if this modality has none.

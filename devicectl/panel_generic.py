@@ -8,6 +8,8 @@ is not a ``ControllerCore`` shows what it has and "NO READING" for the rest.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,3 +51,29 @@ def render_generic(title: str, view: Any) -> Text:
         title, str(getattr(view, "state", "?")), output_badge(getattr(view, "output_on", None))
     )
     return with_fault(out, getattr(view, "fault", None))
+
+
+def generic_view_from_status(status: Mapping[str, Any]) -> DeviceView:
+    """The generic view of a device from the station service's snapshot of it."""
+    output_on = status.get("output_on")
+    fault = status.get("fault")
+    return DeviceView(
+        str(status.get("state", "?")),
+        output_on if isinstance(output_on, bool) else None,
+        str(fault) if fault is not None else None,
+    )
+
+
+def frozen_view(cls: type, status: Mapping[str, Any]) -> Any | None:
+    """A modality's view dataclass ``cls`` from the ``console`` part of a device of the
+    station's snapshot (lists back to tuples); None if it is missing or incomplete."""
+    data = status.get("console")
+    if not isinstance(data, Mapping) or not dataclasses.is_dataclass(cls):
+        return None
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            return None
+        value = data[f.name]
+        values[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)

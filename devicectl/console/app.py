@@ -1,4 +1,9 @@
-"""The technician console: a Textual app over one :class:`ConsoleBackend`.
+"""The technician console: a Textual app over one backend.
+
+The backend is a :class:`StationBackend` (a client of the station service:
+``devicectl console --station``; the PIN is asked at sign-in) or a
+:class:`ConsoleBackend` (simulators in this process, for a demonstration or a
+simulated session). The screens and keys are the same with both.
 
 Emergency stop is Escape, bound on the App with ``priority=True``: priority
 bindings are checked before any screen, dialog or focused widget (an Input
@@ -24,12 +29,14 @@ from textual.widgets import Button
 from devicectl.console.alarms import AlarmBoard
 from devicectl.console.backend import ConsoleBackend
 from devicectl.console.desk import DESK
+from devicectl.console.remote import StationBackend
 from devicectl.console.screens import ConfirmAbortScreen, HelpScreen, MainScreen, SignInScreen
 from devicectl.console.snapshot import Snapshot
 from devicectl.errors import DevicectlError
 
 POLL_S = 0.1
 ESTOP_KEY = "escape"
+STATION_DESK = "station"  # the station service's E-stop alarms come from its desk
 
 CSS = """
 Screen { layout: vertical; }
@@ -64,7 +71,7 @@ class ConsoleApp(App[None]):
 
     def __init__(
         self,
-        backend: ConsoleBackend,
+        backend: ConsoleBackend | StationBackend,
         *,
         operator: str | None = None,
         start_loop: bool = True,
@@ -82,33 +89,51 @@ class ConsoleApp(App[None]):
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         if self._start_loop:
-            self.backend.start()
+            try:
+                if isinstance(self.backend, StationBackend):
+                    await self.backend.start()
+                else:
+                    self.backend.start()
+            except DevicectlError as exc:
+                self.exit(return_code=2, message=f"devicectl: {exc}")
+                return
         self.push_screen(MainScreen(self.backend.modalities, self.backend.keys))
-        self.push_screen(SignInScreen(self._prefill, self.backend.config.mode), self._signed_in)
+        self._ask_sign_in(self._prefill)
         self.set_interval(self._poll_s, self.refresh_from_loop)
 
-    def _signed_in(self, operator: str | None) -> None:
-        if not operator:
+    def _ask_sign_in(self, operator: str | None, error: str = "") -> None:
+        screen = SignInScreen(operator, self.backend.mode, self.backend.needs_pin, error)
+        self.push_screen(screen, self._signed_in)
+
+    async def _signed_in(self, answer: tuple[str, str] | None) -> None:
+        if not answer or not answer[0]:
             return
+        operator, pin = answer
         try:
-            self.backend.sign_in(operator)
+            if isinstance(self.backend, StationBackend):
+                await self.backend.sign_in(operator, pin)
+            else:
+                self.backend.sign_in(operator)
         except DevicectlError as exc:
             self.say(f"sign-in failed: {exc}")
-            self.push_screen(SignInScreen(operator, self.backend.config.mode), self._signed_in)
+            self._ask_sign_in(operator, f"sign-in failed: {exc}")
             return
         self.operator = operator
         self.say(f"signed in as {operator}")
 
-    def on_unmount(self) -> None:
-        self.backend.close()
+    async def on_unmount(self) -> None:
+        if isinstance(self.backend, StationBackend):
+            await self.backend.aclose()
+        else:
+            self.backend.close()
 
     # -- loop -> screen ----------------------------------------------------------------
 
     def refresh_from_loop(self) -> None:
         """Take what the loop copied out since the last poll and show it."""
-        poll = self.backend.bridge.poll()
+        poll = self.backend.poll()
         for alarm in poll.alarms:
             self.alarms.add(alarm)
         for notice in poll.notices:
@@ -203,7 +228,7 @@ class ConsoleApp(App[None]):
         self.alarms.acknowledge(entry, operator)
         self.backend.send(DESK, "alarm_ack", operator, device=alarm.device, code=alarm.code)
         states = self.snapshot.device_states() if self.snapshot is not None else {}
-        if alarm.device == DESK:
+        if alarm.device in (DESK, STATION_DESK):
             self.backend.send(DESK, "acknowledge", operator)  # the E-stop: every device
         elif states.get(alarm.device) in ("fault", "estop"):
             self.backend.send(DESK, "acknowledge", operator, device=alarm.device)

@@ -39,7 +39,7 @@ from typing import Any
 import structlog
 
 from devicectl.clock import Clock, PacedSimClock, RealClock
-from devicectl.console.bridge import LoopBridge, TracePoint
+from devicectl.console.bridge import LoopBridge, Poll, TracePoint
 from devicectl.console.desk import DESK, ConsoleDesk
 from devicectl.console.keys import KeyAction, key_actions
 from devicectl.console.snapshot import Snapshot, take_snapshot
@@ -84,7 +84,10 @@ class ConsoleConfig:
 
 
 class ConsoleBackend:
-    """Builds and owns the station, the loop thread, the desk and the bridge."""
+    """Builds and owns the station, the loop thread, the desk and the bridge (in this
+    process: simulators only, see ``devicectl console --help``)."""
+
+    needs_pin = False  # the operator id is enough: no station, nobody else to tell apart
 
     def __init__(self, config: ConsoleConfig) -> None:
         self.config = config
@@ -124,6 +127,10 @@ class ConsoleBackend:
         self.session_id: str | None = None
         self._started = False
         self._closed = False
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
 
     # -- loop-thread callbacks ------------------------------------------------------
 
@@ -202,6 +209,10 @@ class ConsoleBackend:
         # On the loop thread: the record can no longer be kept, so nothing may go on.
         self.log.error("record_lost", error=why)
         self.desk.estop_all(self.desk.operator_id)
+
+    def poll(self) -> Poll:
+        """What the loop copied out since the last poll (UI thread)."""
+        return self.bridge.poll()
 
     def send(self, target: str, action: str, operator: str | None, **args: Any) -> None:
         """Queue ``action`` for ``target`` (a device, "session" or "console"); never waits."""

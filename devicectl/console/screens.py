@@ -45,13 +45,22 @@ def estop_button() -> Button:
     return Button(ESTOP_LABEL, id="estop", classes="estop", variant="error")
 
 
-class SignInScreen(Screen[str]):
-    """Nothing happens before an operator id is given; Enter signs in."""
+class SignInScreen(Screen[tuple[str, str]]):
+    """Nothing happens before an operator id is given; Enter signs in.
 
-    def __init__(self, operator: str | None, mode: str) -> None:
+    On a station (``needs_pin``) the PIN is asked too: Enter in the id field
+    moves to the PIN, Enter there signs in. Dismissed with (operator id, PIN);
+    the PIN is "" when none is asked.
+    """
+
+    def __init__(
+        self, operator: str | None, mode: str, needs_pin: bool = False, error: str = ""
+    ) -> None:
         super().__init__()
         self._prefill = operator or ""
         self._mode = mode
+        self._needs_pin = needs_pin
+        self._error = error
 
     def compose(self) -> ComposeResult:
         with Vertical(id="signin-box"):
@@ -60,13 +69,22 @@ class SignInScreen(Screen[str]):
             yield Static(f"devices: {self._mode}", id="signin-mode")
             yield Static("Operator id (recorded with every action):")
             yield Input(value=self._prefill, placeholder="e.g. tech-042", id="operator")
+            if self._needs_pin:
+                yield Static("PIN:")
+                yield Input(password=True, placeholder="PIN", id="pin")
             yield Button("Sign in (Enter)", id="signin", variant="primary")
-            yield Static("", id="signin-error")
+            yield Static(self._error, id="signin-error")
 
     def on_mount(self) -> None:
-        self.query_one("#operator", Input).focus()
+        if self._needs_pin and self._prefill:
+            self.query_one("#pin", Input).focus()
+        else:
+            self.query_one("#operator", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self._needs_pin and event.input.id == "operator":
+            self.query_one("#pin", Input).focus()
+            return
         self._submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -78,7 +96,12 @@ class SignInScreen(Screen[str]):
         if not operator:
             self.query_one("#signin-error", Static).update("An operator id is needed.")
             return
-        self.dismiss(operator)
+        pin = self.query_one("#pin", Input).value if self._needs_pin else ""
+        if self._needs_pin and not pin:
+            self.query_one("#signin-error", Static).update("The PIN is needed.")
+            self.query_one("#pin", Input).focus()
+            return
+        self.dismiss((operator, pin))
 
 
 class MainScreen(Screen[None]):

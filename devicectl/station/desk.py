@@ -34,6 +34,7 @@ from devicectl.control.base import ControllerCore
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
 from devicectl.control.loop import ControlLoop
 from devicectl.errors import ControlError, DevicectlError
+from devicectl.modality import modalities
 from devicectl.session.runner import (
     AUTO_OPERATOR,
     FINISHED,
@@ -63,16 +64,28 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def device_view(controller: Any) -> dict[str, Any]:
-    """One device as clients see it: its status, and the output as the device reports it."""
+def device_view(controller: Any, runner: Any = None) -> dict[str, Any]:
+    """One device as clients see it: its status, and the output as the device reports it.
+
+    ``console`` is its modality's console view (``Modality.console_view``) as plain
+    data, and ``trace`` its modality's trace channel (``[label, degC]`` or null):
+    what a console client draws its panel and trace from (``view_from_status``).
+    Called on the loop thread.
+    """
     status = controller.status() if hasattr(controller, "status") else {}
     view = plain(status)
     view["state"] = controller.state.value
-    view["modality"] = getattr(controller, "modality", None)
+    kind = getattr(controller, "modality", None)
+    view["modality"] = kind
     view["latched"] = bool(controller.latched)
     view["output_on"] = controller.reported_energy()
     alarm = controller.fault_alarm
     view["fault"] = alarm.message if alarm is not None else None
+    mod = modalities().get(kind) if isinstance(kind, str) else None
+    if mod is not None:
+        view["console"] = plain(mod.console_view(controller, runner))
+        trace = mod.console_trace(controller)
+        view["trace"] = plain(list(trace)) if trace is not None else None
     return dict(view)
 
 
@@ -246,7 +259,7 @@ class StationDesk:
         return {
             "t_s": round(self.loop.clock.now(), 3),
             "tick": self.loop.tick_count,
-            "devices": {name: device_view(c) for name, c in devices.items()},
+            "devices": {name: device_view(c, self.runner) for name, c in devices.items()},
             "session": self.session_view(),
             "alarms": alarms,
         }

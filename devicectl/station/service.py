@@ -271,7 +271,8 @@ class StationService:
         if kind == "tick":
             if event.t_s >= self._next_reading_s:
                 self._next_reading_s = event.t_s + self._reading_period_s
-                devices = {n: device_view(c) for n, c in self.desk.devices().items()}
+                runner = self.desk.runner
+                devices = {n: device_view(c, runner) for n, c in self.desk.devices().items()}
                 out.append(("reading", {"t_s": round(event.t_s, 3), "devices": devices}, True))
         elif kind == "state" and event.device != "session":
             data = plain(event.data)

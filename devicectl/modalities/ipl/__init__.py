@@ -115,6 +115,12 @@ class IPLModality(Modality):
 
         return console.view(controller)
 
+    def view_from_status(self, status: Mapping[str, Any]) -> Any:
+        from devicectl.modalities.ipl import console
+        from devicectl.panel_generic import frozen_view
+
+        return frozen_view(console.IPLView, status) or super().view_from_status(status)
+
     def render_panel(self, view: Any) -> Any:
         from devicectl.modalities.ipl import console
 

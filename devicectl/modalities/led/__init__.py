@@ -93,6 +93,12 @@ class LEDModality(Modality):
 
         return console.view(controller)
 
+    def view_from_status(self, status: Mapping[str, Any]) -> Any:
+        from devicectl.modalities.led import console
+        from devicectl.panel_generic import frozen_view
+
+        return frozen_view(console.LEDView, status) or super().view_from_status(status)
+
     def render_panel(self, view: Any) -> Any:
         from devicectl.modalities.led import console
 

@@ -112,6 +112,12 @@ class RFModality(Modality):
 
         return console.view(controller, runner)
 
+    def view_from_status(self, status: Mapping[str, Any]) -> Any:
+        from devicectl.modalities.rf import console
+        from devicectl.panel_generic import frozen_view
+
+        return frozen_view(console.RFView, status) or super().view_from_status(status)
+
     def render_panel(self, view: Any) -> Any:
         from devicectl.modalities.rf import console
 
