@@ -463,8 +463,8 @@ def test_the_report_gives_each_sites_dose_for_the_whole_session(tmp_path: Any) -
         page = render_report(store, outcome.session_id)
     finally:
         store.close()
-    assert "RF dose per site (whole session)" in page
-    section = page.split("RF dose per site (whole session)")[1].split("</table>")[0]
+    assert "RF results per site (whole session)" in page
+    section = page.split("RF results per site (whole session)")[1].split("</table>")[0]
     assert section.count("<tr>") == 3  # header, forehead, chin
     forehead = section.split("forehead")[1].split("</tr>")[0]
     assert f"{sites['forehead']['cem43']:.2f}" in forehead and ">2<" in forehead
