@@ -468,3 +468,28 @@ def test_the_report_gives_each_sites_dose_for_the_whole_session(tmp_path: Any) -
     assert section.count("<tr>") == 3  # header, forehead, chin
     forehead = section.split("forehead")[1].split("</tr>")[0]
     assert f"{sites['forehead']['cem43']:.2f}" in forehead and ">2<" in forehead
+
+
+def test_a_site_that_has_had_its_thermal_dose_is_refused_at_load() -> None:
+    # The CEM43 limit is the site's: a site at it is refused before anything is armed,
+    # and the refusal names the dose; a site just under it may still be treated.
+    from tests.rf_scenario import RFRig
+
+    rig = RFRig.create()
+    rf = rig.rf
+    limit = rf.limits.cem43_max
+    rf.sites.record(
+        "forehead", cem43_total=limit, time_at_target_total_s=30.0, held_s=30.0, peak_c=42.6
+    )
+    rf.sites.record(
+        "chin", cem43_total=limit - 0.01, time_at_target_total_s=30.0, held_s=30.0, peak_c=42.6
+    )
+    with pytest.raises(ControlError, match=rf"site 'forehead' has had {limit:.2f} CEM43 of"):
+        rig.station.command("rf", "load", OP, zone=RFZone("Forehead", 42.0, 60.0))
+    assert rf.zone is None and rf.state is RFState.IDLE
+    with pytest.raises(ControlError):
+        rig.station.command("rf", "arm", OP)
+    rig.run_for(2.0)
+    assert not rig.sim.output_on
+    rig.station.command("rf", "load", OP, zone=RFZone("chin", 42.0, 60.0))
+    assert rf.zone is not None and rf.zone.name == "chin"
