@@ -4,7 +4,8 @@
 Each entry of ``MUTATIONS`` names one source file, one line of it (matched exactly,
 leading and trailing spaces aside) and what that line becomes: a limit moved past
 its value, a check removed, a stale count one tick late, an e-stop no longer put
-first. For each mutant, one at a time, the script copies the tree to a temporary
+first. A few break one thing that takes two lines (a check and the fallback behind
+it): their ``also`` names the other lines of the same file and what they become. For each mutant, one at a time, the script copies the tree to a temporary
 directory (the working tree is never touched), applies the one change there, and
 runs the test files listed for it with ``-x`` and a per-test timeout. A mutant
 whose tests all pass **survived**: a safety check can break without a test failing.
