@@ -4,7 +4,8 @@
 Each entry of ``MUTATIONS`` names one source file, one line of it (matched exactly,
 leading and trailing spaces aside) and what that line becomes: a limit moved past
 its value, a check removed, a stale count one tick late, an e-stop no longer put
-first. For each mutant, one at a time, the script copies the tree to a temporary
+first. A few break one thing that takes two lines (a check and the fallback behind
+it): their ``also`` names the other lines of the same file and what they become. For each mutant, one at a time, the script copies the tree to a temporary
 directory (the working tree is never touched), applies the one change there, and
 runs the test files listed for it with ``-x`` and a per-test timeout. A mutant
 whose tests all pass **survived**: a safety check can break without a test failing.
@@ -61,6 +62,8 @@ PROTOCOL = ("tests/test_protocol_file.py", "tests/test_protocol_file_properties.
 CHAIN = ("tests/test_records_chain.py", "tests/test_records_store.py")
 LOOP = ("tests/test_control_loop.py",)
 SECOND = ("tests/test_safety_second_angles.py",)
+SESSION = ("tests/test_session_safety.py",)
+OBSERVER = ("tests/test_rf_observer.py",)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,12 @@ class Mutation:
     line: str  # the exact source line, stripped
     becomes: str  # its replacement, stripped (the indentation is kept)
     tests: tuple[str, ...]
+    # More (line, becomes) pairs in the same file, for a mutation that takes
+    # two lines to break one thing (a check and the fallback behind it).
+    also: tuple[tuple[str, str], ...] = ()
+
+    def changes(self) -> tuple[tuple[str, str], ...]:
+        return ((self.line, self.becomes), *self.also)
 
 
 M = Mutation
@@ -82,34 +91,51 @@ LIMITS = "devicectl/control/limit_rules.py"
 RF_LIMITS = "devicectl/modalities/rf/limits.py"
 IPL_LIMITS = "devicectl/modalities/ipl/limits.py"
 LED_LIMITS = "devicectl/modalities/led/limits.py"
-STALE = "if self._missed_ticks >= lim.stale_ticks:"
-STALE_LATE = "if self._missed_ticks >= lim.stale_ticks + 1:"
+RF_CTL = "devicectl/modalities/rf/controller.py"
+OBS = "devicectl/modalities/rf/observer.py"
+RUNNER = "devicectl/session/runner.py"
 MUTATIONS: tuple[Mutation, ...] = (
-    # -- RF supervisor
-    M("rf.stale_late", SUP, STALE, STALE_LATE, (*RF, *MATRIX)),
-    M("rf.cutoff_gone", SUP, "if temp >= lim.cutoff_c:", "if False:", (*RF, *MATRIX)),
-    M("rf.cutoff_late", SUP, "if temp >= lim.cutoff_c:", "if temp >= lim.cutoff_c + 0.5:", (*RF, *MATRIX)),
-    M("rf.disagree_wide", SUP, "if diff > lim.sensor_disagree_max_c:", "if diff > lim.sensor_disagree_max_c + 0.5:", (*RF, *MATRIX)),
-    M("rf.disagree_gone", SUP, "if diff > lim.sensor_disagree_max_c:", "if False:", (*RF, *MATRIX)),
-    M("rf.runaway_rate", SUP, "if rate is not None and rate > lim.rise_max_c_per_s:", "if rate is not None and rate > lim.rise_max_c_per_s + 1.0:", (*RF, *MATRIX)),
-    M("rf.hot_rise_gone", SUP, "elif rate is not None and temp >= lim.alarm_c and rate > lim.hot_rise_max_c_per_s:", "elif False:", (*RF, *MATRIX)),
-    M("rf.power_limit", SUP, "if power > lim.power_max_w:", "if power > lim.power_max_w + 10.0:", RF),
+    # -- RF supervisor: its checks as composed (checks.py), with their limits
+    M("rf.stale_late", SUP, 'self._stale = Stale(d, "rf.stale", lim.stale_ticks)', 'self._stale = Stale(d, "rf.stale", lim.stale_ticks + 1)', (*RF, *MATRIX)),
+    M("rf.cutoff_gone", SUP, "_add(out, self._overtemp.check(temp))", "pass", (*RF, *MATRIX)),
+    M("rf.cutoff_late", SUP, 'd, "rf.overtemp", "skin at the software cut-off", lim.cutoff_c, "degC"', 'd, "rf.overtemp", "skin at the software cut-off", lim.cutoff_c + 0.5, "degC"', (*RF, *MATRIX)),
+    M("rf.disagree_wide", SUP, "lim.sensor_disagree_max_c,", "lim.sensor_disagree_max_c + 0.5,", (*RF, *MATRIX)),
+    M("rf.disagree_gone", SUP, "_add(out, self._disagree.check(abs(t1 - t2)))", "pass", (*RF, *MATRIX)),
+    M("rf.runaway_rate", SUP, 'd, "rf.runaway", "skin rising", lim.rise_max_c_per_s, lim.rise_window_s, min_samples=8', 'd, "rf.runaway", "skin rising", lim.rise_max_c_per_s + 1.0, lim.rise_window_s, min_samples=8', (*RF, *MATRIX)),
+    M("rf.hot_rise_gone", SUP, "if runaway is None and temp >= lim.alarm_c:", "if False:", (*RF, *MATRIX)),
+    M("rf.power_limit", SUP, 'd, "rf.power", "power over the limit", lim.power_max_w, "W", inclusive=False', 'd, "rf.power", "power over the limit", lim.power_max_w + 10.0, "W", inclusive=False', RF),
     M("rf.output_unexpected_gone", SUP, "if reading.output_on and not ctx.output_expected:", "if False:", RF),
-    M("rf.stuck_late", SUP, "elif now_s - since >= self.limits.stuck_s:", "elif now_s - since >= self.limits.stuck_s + 2.0:", (*RF, *MATRIX)),
-    M("rf.cem43_limit", SUP, "if dose > lim.cem43_max:", "if dose > lim.cem43_max * 2:", RF),
-    M("rf.time_at_target", SUP, "if self.time_at_target_s > lim.time_at_target_max_s:", "if self.time_at_target_s > lim.time_at_target_max_s + 60.0:", RF),
+    M("rf.stuck_late", SUP, 'Stuck(d, "rf.sensor_stuck", "skin sensor 1", lim.stuck_s, "degC"),', 'Stuck(d, "rf.sensor_stuck", "skin sensor 1", lim.stuck_s + 2.0, "degC"),', (*RF, *MATRIX)),
+    M("rf.stuck_late_2", SUP, 'Stuck(d, "rf.sensor_stuck", "skin sensor 2", lim.stuck_s, "degC"),', 'Stuck(d, "rf.sensor_stuck", "skin sensor 2", lim.stuck_s + 2.0, "degC"),', RF),
+    M("rf.cem43_limit", SUP, '"CEM43",', '"CEM43", level=lim.cem43_max * 2,', RF),
+    M("rf.time_at_target", SUP, "lim.time_at_target_max_s,", "lim.time_at_target_max_s + 60.0,", RF),
+    # -- RF skin observer (rule 10): two sensors drifting low together
+    M("rf.implausible_heating_gone", OBS, "failed=self._error_c_s >= self.params.max_error_c_s,", "failed=False,", (*OBSERVER, *RF)),
+    M("rf.implausible_heating_margin", OBS, "margin_c: float = 0.5", "margin_c: float = 1.0", OBSERVER),
+    # -- site dose (rule 8): a site's dose carries across zones, a spent site is refused
+    M("rf.site_prior_dose_gone", SUP, "self.dose.dose = prior_cem43", "self.dose.dose = 0.0", (*SESSION, *RF)),
+    M("rf.site_prior_time_gone", SUP, "self._at_target.total = prior_time_at_target_s", "self._at_target.total = 0.0", (*SESSION, *RF)),
+    M("rf.site_carry_gone", RF_CTL, "self._prior_cem43, prior.time_at_target_s if prior is not None else 0.0", "0.0, 0.0", (*SESSION, *RF)),
+    M("rf.spent_site_refusal_gone", RF_CTL, "self._refuse_spent_site(zone, prior)", "pass", (*SESSION, *RF)),
+    M("rf.spent_site_cem43_gone", RF_CTL, "if prior.cem43 >= lim.cem43_max:", "if False:", (*SESSION, *RF)),
+    M("rf.spent_site_time_gone", RF_CTL, "if prior.time_at_target_s >= lim.time_at_target_max_s:", "if False:", (*SESSION, *RF)),
     # -- IPL supervisor
-    M("ipl.stale_late", IPS, STALE, STALE_LATE, (*IPL, *MATRIX)),
+    M("ipl.stale_late", IPS, 'self._stale = Stale(d, "ipl.stale", lim.stale_ticks)', 'self._stale = Stale(d, "ipl.stale", lim.stale_ticks + 1)', (*IPL, *MATRIX)),
     M("ipl.unexpected_flash_gone", IPS, "if fired > allowed:", "if False:", IPL),
     M("ipl.unexpected_flash_one_extra", IPS, "if fired > allowed:", "if fired > allowed + 1:", IPL),
     M("ipl.energy_unexpected_gone", IPS, "if status & _ENERGY_BITS and not ctx.energy_expected:", "if False:", IPL),
     M("ipl.energy_tolerance", IPS, "if error > self.limits.energy_tolerance:", "if error > self.limits.energy_tolerance * 2:", (*IPL, *MATRIX)),
-    M("ipl.block_stop_late", IPS, "if reading.block_temp_c >= lim.block_stop_c:", "if reading.block_temp_c >= lim.block_stop_c + 1.0:", IPL),
+    M("ipl.block_stop_late", IPS, 'd, "ipl.block_overtemp", "lamp block at the stop temperature", lim.block_stop_c, "degC"', 'd, "ipl.block_overtemp", "lamp block at the stop temperature", lim.block_stop_c + 1.0, "degC"', IPL),
+    # an IPL train cut short by the session counts as fired: never more than planned
+    M("ipl.interrupted_train_uncounted", "devicectl/modalities/ipl/__init__.py", 'interrupting=action == "abort" and controller.state is ipl_controller.IPLState.FIRING,', "interrupting=False,", SESSION),
     # -- LED supervisor
-    M("led.stale_late", LDS, STALE, STALE_LATE, (*LED, *MATRIX)),
-    M("led.dose_limit", LDS, "if self.dose_j_cm2 > lim.dose_max_j_cm2:", "if self.dose_j_cm2 > lim.dose_max_j_cm2 * 1.1:", (*LED, *SECOND)),
-    M("led.duration_limit", LDS, "if self.on_time_s > lim.duration_max_s + lim.duration_grace_s:", "if self.on_time_s > lim.duration_max_s + lim.duration_grace_s + 60.0:", LED),
-    M("led.skin_limit", LDS, "if skin > lim.skin_max_c:", "if skin > lim.skin_max_c + 1.0:", (*LED, *MATRIX)),
+    M("led.stale_late", LDS, 'self._stale = Stale(d, "led.stale", lim.stale_ticks)', 'self._stale = Stale(d, "led.stale", lim.stale_ticks + 1)', (*LED, *MATRIX)),
+    M("led.dose_limit", LDS, 'self._dose = Dose(d, "led.dose", "dose", lim.dose_max_j_cm2, "J/cm2")', 'self._dose = Dose(d, "led.dose", "dose", lim.dose_max_j_cm2, "J/cm2", level=lim.dose_max_j_cm2 * 1.1)', (*LED, *SECOND)),
+    M("led.duration_limit", LDS, "level=lim.duration_max_s + lim.duration_grace_s,", "level=lim.duration_max_s + lim.duration_grace_s + 60.0,", LED),
+    M("led.skin_limit", LDS, "lim.skin_max_c,", "lim.skin_max_c + 1.0,", (*LED, *MATRIX)),
+    M("led.irradiance_high_gone", LDS, "if high_s is not None:", "if False:", LED),
+    M("led.irradiance_high_wide", LDS, "high_limit = setpoint * (1 + lim.irradiance_high_fraction)", "high_limit = setpoint * (1 + lim.irradiance_high_fraction + 0.05)", LED),
+    M("led.irradiance_high_slow", LDS, "self._high = Sustained(lim.irradiance_high_s - 1e-9)", "self._high = Sustained(lim.irradiance_high_s + 2.0)", LED),
     # -- protocol limits (validated before anything is armed)
     M("limits.rf_target_max", RF_LIMITS, "elif self.target_c > limits.target_max_c:", "elif self.target_c > limits.target_max_c + 0.01:", PROTOCOL),
     M("limits.rf_target_min", RF_LIMITS, "elif self.target_c < limits.target_min_c:", "elif self.target_c < limits.target_min_c - 0.01:", PROTOCOL),
@@ -131,23 +157,29 @@ MUTATIONS: tuple[Mutation, ...] = (
     # -- emergency stop ordering in the loop
     M("estop.not_first", "devicectl/control/loop.py", 'key=lambda item: item[0].action != "estop",', "key=lambda item: 0,", (*LOOP, *SECOND)),
     M("estop.deferred", "devicectl/control/loop.py", 'if pending[0][0].action == "estop":', "if False:", LOOP),
+    # -- the session (rules 7 and 9): one fault makes every device safe, a hold refuses energy
+    M("session.secure_no_action", RUNNER, "if action is not None:", "if False:", SESSION),
+    M("session.secure_skipped", RUNNER, "if action is not None:", "if False:", SESSION, also=(("if controller.latched or controller.energised:", "if False:"),)),
+    M("session.hold_not_set", RUNNER, "controller.session_hold = hold", "pass", SESSION),
+    M("session.hold_check_gone", "devicectl/control/base.py", "if action in self.ENERGY_ACTIONS and self.session_hold is not None:", "if False:", SESSION),
 )  # fmt: skip
 
 
 def apply(tree: Path, m: Mutation) -> str | None:
-    """Apply ``m`` in ``tree``; None, or why it could not be applied."""
+    """Apply ``m`` in ``tree`` (every line of it, or none); None, or why it could not be applied."""
     path = tree / m.path
     if not path.exists():
         return f"FILE NOT FOUND: {m.path}"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    hits = [i for i, line in enumerate(lines) if line.strip() == m.line]
-    if not hits:
-        return f"PATTERN NOT FOUND in {m.path}: {m.line!r}"
-    if len(hits) > 1:
-        return f"PATTERN AMBIGUOUS in {m.path} (lines {[i + 1 for i in hits]}): {m.line!r}"
-    i = hits[0]
-    indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
-    lines[i] = indent + m.becomes + "\n"
+    for line, becomes in m.changes():
+        hits = [i for i, text in enumerate(lines) if text.strip() == line]
+        if not hits:
+            return f"PATTERN NOT FOUND in {m.path}: {line!r}"
+        if len(hits) > 1:
+            return f"PATTERN AMBIGUOUS in {m.path} (lines {[i + 1 for i in hits]}): {line!r}"
+        i = hits[0]
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        lines[i] = indent + becomes + "\n"
     path.write_text("".join(lines), encoding="utf-8")
     return None
 
@@ -216,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown mutation ids: {sorted(unknown)}")
     if args.list:
         for m in chosen:
-            print(f"{m.id:34} {m.path}: {m.line!r} -> {m.becomes!r}")
+            for line, becomes in m.changes():
+                print(f"{m.id:34} {m.path}: {line!r} -> {becomes!r}")
         return 0
     with tempfile.TemporaryDirectory(prefix="mutate-safety-") as tmp:
         tree = Path(tmp) / "tree"

@@ -488,3 +488,28 @@ def test_a_second_session_on_the_same_station_is_not_held_by_the_first() -> None
     assert rf.session_hold is None
     assert station.loop.run(until=lambda: second.finished, max_duration_s=120.0)
     assert second.state is SessionState.COMPLETE
+
+
+def test_a_site_that_has_had_its_thermal_dose_is_refused_at_load() -> None:
+    # The CEM43 limit is the site's: a site at it is refused before anything is armed,
+    # and the refusal names the dose; a site just under it may still be treated.
+    from tests.rf_scenario import RFRig
+
+    rig = RFRig.create()
+    rf = rig.rf
+    limit = rf.limits.cem43_max
+    rf.sites.record(
+        "forehead", cem43_total=limit, time_at_target_total_s=30.0, held_s=30.0, peak_c=42.6
+    )
+    rf.sites.record(
+        "chin", cem43_total=limit - 0.01, time_at_target_total_s=30.0, held_s=30.0, peak_c=42.6
+    )
+    with pytest.raises(ControlError, match=rf"site 'forehead' has had {limit:.2f} CEM43 of"):
+        rig.station.command("rf", "load", OP, zone=RFZone("Forehead", 42.0, 60.0))
+    assert rf.zone is None and rf.state is RFState.IDLE
+    with pytest.raises(ControlError):
+        rig.station.command("rf", "arm", OP)
+    rig.run_for(2.0)
+    assert not rig.sim.output_on
+    rig.station.command("rf", "load", OP, zone=RFZone("chin", 42.0, 60.0))
+    assert rf.zone is not None and rf.zone.name == "chin"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from devicectl.panel_generic import fault_of
-from devicectl.panel_style import ON_STYLE, mmss, num, output_badge, state_badge, with_fault
 from rich.text import Text
 
+from devicectl.panel_generic import fault_of
+from devicectl.panel_style import ON_STYLE, mmss, num, output_badge, state_badge, with_fault
 from devicectl_example_chiller.controller import ChillerController
 
 
