@@ -115,9 +115,13 @@ def test_the_page_signs_in_starts_rf_and_its_estop_stops_it(served: tuple[SimRig
             wait_text("Operator id")
             page.locator("#terminal").click()  # keys go to the focused terminal
             page.wait_for_timeout(500)
-            page.keyboard.type("tech")
+            # A person types at a person's pace; the terminal's round trip to the
+            # console carries each key, and Enter moves the focus to the PIN field.
+            page.keyboard.type("tech", delay=80)
             page.keyboard.press("Enter")
-            page.keyboard.type(PIN)
+            page.wait_for_timeout(800)
+            page.keyboard.type(PIN, delay=80)
+            page.wait_for_timeout(300)
             page.keyboard.press("Enter")
             wait_text("signed in as tech")
             page.screenshot(path=str(SHOTS / "console-station-signed-in.png"))
