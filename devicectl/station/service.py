@@ -49,7 +49,7 @@ from websockets.http11 import Request, Response
 from devicectl.clock import RealClock
 from devicectl.control.events import Command, Event
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
-from devicectl.modality import modalities
+from devicectl.modality import modalities, modality
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
 from devicectl.session.api import (
@@ -518,12 +518,32 @@ class StationService:
             )
             return {"acknowledged": done}
         if method == "fire":
-            return await self._loop_call(Command("ipl", "fire", {}, operator.id))
+            return await self._loop_call(
+                Command(self._device_for("fire", params), "fire", {}, operator.id)
+            )
         if method in SESSION_ACTIONS:
             if self.desk.runner is None:
                 raise RpcError(NO_SESSION, f"{method}: no session (start_session first)")
             return await self._loop_call(Command("session", method, {}, operator.id))
         raise RpcError(METHOD_NOT_FOUND, f"unknown method {method!r}")
+
+    def _device_for(self, action: str, params: dict[str, Any]) -> str:
+        """The device a device action goes to: ``params["device"]``, or the one device
+        whose modality offers ``action`` at the console (the IPL's trigger)."""
+        named = params.get("device")
+        if isinstance(named, str):
+            return named
+        offering = [
+            name
+            for name, controller in self.desk.devices().items()
+            if any(a == action for _, a, _ in modality(controller.modality).console_actions)
+        ]
+        if len(offering) != 1:
+            raise RpcError(
+                INVALID_PARAMS,
+                f"{action}: name the device (params.device); offered by {offering or 'none'}",
+            )
+        return offering[0]
 
     async def _answer(self, client: Client, raw: str | bytes) -> str | None:
         request_id: Any = None
