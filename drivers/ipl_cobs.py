@@ -47,7 +47,7 @@ from typing import ClassVar, TypeVar
 
 import serial
 
-from devicectl.devices import DeviceIdentity, IPLParams, IPLReading, IPLStatus
+from devicectl.devices import DeviceIdentity, IPLParams, IPLReading, IPLStatus, frozen_constructor
 from devicectl.errors import (
     DeviceTimeout,
     PortError,
@@ -87,6 +87,8 @@ from drivers.ipl_codec import (
 from drivers.port_errors import PORT_ERRORS
 from drivers.retry import note_tries
 from drivers.sequenced_port import SequencedPortDriver
+
+_new_iplreading = frozen_constructor(IPLReading)  # the per-tick reading, built fast
 
 __all__ = ["IPLCobsDriver"]
 
@@ -171,7 +173,7 @@ class IPLCobsDriver(SequencedPortDriver):
             # Units as codec.status_reply converts them (a test holds the two equal),
             # inline to spare building a StatusReply per tick.
             bits, charge, crystal, block, shots, fluence, filter_nm, lamp_life, _ = fields
-            return IPLReading(
+            return _new_iplreading(
                 self._now(),
                 _STATUS_BY_BITS[bits],
                 float(charge),
