@@ -198,6 +198,7 @@ _EXCEPTION_TEXT = {
 _INPUT_REPLY_LEN = 5 + 2 * _I_COUNT  # unit, function, byte count, 8 registers, CRC
 _EXCEPTION_REPLY_LEN = 5  # unit, function | 0x80, exception code, CRC
 _INPUT_REGISTERS = struct.Struct(f">{_I_COUNT}H")
+_GOOD_REPLIES_LIMIT = 1024
 
 # LEDFault(bits) builds a flag each call; the 64 defined combinations are prebuilt.
 _FAULTS_BY_BITS: tuple[LEDFault, ...] = tuple(LEDFault(bits) for bits in range(64))
@@ -376,6 +377,7 @@ class LEDModbusDriver:
         self._decoder = DecodePDU(is_server=False)
         self._framer = FramerRTU(self._decoder)
         self._input_request = input_request_frame(unit)
+        self._good_replies: dict[bytes, tuple[int, ...]] = {}  # whole good replies, for unit
         self._now = now
         self._unit = unit
         self._timeout_s = timeout_s
@@ -556,7 +558,15 @@ class LEDModbusDriver:
                 data += more
         except PORT_ERRORS as exc:
             raise PortError(f"LED port failed during {_READ_INPUTS}: {exc}") from exc
-        return parse_input_reply(data, self._unit)
+        # An idle canopy repeats a few replies: their registers are kept, checked once.
+        known = self._good_replies.get(data)
+        if known is not None:
+            return known
+        regs = parse_input_reply(data, self._unit)  # raises for anything but a good reply
+        if len(self._good_replies) >= _GOOD_REPLIES_LIMIT:
+            self._good_replies.clear()
+        self._good_replies[data] = regs
+        return regs
 
     def _forget_settings(self) -> None:
         self._wavelength_nm = None
