@@ -221,11 +221,11 @@ class ControllerCore(Generic[D, R]):
     @property
     def energised(self) -> bool:
         """The controller is in one of its energy states (``ENERGY_STATE_VALUES``)."""
-        return bool(self.state.value in self.ENERGY_STATE_VALUES)
+        return bool(self.state._value_ in self.ENERGY_STATE_VALUES)  # Enum's value, unwrapped
 
     @property
     def latched(self) -> bool:
-        return self.state.name in self.SAFE_STATE_NAMES
+        return self.state._name_ in self.SAFE_STATE_NAMES  # Enum's name, without its property
 
     def _connect(self, boot_wait_s: float = CONNECT_TIMEOUT_S) -> None:
         """Open the device, clear its power-on flags, and say who it is.

@@ -102,12 +102,19 @@ class Serial(serial.SerialBase):  # type: ignore[misc]
             raise serial.PortNotOpenError()
         return sim
 
+    # The per-tick calls below check ``self.simulator`` inline (what ``_sim`` does).
+
     @property
     def in_waiting(self) -> int:
-        return self._sim().pending()
+        sim = self.simulator
+        if sim is None:
+            raise serial.PortNotOpenError()
+        return sim.pending()
 
     def read(self, size: int = 1) -> bytes:
-        sim = self._sim()
+        sim = self.simulator
+        if sim is None:
+            raise serial.PortNotOpenError()
         data = sim.take(size)
         if data or not self._timeout:
             return data
@@ -120,11 +127,17 @@ class Serial(serial.SerialBase):  # type: ignore[misc]
                 return data
 
     def write(self, data: bytes) -> int:
-        self._sim().feed(data if type(data) is bytes else bytes(data))
+        sim = self.simulator
+        if sim is None:
+            raise serial.PortNotOpenError()
+        sim.feed(data if type(data) is bytes else bytes(data))
         return len(data)
 
     def reset_input_buffer(self) -> None:
-        self._sim().take(-1)
+        sim = self.simulator
+        if sim is None:
+            raise serial.PortNotOpenError()
+        sim.take(-1)
 
     def reset_output_buffer(self) -> None:
         """Writes reach the simulator at once; nothing is ever buffered."""

@@ -48,8 +48,8 @@ bad frame and the retry, where one is allowed, asks again.
 Per-tick cost. :meth:`read` sends ``0x04`` input registers 0-7 (21-byte reply),
 which is all the measured state. Its request frame is built once by pymodbus,
 it asks the port for all 21 bytes in one read, and its reply is checked by
-:func:`parse_input_reply` (pymodbus's CRC routine, then unit, function, byte
-count, length: exactly what pymodbus's framer and PDU decoder accept, which
+:func:`parse_input_reply` (a table CRC giving pymodbus's CRC check's answer, then
+unit, function, byte count, length: exactly what pymodbus's framer and PDU decoder accept, which
 ``tests/test_led_fast_read.py`` checks against pymodbus for every frame
 hypothesis can build). Decoding the same 21 bytes through pymodbus's
 ``handleFrame`` and PDU objects takes about 30 us against 12 us (measured
@@ -128,7 +128,13 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterRequest,
 )
 
-from devicectl.devices import LED_WAVELENGTHS_NM, DeviceIdentity, LEDFault, LEDReading
+from devicectl.devices import (
+    LED_WAVELENGTHS_NM,
+    DeviceIdentity,
+    LEDFault,
+    LEDReading,
+    frozen_constructor,
+)
 from devicectl.errors import (
     ConfigError,
     CRCError,
@@ -140,6 +146,8 @@ from devicectl.errors import (
     ValidationError,
 )
 from devicectl_drivers.port_errors import PORT_ERRORS
+
+_new_ledreading = frozen_constructor(LEDReading)  # the per-tick reading, built fast
 
 __all__ = ["LEDModbusDriver"]
 
@@ -190,9 +198,43 @@ _EXCEPTION_TEXT = {
 _INPUT_REPLY_LEN = 5 + 2 * _I_COUNT  # unit, function, byte count, 8 registers, CRC
 _EXCEPTION_REPLY_LEN = 5  # unit, function | 0x80, exception code, CRC
 _INPUT_REGISTERS = struct.Struct(f">{_I_COUNT}H")
+_GOOD_REPLIES_LIMIT = 1024
 
 # LEDFault(bits) builds a flag each call; the 64 defined combinations are prebuilt.
 _FAULTS_BY_BITS: tuple[LEDFault, ...] = tuple(LEDFault(bits) for bits in range(64))
+
+
+def _crc_tables() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """CRC-16/MODBUS tables: per byte, and per little-endian byte pair (with
+    ``v = crc ^ (b0 | b1 << 8)`` the 16-bit register is shifted out entirely, so
+    two bytes cost one lookup: 65,536 entries, built once at import)."""
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    words = []
+    for value in range(1 << 16):
+        first = (value >> 8) ^ table[value & 0xFF]
+        words.append((first >> 8) ^ table[first & 0xFF])
+    return tuple(table), tuple(words)
+
+
+_CRC_BYTES, _CRC_WORDS = _crc_tables()
+_REPLY_WORDS = struct.Struct(f"<{(_INPUT_REPLY_LEN - 1) // 2}H").unpack_from
+
+
+def _input_reply_crc_ok(frame: bytes) -> bool:
+    """The CRC of a whole ``_INPUT_REPLY_LEN``-byte frame is right: CRC-16/MODBUS
+    over the frame with its CRC (low byte first) is 0. The same answer as
+    pymodbus's ``FramerRTU.check_CRC`` (``tests/test_led_fast_read.py``), about
+    four times faster."""
+    crc = 0xFFFF
+    words = _CRC_WORDS
+    for word in _REPLY_WORDS(frame):
+        crc = words[crc ^ word]
+    return (crc >> 8) ^ _CRC_BYTES[(crc ^ frame[_INPUT_REPLY_LEN - 1]) & 0xFF] == 0
 
 
 def _signed16(raw: int) -> int:
@@ -228,7 +270,7 @@ def parse_input_reply(frame: bytes, unit: int) -> tuple[int, ...]:
             raise ProtocolError(
                 f"reply to read input registers 0-7 has byte count {frame[2]}, not {2 * _I_COUNT}"
             )
-        if not FramerRTU.check_CRC(frame[:-2], (frame[-2] << 8) | frame[-1]):
+        if not _input_reply_crc_ok(frame):
             raise CRCError(f"reply to read input registers 0-7 has a bad CRC: {frame.hex(' ')}")
         return _INPUT_REGISTERS.unpack_from(frame, 3)
     crc_ok = size >= 4 and FramerRTU.check_CRC(frame[:-2], (frame[-2] << 8) | frame[-1])
@@ -335,6 +377,7 @@ class LEDModbusDriver:
         self._decoder = DecodePDU(is_server=False)
         self._framer = FramerRTU(self._decoder)
         self._input_request = input_request_frame(unit)
+        self._good_replies: dict[bytes, tuple[int, ...]] = {}  # whole good replies, for unit
         self._now = now
         self._unit = unit
         self._timeout_s = timeout_s
@@ -390,7 +433,7 @@ class LEDModbusDriver:
         wavelength_nm, setpoint_raw = self._wavelength_nm, self._setpoint_raw
         if wavelength_nm is None or setpoint_raw is None:
             wavelength_nm, setpoint_raw = self._refresh_settings()
-        return LEDReading(
+        return _new_ledreading(
             t_s=t_s,
             wavelength_nm=wavelength_nm,
             setpoint_mw_cm2=setpoint_raw / 10,
@@ -515,7 +558,15 @@ class LEDModbusDriver:
                 data += more
         except PORT_ERRORS as exc:
             raise PortError(f"LED port failed during {_READ_INPUTS}: {exc}") from exc
-        return parse_input_reply(data, self._unit)
+        # An idle canopy repeats a few replies: their registers are kept, checked once.
+        known = self._good_replies.get(data)
+        if known is not None:
+            return known
+        regs = parse_input_reply(data, self._unit)  # raises for anything but a good reply
+        if len(self._good_replies) >= _GOOD_REPLIES_LIMIT:
+            self._good_replies.clear()
+        self._good_replies[data] = regs
+        return regs
 
     def _forget_settings(self) -> None:
         self._wavelength_nm = None

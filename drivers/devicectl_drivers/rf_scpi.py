@@ -32,7 +32,7 @@ from typing import ClassVar, TypeVar
 
 import serial
 
-from devicectl.devices import DeviceIdentity, RFReading, RFStatus
+from devicectl.devices import DeviceIdentity, RFReading, RFStatus, frozen_constructor
 from devicectl.errors import (
     DeviceRejected,
     DeviceTimeout,
@@ -60,6 +60,8 @@ from devicectl_drivers.rf_codec import (
 )
 from devicectl_drivers.sequenced_port import SequencedPortDriver
 
+_new_rfreading = frozen_constructor(RFReading)  # the per-tick reading, built fast
+
 __all__ = ["RFScpiDriver"]
 
 _T = TypeVar("_T")
@@ -75,6 +77,8 @@ _OUTP_Q = "OUTP?"
 _POW_Q = "SOUR:POW?"
 _MEAS_ALL = "MEAS:ALL?"
 _MEAS_ALL_BYTES = _MEAS_ALL.encode("ascii")
+# The per-tick request's frame for each sequence number, framed on its first use.
+_MEAS_ALL_FRAMES: list[bytes | None] = [None] * (MAX_SEQ + 1)
 _BODIES: dict[str, bytes] = {}
 for _body in (_IDN, _CLS, _HEART, _SYST_ERR, _OUTP_ON, _OUTP_OFF, _OUTP_Q, _POW_Q, _MEAS_ALL):
     encode_command(MAX_SEQ, _body)  # raises at import if a constant could not be framed
@@ -122,7 +126,10 @@ class RFScpiDriver(SequencedPortDriver):
         while True:
             try:
                 seq = self._take_seq()
-                line = self._roundtrip(seq, frame_command(seq, _MEAS_ALL_BYTES), _MEAS_ALL)
+                frame = _MEAS_ALL_FRAMES[seq]
+                if frame is None:
+                    frame = _MEAS_ALL_FRAMES[seq] = frame_command(seq, _MEAS_ALL_BYTES)
+                line = self._roundtrip(seq, frame, _MEAS_ALL)
                 fields = fast_all_reply(line, seq)
                 if fields is None:  # not the plain good case: full checks name the problem
                     fields = parse_all(self._check_reply(line, seq, _MEAS_ALL))
@@ -133,7 +140,7 @@ class RFScpiDriver(SequencedPortDriver):
                     continue
                 note_tries(exc, self._tries)
                 raise
-            return RFReading(
+            return _new_rfreading(
                 self._now(),
                 t1_c,
                 t2_c,

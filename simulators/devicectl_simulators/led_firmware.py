@@ -247,6 +247,7 @@ class LEDFirmware(SimulatedDevice):
         self._noise_bits = random.Random(f"led-noise:{seed}").getrandbits
         self._noise_table = tuple(SKIN_NOISE_C * z for z in _UNIT_NORMAL)
         self._valid8: dict[bytes, bool] = {}  # CRC verdicts of 8-byte requests (they repeat)
+        self._read_replies: dict[tuple[int, ...], bytes] = {}  # read replies by their content
 
         now = self._t
 
@@ -621,7 +622,15 @@ class LEDFirmware(SimulatedDevice):
                     if fc == FC_READ_INPUT
                     else self._holding()[address : address + count]
                 )
-                reply = _with_crc(_READ_REPLY[count].pack(self._unit, fc, 2 * count, *regs))
+                # An idle canopy repeats a few register sets: their frames are kept.
+                key = (self._unit, fc, *regs)
+                known = self._read_replies.get(key)
+                if known is None:
+                    known = _with_crc(_READ_REPLY[count].pack(self._unit, fc, 2 * count, *regs))
+                    if len(self._read_replies) >= _VALID_CACHE_LIMIT:
+                        self._read_replies.clear()
+                    self._read_replies[key] = known
+                reply = known
         elif fc == FC_WRITE_SINGLE:
             address, value = struct.unpack_from(">HH", frame, 2)
             if address >= HOLDING_COUNT:

@@ -129,6 +129,8 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
         self.flashes: list[FlashRecord] = []
         self.eye_protection_confirmed_by: str | None = None
         self._pulses_commanded = 0
+        self._ctx_key: tuple[object, ...] | None = None
+        self._ctx = IPLContext(False, None, 0)
         self._fired_at_s: float | None = None
         self._shots_before_fire = 0
         self._reading_before_fire: IPLReading | None = None
@@ -141,12 +143,17 @@ class IPLController(ControllerCore[IPLSource, IPLReading]):
 
     def _check(self, now_s: float) -> None:
         p = self.ipl_pass
-        ctx = IPLContext(
-            energy_expected=self.state in ENERGY_STATES,
-            set_fluence_j_cm2=p.fluence_j_cm2 if p else None,
-            pulses_commanded=self._pulses_commanded,
-        )
-        self._apply_alarms(self.supervisor.check(self.reading, ctx))
+        key = (self.state, p, self._pulses_commanded)
+        if key != self._ctx_key:  # the context changes with a pass or a pulse, not per tick
+            self._ctx_key = key
+            self._ctx = IPLContext(
+                energy_expected=self.state in ENERGY_STATES,
+                set_fluence_j_cm2=p.fluence_j_cm2 if p else None,
+                pulses_commanded=self._pulses_commanded,
+            )
+        alarms = self.supervisor.check(self.reading, self._ctx)
+        if alarms:
+            self._apply_alarms(alarms)
 
     def _step(self, now_s: float) -> None:
         reading = self.reading

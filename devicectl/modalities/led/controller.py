@@ -83,6 +83,8 @@ class LEDController(SingleOutputController[LEDPanel, LEDReading]):
         self.dose_j_cm2 = 0.0
         self.on_time_s = 0.0
         self.peak_skin_c = float("nan")
+        self._ctx_key: tuple[object, ...] | None = None
+        self._ctx = LEDContext(False, 0.0, False)
         super().__init__(opener, clock, name=name, emit=emit, machine_factory=build_machine)
 
     @property
@@ -93,13 +95,19 @@ class LEDController(SingleOutputController[LEDPanel, LEDReading]):
 
     def _check(self, now_s: float) -> None:
         plan = self.step_plan
-        delivering = self.state is S.DELIVERING
-        ctx = LEDContext(
-            output_expected=delivering,
-            setpoint_mw_cm2=plan.irradiance_mw_cm2 if plan and delivering else 0.0,
-            step_active=self.state in (S.DELIVERING, S.PAUSED),
-        )
-        self._apply_alarms(self.supervisor.check(now_s, self.reading, ctx))
+        state = self.state
+        key = (state, plan)
+        if key != self._ctx_key:  # the context changes a few times per step, not per tick
+            self._ctx_key = key
+            delivering = state is S.DELIVERING
+            self._ctx = LEDContext(
+                output_expected=delivering,
+                setpoint_mw_cm2=plan.irradiance_mw_cm2 if plan and delivering else 0.0,
+                step_active=state in (S.DELIVERING, S.PAUSED),
+            )
+        alarms = self.supervisor.check(now_s, self.reading, self._ctx)
+        if alarms:
+            self._apply_alarms(alarms)
 
     def _condition_lost(self, reading: LEDReading) -> Alarm | None:
         if reading.interlock_closed:
