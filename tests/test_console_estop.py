@@ -15,8 +15,10 @@ from console_helpers import (
     sign_in,
     wait_for,
 )
+from rich.text import Text
 
 from devicectl.console.app import ConsoleApp
+from devicectl.console.panels import TextPanel
 from devicectl.console.screens import ConfirmAbortScreen, HelpScreen, MainScreen, SignInScreen
 
 
@@ -126,5 +128,52 @@ def test_after_an_estop_acknowledge_and_resume_carry_the_session_on() -> None:
             assert session.prompt == "next zone: forehead"
             entry = app.alarms.ordered()[0]
             assert entry.acknowledged_by == "tech-042"
+
+    asyncio.run(scenario())
+
+
+def _alarms_text(app: ConsoleApp) -> Text:
+    """The alarm panel's text as drawn on the screen now."""
+    main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+    shown = main.query_one("#alarms", TextPanel).render()
+    assert isinstance(shown, Text)
+    return shown
+
+
+def _alarms_shown(app: ConsoleApp) -> str:
+    return _alarms_text(app).plain
+
+
+def test_an_acknowledged_alarm_is_redrawn_at_once() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: "EMERGENCY STOP" in _alarms_shown(app))
+            assert "(ack" not in _alarms_shown(app)
+            assert "bold white on red" in {str(span.style) for span in _alarms_text(app).spans}
+            await press(pilot, "k")
+            # no other alarm arrives: the acknowledgement alone redraws the row
+            await wait_for(pilot, lambda: "(ack tech-042)" in _alarms_shown(app), timeout_s=2.0)
+            # the row is no longer drawn in the HIGH alarm's red
+            styles = {str(span.style) for span in _alarms_text(app).spans}
+            assert "bold white on red" not in styles, styles
+
+    asyncio.run(scenario())
+
+
+def test_a_repeated_alarm_is_counted_on_screen_at_once() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: "EMERGENCY STOP" in _alarms_shown(app))
+            assert " x2" not in _alarms_shown(app)
+            await press(pilot, "escape")  # the same alarm again, still unacknowledged
+            await wait_for(pilot, lambda: " x2" in _alarms_shown(app), timeout_s=2.0)
 
     asyncio.run(scenario())

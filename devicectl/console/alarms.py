@@ -5,11 +5,15 @@ is also written out, so colour is never the only cue. An alarm that repeats
 (same device and code) while still unacknowledged is counted on its row, not
 added again, so a flapping condition cannot push older alarms off the screen.
 Acknowledging needs the operator's id and is kept on the row.
+
+Entries are immutable: a repeat or an acknowledgement replaces the entry, so
+the list the panel is given compares unequal to the one it last drew, and the
+row is redrawn at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from devicectl.console.bridge import AlarmEvent
 from devicectl.control.events import Alarm, AlarmPriority
@@ -27,7 +31,7 @@ PRIORITY_LABEL = {
 MAX_ACKNOWLEDGED = 50
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlarmEntry:
     t_s: float
     alarm: Alarm
@@ -47,10 +51,10 @@ class AlarmBoard:
 
     def add(self, event: AlarmEvent) -> None:
         alarm = event.alarm
-        for entry in self._entries:
+        for i, entry in enumerate(self._entries):
             if entry.acknowledged_by is None and entry.key == (alarm.device, alarm.code):
-                entry.count += 1
-                entry.alarm = alarm  # the latest value and message
+                # the latest value and message, one more time
+                self._entries[i] = replace(entry, count=entry.count + 1, alarm=alarm)
                 return
         self._entries.append(AlarmEntry(event.t_s, alarm))
 
@@ -69,11 +73,17 @@ class AlarmBoard:
         pending = self.unacknowledged()
         return pending[0] if pending else None
 
-    def acknowledge(self, entry: AlarmEntry, operator_id: str) -> None:
+    def acknowledge(self, entry: AlarmEntry, operator_id: str) -> AlarmEntry:
+        """Replace ``entry`` (one of this board's) by its acknowledged copy, and return it."""
         if not operator_id.strip():
             raise ValueError("acknowledging an alarm needs the operator's id")
-        entry.acknowledged_by = operator_id
+        i = next((i for i, e in enumerate(self._entries) if e is entry), None)
+        if i is None:
+            raise ValueError("that alarm is not on the board (already acknowledged?)")
+        done = replace(entry, acknowledged_by=operator_id)
+        self._entries[i] = done
         acked = [e for e in self._entries if e.acknowledged_by is not None]
         if len(acked) > MAX_ACKNOWLEDGED * 2:  # keep the list bounded
             oldest = min(acked, key=lambda e: e.t_s)
-            self._entries.remove(oldest)
+            self._entries = [e for e in self._entries if e is not oldest]
+        return done
