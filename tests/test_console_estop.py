@@ -140,6 +140,13 @@ def _alarms_text(app: ConsoleApp) -> Text:
     return shown
 
 
+def _prompt_line(app: ConsoleApp) -> str:
+    main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+    shown = main.query_one("#prompt", TextPanel).render()
+    assert isinstance(shown, Text)
+    return shown.plain
+
+
 def _alarms_shown(app: ConsoleApp) -> str:
     return _alarms_text(app).plain
 
@@ -175,5 +182,34 @@ def test_a_repeated_alarm_is_counted_on_screen_at_once() -> None:
             assert " x2" not in _alarms_shown(app)
             await press(pilot, "escape")  # the same alarm again, still unacknowledged
             await wait_for(pilot, lambda: " x2" in _alarms_shown(app), timeout_s=2.0)
+
+    asyncio.run(scenario())
+
+
+def _faulted(app: ConsoleApp) -> bool:
+    snap = app.snapshot
+    return snap is not None and snap.session is not None and snap.session.state == "faulted"
+
+
+@pytest.mark.parametrize("during", ["manual step", "RF"])
+def test_an_estop_is_shown_as_the_operators_not_a_devices_fault(during: str) -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            if during == "RF":
+                await _deliver_rf(pilot, app)
+            else:
+                await sign_in(pilot, app)
+                await wait_for(pilot, lambda: prompt_shown(app))
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: _faulted(app))
+            snap = app.snapshot
+            assert snap is not None and snap.session is not None
+            assert snap.session.fault is not None
+            assert snap.session.fault.startswith("EMERGENCY STOP by tech-042"), snap.session
+            await wait_for(pilot, lambda: "EMERGENCY STOP by tech-042" in _prompt_line(app))
+            for name in ("rf", "ipl", "led"):
+                assert f"{name}: estop" not in _prompt_line(app)
 
     asyncio.run(scenario())

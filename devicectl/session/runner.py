@@ -481,7 +481,17 @@ class SessionRunner:
     # -- bookkeeping ------------------------------------------------------------------------
 
     def _faulted_device(self) -> str | None:
-        for name, controller in self._devices().items():
+        """What stops the session: a latched device's fault, or an emergency stop.
+
+        An emergency stop puts every device in ESTOP at once; it is the station's,
+        by its operator, not the fault of whichever device is looked at first."""
+        devices = self._devices()
+        for controller in devices.values():
+            if controller.latched and controller.fault_alarm is None:
+                by = getattr(controller, "estop_by", None)
+                if by is not None:
+                    return f"EMERGENCY STOP by {by or 'nobody signed in'}"
+        for name, controller in devices.items():
             if controller.latched:
                 alarm = controller.fault_alarm
                 # An alarm's message already starts with its device's name.
