@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import pytest
 from console_helpers import (
@@ -211,5 +213,36 @@ def test_an_estop_is_shown_as_the_operators_not_a_devices_fault(during: str) -> 
             await wait_for(pilot, lambda: "EMERGENCY STOP by tech-042" in _prompt_line(app))
             for name in ("rf", "ipl", "led"):
                 assert f"{name}: estop" not in _prompt_line(app)
+
+    asyncio.run(scenario())
+
+
+def test_alarm_times_are_into_the_session_and_the_clock_time() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)  # unpaced: the loop clock ran on before sign-in
+            await wait_for(pilot, lambda: prompt_shown(app))
+            before = time.time()
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: "EMERGENCY STOP" in _alarms_shown(app))
+            after = time.time()
+            snap = app.snapshot
+            assert snap is not None and snap.session is not None
+            row = _alarms_shown(app).splitlines()[0]
+            assert "t+" not in row, row
+            match = re.match(r" HIGH  (\d\d):(\d\d) (\d\d:\d\d:\d\d) EMERGENCY STOP", row)
+            assert match is not None, row
+            # into the session: from sign-in on the loop clock, not the machine's uptime
+            oldest = app.alarms.ordered()[0]
+            into_s = int(match[1]) * 60 + int(match[2])
+            assert into_s == int(oldest.t_s - app.backend.desk.runner.started_s)  # type: ignore[union-attr]
+            assert into_s < oldest.t_s - 1.0  # sign-in time is not counted
+            # the clock time it happened
+            shown = {
+                time.strftime("%H:%M:%S", time.localtime(t)) for t in (before, after, before + 1)
+            }
+            assert match[3] in shown, (row, shown)
 
     asyncio.run(scenario())

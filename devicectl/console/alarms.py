@@ -9,10 +9,17 @@ Acknowledging needs the operator's id and is kept on the row.
 Entries are immutable: a repeat or an acknowledgement replaces the entry, so
 the list the panel is given compares unequal to the one it last drew, and the
 row is redrawn at once.
+
+Each alarm is shown with two times a person can read: the time into the
+session (mm:ss on the loop clock from sign-in, so simulated time in ``--fast``
+and never the time spent before signing in) and the clock time (HH:MM:SS) at
+which the console received it.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from devicectl.console.bridge import AlarmEvent
@@ -37,6 +44,23 @@ class AlarmEntry:
     alarm: Alarm
     count: int = 1
     acknowledged_by: str | None = None
+    session_s: float | None = None  # into the session; None: before sign-in
+    wall_s: float | None = None  # the clock time (epoch seconds) it was received
+
+    @property
+    def session_time(self) -> str:
+        """mm:ss into the session, or "--:--" before the session began."""
+        if self.session_s is None:
+            return "--:--"
+        minutes, seconds = divmod(int(max(self.session_s, 0.0)), 60)
+        return f"{minutes:02d}:{seconds:02d}"
+
+    @property
+    def clock_time(self) -> str:
+        """HH:MM:SS, local time."""
+        if self.wall_s is None:
+            return "--:--:--"
+        return time.strftime("%H:%M:%S", time.localtime(self.wall_s))
 
     @property
     def key(self) -> tuple[str, str]:
@@ -46,8 +70,11 @@ class AlarmEntry:
 class AlarmBoard:
     """The console's alarm list; lives on the UI thread only."""
 
-    def __init__(self) -> None:
+    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
         self._entries: list[AlarmEntry] = []
+        self._wall_clock = wall_clock
+        # The loop clock when the session began (its snapshot's ``started_s``).
+        self.session_start_s: float | None = None
 
     def add(self, event: AlarmEvent) -> None:
         alarm = event.alarm
@@ -56,7 +83,11 @@ class AlarmBoard:
                 # the latest value and message, one more time
                 self._entries[i] = replace(entry, count=entry.count + 1, alarm=alarm)
                 return
-        self._entries.append(AlarmEntry(event.t_s, alarm))
+        start = self.session_start_s
+        session_s = event.t_s - start if start is not None and event.t_s >= start else None
+        self._entries.append(
+            AlarmEntry(event.t_s, alarm, session_s=session_s, wall_s=self._wall_clock())
+        )
 
     def unacknowledged(self) -> list[AlarmEntry]:
         """Oldest first; among the same time, the higher priority first."""

@@ -97,6 +97,7 @@ def render_prompt(s: SessionView | None) -> Text:
 
 
 def render_alarms(entries: list[AlarmEntry], limit: int = 8) -> Text:
+    """One row an alarm: priority, time into the session (mm:ss), clock time, message."""
     if not entries:
         return Text("no alarms", style="dim")
     out = Text()
@@ -106,7 +107,8 @@ def render_alarms(entries: list[AlarmEntry], limit: int = 8) -> Text:
         label = PRIORITY_LABEL[a.priority]
         out.append(f" {label} ", style="dim" if acked else PRIORITY_STYLE[a.priority])
         count = f" x{entry.count}" if entry.count > 1 else ""
-        out.append(f" t+{entry.t_s:.1f}s {a.message}{count}", style="dim" if acked else "")
+        when = f" {entry.session_time} {entry.clock_time} "
+        out.append(f"{when}{a.message}{count}", style="dim" if acked else "")
         if acked:
             out.append(f"  (ack {entry.acknowledged_by})", style="dim")
         out.append("\n")

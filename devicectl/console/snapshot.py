@@ -38,6 +38,7 @@ class SessionView:
     awaiting: str | None  # the action that answers the prompt
     fault: str | None
     steps: tuple[StepView, ...]
+    started_s: float | None = None  # the loop clock when the session began (sign-in)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def session_view(runner: Any) -> SessionView:
         awaiting=runner.awaiting,
         fault=runner.fault_message,
         steps=tuple(StepView(s.index, s.title, s.kind, s.outcome) for s in runner.steps),
+        started_s=float(runner.started_s),
     )
 
 

@@ -107,6 +107,7 @@ class SessionRunner:
         self.technician = technician
         self.move_s = move_s
         self.state = SessionState.RUNNING
+        self.started_s = station.clock.now()  # the loop clock at sign-in
         self.steps = [
             StepProgress(i + 1, step_kind(step), getattr(step, "title", step_kind(step)))
             for i, step in enumerate(protocol.steps)

@@ -246,6 +246,7 @@ class StationDesk:
             "prompt": runner.prompt,
             "awaiting": runner.awaiting,
             "fault": runner.fault_message,
+            "started_s": round(runner.started_s, 3),
             "steps": [
                 {"index": s.index, "kind": s.kind, "title": s.title, "outcome": s.outcome}
                 for s in runner.steps
