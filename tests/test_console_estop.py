@@ -246,3 +246,32 @@ def test_alarm_times_are_into_the_session_and_the_clock_time() -> None:
             assert match[3] in shown, (row, shown)
 
     asyncio.run(scenario())
+
+
+def test_a_manual_step_shows_its_instructions_with_the_prompt() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            await wait_for(pilot, lambda: "Salicylic acid mask" in _prompt_line(app))
+            shown = " ".join(_prompt_line(app).split())
+            assert "confirm: Salicylic acid mask" in shown
+            assert (
+                "Cleanse and dry the face. Apply the 2 % salicylic acid mask evenly, avoiding "
+                "eyes and lips. Leave 10 minutes, then remove with cool water and pat dry."
+            ) in shown, shown
+            # the next manual step's own instructions replace them once it is confirmed
+            await answer_prompt(pilot, app, "confirm")
+            await wait_for(pilot, lambda: "Microdermabrasion" in _prompt_line(app))
+            shown = " ".join(_prompt_line(app).split())
+            assert "Diamond-tip microdermabrasion" in shown and "Cleanse" not in shown
+            # every line of the prompt panel fits on the screen
+            main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+            panel = main.query_one("#prompt", TextPanel)
+            text = panel.render()
+            assert isinstance(text, Text)
+            lines = text.wrap(app.console, panel.content_region.width)
+            assert len(lines) <= panel.content_region.height, (len(lines), panel.content_region)
+
+    asyncio.run(scenario())

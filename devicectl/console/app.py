@@ -42,8 +42,8 @@ STATION_DESK = "station"  # the station service's E-stop alarms come from its de
 
 CSS = """
 Screen { layout: vertical; }
-#top-bar { height: 3; }
-#prompt { width: 1fr; height: 3; padding: 0 1; content-align: left middle; }
+#top-bar { height: 5; }  /* the prompt, and up to 4 lines of a step's instructions */
+#prompt { width: 1fr; height: 5; padding: 0 1; content-align: left middle; }
 .estop { background: red; color: white; text-style: bold; width: 30; height: 3; }
 #main-grid { grid-size: 2; grid-columns: 1fr 1fr; }  /* rows: MainScreen */
 .box { border: round $primary; padding: 0 1; }

@@ -76,7 +76,8 @@ def render_steps(s: SessionView | None) -> Text:
 
 
 def render_prompt(s: SessionView | None) -> Text:
-    """The one line that says what the console is waiting for, and which key answers."""
+    """The line that says what the console is waiting for, and which key answers;
+    under it, a manual step's instructions."""
     if s is None:
         return Text("Sign in to start.", style="bold")
     out = Text("SESSION ")
@@ -85,6 +86,8 @@ def render_prompt(s: SessionView | None) -> Text:
         key = KEY_FOR.get(s.awaiting or "", "?")
         out.append(f"  {s.prompt}  ", style="bold")
         out.append(f" press {key} ", style="bold black on bright_white")
+        if s.instructions:  # a manual step: what to do before confirming
+            out.append("\n" + " ".join(s.instructions.split()))
     elif s.state == "faulted":
         out.append(f"  {s.fault or 'device fault'}  ", style="bold red")
         out.append(" K acknowledge, then R resume or E end ", style="bold black on bright_white")

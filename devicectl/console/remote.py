@@ -81,6 +81,7 @@ def session_from(data: dict[str, Any] | None) -> SessionView | None:
             for s in data.get("steps") or ()
         ),
         started_s=float(data["started_s"]) if data.get("started_s") is not None else None,
+        instructions=data.get("instructions"),
     )
 
 

@@ -39,6 +39,7 @@ class SessionView:
     fault: str | None
     steps: tuple[StepView, ...]
     started_s: float | None = None  # the loop clock when the session began (sign-in)
+    instructions: str | None = None  # what the prompt's step says to do (manual steps)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def session_view(runner: Any) -> SessionView:
         fault=runner.fault_message,
         steps=tuple(StepView(s.index, s.title, s.kind, s.outcome) for s in runner.steps),
         started_s=float(runner.started_s),
+        instructions=runner.instructions,
     )
 
 

@@ -427,6 +427,14 @@ class SessionRunner:
         self.awaiting = None
         self._set_state(SessionState.RUNNING)
 
+    @property
+    def instructions(self) -> str | None:
+        """The current step's ``instructions`` (a manual step's) while its prompt waits."""
+        if self.awaiting is None or self.current >= len(self.protocol.steps):
+            return None
+        text = getattr(self.protocol.steps[self.current], "instructions", None)
+        return str(text) if text else None
+
     def confirmed_by(self) -> str | None:
         """The operator id that answered the last prompt (None while it waits)."""
         return self._confirmed_by

@@ -247,6 +247,7 @@ class StationDesk:
             "awaiting": runner.awaiting,
             "fault": runner.fault_message,
             "started_s": round(runner.started_s, 3),
+            "instructions": runner.instructions,
             "steps": [
                 {"index": s.index, "kind": s.kind, "title": s.title, "outcome": s.outcome}
                 for s in runner.steps
