@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def make_app(
     start_loop: bool = True,
     protocol: Path = PORE_PATROL,
     speed: float = 0,
+    wall_clock: Callable[[], float] = time.time,
 ) -> ConsoleApp:
     """A console on fast simulators; unpaced (``speed=0``) unless asked."""
     config = ConsoleConfig(
@@ -37,7 +39,9 @@ def make_app(
         db=str(db) if db is not None else None,
         record=db is not None,
     )
-    return ConsoleApp(ConsoleBackend(config), start_loop=start_loop, poll_s=0.05)
+    return ConsoleApp(
+        ConsoleBackend(config), start_loop=start_loop, poll_s=0.05, wall_clock=wall_clock
+    )
 
 
 class EventLog:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import pytest
 from console_helpers import (
@@ -15,8 +17,10 @@ from console_helpers import (
     sign_in,
     wait_for,
 )
+from rich.text import Text
 
 from devicectl.console.app import ConsoleApp
+from devicectl.console.panels import TextPanel
 from devicectl.console.screens import ConfirmAbortScreen, HelpScreen, MainScreen, SignInScreen
 
 
@@ -126,5 +130,148 @@ def test_after_an_estop_acknowledge_and_resume_carry_the_session_on() -> None:
             assert session.prompt == "next zone: forehead"
             entry = app.alarms.ordered()[0]
             assert entry.acknowledged_by == "tech-042"
+
+    asyncio.run(scenario())
+
+
+def _alarms_text(app: ConsoleApp) -> Text:
+    """The alarm panel's text as drawn on the screen now."""
+    main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+    shown = main.query_one("#alarms", TextPanel).render()
+    assert isinstance(shown, Text)
+    return shown
+
+
+def _prompt_line(app: ConsoleApp) -> str:
+    main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+    shown = main.query_one("#prompt", TextPanel).render()
+    assert isinstance(shown, Text)
+    return shown.plain
+
+
+def _alarms_shown(app: ConsoleApp) -> str:
+    return _alarms_text(app).plain
+
+
+def test_an_acknowledged_alarm_is_redrawn_at_once() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: "EMERGENCY STOP" in _alarms_shown(app))
+            assert "(ack" not in _alarms_shown(app)
+            assert "bold white on red" in {str(span.style) for span in _alarms_text(app).spans}
+            await press(pilot, "k")
+            # no other alarm arrives: the acknowledgement alone redraws the row
+            await wait_for(pilot, lambda: "(ack tech-042)" in _alarms_shown(app), timeout_s=2.0)
+            # the row is no longer drawn in the HIGH alarm's red
+            styles = {str(span.style) for span in _alarms_text(app).spans}
+            assert "bold white on red" not in styles, styles
+
+    asyncio.run(scenario())
+
+
+def test_a_repeated_alarm_is_counted_on_screen_at_once() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: "EMERGENCY STOP" in _alarms_shown(app))
+            assert " x2" not in _alarms_shown(app)
+            await press(pilot, "escape")  # the same alarm again, still unacknowledged
+            await wait_for(pilot, lambda: " x2" in _alarms_shown(app), timeout_s=2.0)
+
+    asyncio.run(scenario())
+
+
+def _faulted(app: ConsoleApp) -> bool:
+    snap = app.snapshot
+    return snap is not None and snap.session is not None and snap.session.state == "faulted"
+
+
+@pytest.mark.parametrize("during", ["manual step", "RF"])
+def test_an_estop_is_shown_as_the_operators_not_a_devices_fault(during: str) -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            if during == "RF":
+                await _deliver_rf(pilot, app)
+            else:
+                await sign_in(pilot, app)
+                await wait_for(pilot, lambda: prompt_shown(app))
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: _faulted(app))
+            snap = app.snapshot
+            assert snap is not None and snap.session is not None
+            assert snap.session.fault is not None
+            assert snap.session.fault.startswith("EMERGENCY STOP by tech-042"), snap.session
+            await wait_for(pilot, lambda: "EMERGENCY STOP by tech-042" in _prompt_line(app))
+            for name in ("rf", "ipl", "led"):
+                assert f"{name}: estop" not in _prompt_line(app)
+
+    asyncio.run(scenario())
+
+
+def test_alarm_times_are_into_the_session_and_the_clock_time() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)  # unpaced: the loop clock ran on before sign-in
+            await wait_for(pilot, lambda: prompt_shown(app))
+            before = time.time()
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: "EMERGENCY STOP" in _alarms_shown(app))
+            after = time.time()
+            snap = app.snapshot
+            assert snap is not None and snap.session is not None
+            row = _alarms_shown(app).splitlines()[0]
+            assert "t+" not in row, row
+            match = re.match(r" HIGH  (\d\d):(\d\d) (\d\d:\d\d:\d\d) EMERGENCY STOP", row)
+            assert match is not None, row
+            # into the session: from sign-in on the loop clock, not the machine's uptime
+            oldest = app.alarms.ordered()[0]
+            into_s = int(match[1]) * 60 + int(match[2])
+            assert into_s == int(oldest.t_s - app.backend.desk.runner.started_s)  # type: ignore[union-attr]
+            assert into_s < oldest.t_s - 1.0  # sign-in time is not counted
+            # the clock time it happened
+            shown = {
+                time.strftime("%H:%M:%S", time.localtime(t)) for t in (before, after, before + 1)
+            }
+            assert match[3] in shown, (row, shown)
+
+    asyncio.run(scenario())
+
+
+def test_a_manual_step_shows_its_instructions_with_the_prompt() -> None:
+    app = make_app()
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await sign_in(pilot, app)
+            await wait_for(pilot, lambda: "Salicylic acid mask" in _prompt_line(app))
+            shown = " ".join(_prompt_line(app).split())
+            assert "confirm: Salicylic acid mask" in shown
+            assert (
+                "Cleanse and dry the face. Apply the 2 % salicylic acid mask evenly, avoiding "
+                "eyes and lips. Leave 10 minutes, then remove with cool water and pat dry."
+            ) in shown, shown
+            # the next manual step's own instructions replace them once it is confirmed
+            await answer_prompt(pilot, app, "confirm")
+            await wait_for(pilot, lambda: "Microdermabrasion" in _prompt_line(app))
+            shown = " ".join(_prompt_line(app).split())
+            assert "Diamond-tip microdermabrasion" in shown and "Cleanse" not in shown
+            # every line of the prompt panel fits on the screen
+            main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+            panel = main.query_one("#prompt", TextPanel)
+            text = panel.render()
+            assert isinstance(text, Text)
+            lines = text.wrap(app.console, panel.content_region.width)
+            assert len(lines) <= panel.content_region.height, (len(lines), panel.content_region)
 
     asyncio.run(scenario())

@@ -2,12 +2,13 @@
 
 Deterministic: the loop is not started on its own thread; the test drives it
 in simulated time (SimClock, seed 7) to an exact condition, so every number,
-the trace and the alarm times are the same on every run. No wall-clock time is
-on the screen. Update with ``pytest --snapshot-update`` and look at the SVGs.
+the trace and the alarm times are the same on every run. The alarms' clock time
+is from a fixed wall clock. Update with ``pytest --snapshot-update`` and look at the SVGs.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,12 @@ from textual.pilot import Pilot
 
 from devicectl.console.app import ConsoleApp
 from devicectl.modalities.rf.controller import RFController, RFState
+
+NINE_THIRTY = time.mktime((2026, 1, 5, 9, 30, 0, 0, 0, -1))  # local 09:30:00
+
+
+def FIXED_WALL_CLOCK() -> float:
+    return NINE_THIRTY
 
 
 def _drive(app: ConsoleApp, until: Callable[[], bool], max_s: float = 600.0) -> None:
@@ -63,7 +70,7 @@ async def _to_rf_start(pilot: Pilot[Any], app: ConsoleApp) -> None:
 
 
 def test_main_screen_idle(snap_compare: Any) -> None:
-    app = make_app(start_loop=False)
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
 
     async def before(pilot: Pilot[Any]) -> None:
         await press(pilot, *"tech-042", "enter")
@@ -75,7 +82,7 @@ def test_main_screen_idle(snap_compare: Any) -> None:
 
 
 def test_main_screen_delivering(snap_compare: Any) -> None:
-    app = make_app(start_loop=False)
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
 
     async def before(pilot: Pilot[Any]) -> None:
         await _to_rf_start(pilot, app)
@@ -87,7 +94,7 @@ def test_main_screen_delivering(snap_compare: Any) -> None:
 
 
 def test_main_screen_fault(snap_compare: Any) -> None:
-    app = make_app(start_loop=False, faults={"rf": ["runaway@0s"]})
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False, faults={"rf": ["runaway@0s"]})
 
     async def before(pilot: Pilot[Any]) -> None:
         await _to_rf_start(pilot, app)

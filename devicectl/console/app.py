@@ -20,6 +20,8 @@ operator does is sent with the signed-in operator id.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from textual.app import App
@@ -40,8 +42,8 @@ STATION_DESK = "station"  # the station service's E-stop alarms come from its de
 
 CSS = """
 Screen { layout: vertical; }
-#top-bar { height: 3; }
-#prompt { width: 1fr; height: 3; padding: 0 1; content-align: left middle; }
+#top-bar { height: 5; }  /* the prompt, and up to 4 lines of a step's instructions */
+#prompt { width: 1fr; height: 5; padding: 0 1; content-align: left middle; }
 .estop { background: red; color: white; text-style: bold; width: 30; height: 3; }
 #main-grid { grid-size: 2; grid-columns: 1fr 1fr; }  /* rows: MainScreen */
 .box { border: round $primary; padding: 0 1; }
@@ -76,11 +78,12 @@ class ConsoleApp(App[None]):
         operator: str | None = None,
         start_loop: bool = True,
         poll_s: float = POLL_S,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self.backend = backend
         self.operator: str | None = None
-        self.alarms = AlarmBoard()
+        self.alarms = AlarmBoard(wall_clock)
         self.snapshot: Snapshot | None = None
         self.notices: list[str] = []
         self._prefill = operator
@@ -134,12 +137,15 @@ class ConsoleApp(App[None]):
     def refresh_from_loop(self) -> None:
         """Take what the loop copied out since the last poll and show it."""
         poll = self.backend.poll()
+        if poll.snapshot is not None:
+            self.snapshot = poll.snapshot
+            session = poll.snapshot.session
+            if session is not None:  # the alarms' time into the session counts from here
+                self.alarms.session_start_s = session.started_s
         for alarm in poll.alarms:
             self.alarms.add(alarm)
         for notice in poll.notices:
             self.say(notice)
-        if poll.snapshot is not None:
-            self.snapshot = poll.snapshot
         main = self._main()
         if main is not None:
             main.show(self.snapshot, self.alarms.ordered(), poll.trace)

@@ -76,7 +76,8 @@ def render_steps(s: SessionView | None) -> Text:
 
 
 def render_prompt(s: SessionView | None) -> Text:
-    """The one line that says what the console is waiting for, and which key answers."""
+    """The line that says what the console is waiting for, and which key answers;
+    under it, a manual step's instructions."""
     if s is None:
         return Text("Sign in to start.", style="bold")
     out = Text("SESSION ")
@@ -85,6 +86,8 @@ def render_prompt(s: SessionView | None) -> Text:
         key = KEY_FOR.get(s.awaiting or "", "?")
         out.append(f"  {s.prompt}  ", style="bold")
         out.append(f" press {key} ", style="bold black on bright_white")
+        if s.instructions:  # a manual step: what to do before confirming
+            out.append("\n" + " ".join(s.instructions.split()))
     elif s.state == "faulted":
         out.append(f"  {s.fault or 'device fault'}  ", style="bold red")
         out.append(" K acknowledge, then R resume or E end ", style="bold black on bright_white")
@@ -97,6 +100,7 @@ def render_prompt(s: SessionView | None) -> Text:
 
 
 def render_alarms(entries: list[AlarmEntry], limit: int = 8) -> Text:
+    """One row an alarm: priority, time into the session (mm:ss), clock time, message."""
     if not entries:
         return Text("no alarms", style="dim")
     out = Text()
@@ -106,7 +110,8 @@ def render_alarms(entries: list[AlarmEntry], limit: int = 8) -> Text:
         label = PRIORITY_LABEL[a.priority]
         out.append(f" {label} ", style="dim" if acked else PRIORITY_STYLE[a.priority])
         count = f" x{entry.count}" if entry.count > 1 else ""
-        out.append(f" t+{entry.t_s:.1f}s {a.message}{count}", style="dim" if acked else "")
+        when = f" {entry.session_time} {entry.clock_time} "
+        out.append(f"{when}{a.message}{count}", style="dim" if acked else "")
         if acked:
             out.append(f"  (ack {entry.acknowledged_by})", style="dim")
         out.append("\n")

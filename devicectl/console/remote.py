@@ -80,6 +80,8 @@ def session_from(data: dict[str, Any] | None) -> SessionView | None:
             StepView(int(s["index"]), str(s["title"]), str(s["kind"]), str(s["outcome"]))
             for s in data.get("steps") or ()
         ),
+        started_s=float(data["started_s"]) if data.get("started_s") is not None else None,
+        instructions=data.get("instructions"),
     )
 
 

@@ -3,8 +3,9 @@
 Every screen carries the EMERGENCY STOP button, and the app binds its key
 (Escape) with priority, so it acts from every screen and dialog (see app.py).
 Keys are single letters a gloved hand can find; every key also has a button
-(for a tablet). No screen shows wall-clock time: the session clock is the
-loop's, so a simulated session and its snapshots are reproducible.
+(for a tablet). Session times are the loop's clock, so a simulated session
+and its snapshots are reproducible; the one wall-clock time shown is when each
+alarm was received (the app's ``wall_clock``, fixed in the snapshot tests).
 """
 
 from __future__ import annotations

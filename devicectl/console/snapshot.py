@@ -38,6 +38,8 @@ class SessionView:
     awaiting: str | None  # the action that answers the prompt
     fault: str | None
     steps: tuple[StepView, ...]
+    started_s: float | None = None  # the loop clock when the session began (sign-in)
+    instructions: str | None = None  # what the prompt's step says to do (manual steps)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ def session_view(runner: Any) -> SessionView:
         awaiting=runner.awaiting,
         fault=runner.fault_message,
         steps=tuple(StepView(s.index, s.title, s.kind, s.outcome) for s in runner.steps),
+        started_s=float(runner.started_s),
+        instructions=runner.instructions,
     )
 
 

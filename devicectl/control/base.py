@@ -182,6 +182,9 @@ class ControllerCore(Generic[D, R]):
         self.reading: R | None = None
         self.reading_error: str | None = None
         self.fault_alarm: Alarm | None = None
+        # Who pressed the emergency stop that put this device in ESTOP ("" if nobody
+        # was signed in); None when it is not in ESTOP.
+        self.estop_by: str | None = None
         self.last_safe_state: SafeStateResult | None = None
         self.safe_state_confirmed_at_s: float | None = None
         self._pending_fault: Alarm | None = None
@@ -524,6 +527,7 @@ class ControllerCore(Generic[D, R]):
             )
             self._emit("acknowledged", operator_id=operator_id)
             self.fault_alarm = None
+            self.estop_by = None
             self._on_acknowledged()
         return ok
 
@@ -537,6 +541,7 @@ class ControllerCore(Generic[D, R]):
         self.log.warning("emergency_stop", operator_id=operator_id)
         if self.state.name == "ESTOP":
             return True
+        self.estop_by = (operator_id or "").strip()
         self._on_trip(self._host_fault("estop", "emergency stop"))
         return self._fire("estop")
 

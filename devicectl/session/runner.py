@@ -107,6 +107,7 @@ class SessionRunner:
         self.technician = technician
         self.move_s = move_s
         self.state = SessionState.RUNNING
+        self.started_s = station.clock.now()  # the loop clock at sign-in
         self.steps = [
             StepProgress(i + 1, step_kind(step), getattr(step, "title", step_kind(step)))
             for i, step in enumerate(protocol.steps)
@@ -426,6 +427,14 @@ class SessionRunner:
         self.awaiting = None
         self._set_state(SessionState.RUNNING)
 
+    @property
+    def instructions(self) -> str | None:
+        """The current step's ``instructions`` (a manual step's) while its prompt waits."""
+        if self.awaiting is None or self.current >= len(self.protocol.steps):
+            return None
+        text = getattr(self.protocol.steps[self.current], "instructions", None)
+        return str(text) if text else None
+
     def confirmed_by(self) -> str | None:
         """The operator id that answered the last prompt (None while it waits)."""
         return self._confirmed_by
@@ -481,7 +490,17 @@ class SessionRunner:
     # -- bookkeeping ------------------------------------------------------------------------
 
     def _faulted_device(self) -> str | None:
-        for name, controller in self._devices().items():
+        """What stops the session: a latched device's fault, or an emergency stop.
+
+        An emergency stop puts every device in ESTOP at once; it is the station's,
+        by its operator, not the fault of whichever device is looked at first."""
+        devices = self._devices()
+        for controller in devices.values():
+            if controller.latched and controller.fault_alarm is None:
+                by = getattr(controller, "estop_by", None)
+                if by is not None:
+                    return f"EMERGENCY STOP by {by or 'nobody signed in'}"
+        for name, controller in devices.items():
             if controller.latched:
                 alarm = controller.fault_alarm
                 # An alarm's message already starts with its device's name.

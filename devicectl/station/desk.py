@@ -246,6 +246,8 @@ class StationDesk:
             "prompt": runner.prompt,
             "awaiting": runner.awaiting,
             "fault": runner.fault_message,
+            "started_s": round(runner.started_s, 3),
+            "instructions": runner.instructions,
             "steps": [
                 {"index": s.index, "kind": s.kind, "title": s.title, "outcome": s.outcome}
                 for s in runner.steps
