@@ -95,9 +95,16 @@ class Modality:
 
     # -- the device ---------------------------------------------------------------
 
+    # The controller class (a ``ControllerCore`` taking ``opener, clock, name=,
+    # limits=, emit=``) and the limit-set class: set them, or override the methods.
+    controller_type: ClassVar[type | None] = None
+    limits_type: ClassVar[type | None] = None
+
     def limits(self) -> Any:
         """The default limit set (a frozen dataclass that validates itself)."""
-        raise NotImplementedError
+        if self.limits_type is None:
+            raise NotImplementedError
+        return self.limits_type()
 
     def controller(
         self,
@@ -109,7 +116,9 @@ class Modality:
         emit: Callable[[Event], None] | None,
     ) -> Any:
         """A controller (``ControllerCore``) for one device of this modality."""
-        raise NotImplementedError
+        if self.controller_type is None:
+            raise NotImplementedError
+        return self.controller_type(opener, clock, name=name, limits=limits, emit=emit)
 
     def machine(self, model: object, *, graph: bool = False) -> Machine:
         """The controller's state machine from its live table (``devicectl diagram``)."""

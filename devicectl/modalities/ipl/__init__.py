@@ -9,13 +9,11 @@ behind one :class:`IPLModality`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transitions import Machine
 
-from devicectl.clock import Clock
-from devicectl.control.events import Event
 from devicectl.modalities.ipl import controller as ipl_controller
 from devicectl.modalities.ipl import plan as ipl_plan
 from devicectl.modalities.ipl import report as ipl_report
@@ -35,26 +33,14 @@ class IPLModality(Modality):
     default_driver: ClassVar[str] = "ipl_cobs"
     simulator: ClassVar[str] = "ipl"
     sim_options: ClassVar[str] = "filter=560"
+    controller_type: ClassVar[type | None] = ipl_controller.IPLController
+    limits_type: ClassVar[type | None] = IPLLimits
     step_type: ClassVar[type] = IPLStep
     step_keys: ClassVar[tuple[str, ...]] = ipl_step.KEYS
     needs_person_on_real_devices: ClassVar[bool] = True
 
     # The console's trigger: one key press per flash, sent to the device as "fire".
     console_actions: ClassVar[tuple[tuple[str, str, str], ...]] = (("f", "fire", "Flash (F)"),)
-
-    def limits(self) -> IPLLimits:
-        return IPLLimits()
-
-    def controller(
-        self,
-        opener: Callable[[], Any],
-        clock: Clock,
-        *,
-        name: str,
-        limits: Any | None,
-        emit: Callable[[Event], None] | None,
-    ) -> ipl_controller.IPLController:
-        return ipl_controller.IPLController(opener, clock, name=name, limits=limits, emit=emit)
 
     def machine(self, model: object, *, graph: bool = False) -> Machine:
         return ipl_controller.build_machine(model, graph=graph)

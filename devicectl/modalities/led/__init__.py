@@ -9,13 +9,11 @@ behind one :class:`LEDModality`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transitions import Machine
 
-from devicectl.clock import Clock
-from devicectl.control.events import Event
 from devicectl.modalities.led import controller as led_controller
 from devicectl.modalities.led import plan as led_plan
 from devicectl.modalities.led import report as led_report
@@ -34,22 +32,10 @@ class LEDModality(Modality):
     order: ClassVar[int] = 30
     default_driver: ClassVar[str] = "led_modbus"
     simulator: ClassVar[str] = "led"
+    controller_type: ClassVar[type | None] = led_controller.LEDController
+    limits_type: ClassVar[type | None] = LEDLimits
     step_type: ClassVar[type] = LEDExposureStep
     step_keys: ClassVar[tuple[str, ...]] = led_step.KEYS
-
-    def limits(self) -> LEDLimits:
-        return LEDLimits()
-
-    def controller(
-        self,
-        opener: Callable[[], Any],
-        clock: Clock,
-        *,
-        name: str,
-        limits: Any | None,
-        emit: Callable[[Event], None] | None,
-    ) -> led_controller.LEDController:
-        return led_controller.LEDController(opener, clock, name=name, limits=limits, emit=emit)
 
     def machine(self, model: object, *, graph: bool = False) -> Machine:
         return led_controller.build_machine(model, graph=graph)

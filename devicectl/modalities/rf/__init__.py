@@ -8,13 +8,11 @@ and limits (:mod:`.limits`), the ``rf`` protocol-file step (:mod:`.step`), the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from transitions import Machine
 
-from devicectl.clock import Clock
-from devicectl.control.events import Event
 from devicectl.modalities.rf import controller as rf_controller
 from devicectl.modalities.rf import plan as rf_plan
 from devicectl.modalities.rf import report as rf_report
@@ -33,22 +31,10 @@ class RFModality(Modality):
     order: ClassVar[int] = 10
     default_driver: ClassVar[str] = "rf_scpi"
     simulator: ClassVar[str] = "rf"
+    controller_type: ClassVar[type | None] = rf_controller.RFController
+    limits_type: ClassVar[type | None] = RFLimits
     step_type: ClassVar[type] = RFStep
     step_keys: ClassVar[tuple[str, ...]] = rf_step.KEYS
-
-    def limits(self) -> RFLimits:
-        return RFLimits()
-
-    def controller(
-        self,
-        opener: Callable[[], Any],
-        clock: Clock,
-        *,
-        name: str,
-        limits: Any | None,
-        emit: Callable[[Event], None] | None,
-    ) -> rf_controller.RFController:
-        return rf_controller.RFController(opener, clock, name=name, limits=limits, emit=emit)
 
     def machine(self, model: object, *, graph: bool = False) -> Machine:
         return rf_controller.build_machine(model, graph=graph)
