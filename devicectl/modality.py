@@ -220,6 +220,15 @@ class Modality:
 
         return generic_view_from_status(status)
 
+    def energy_summary(self, controller: Any) -> str | None:
+        """What ``controller`` will deliver when its energy goes on, as loaded now (the
+        zone, the pass, the exposure, and what is left of it), in one line a person
+        reads before confirming: the console shows it with the prompt that arms or
+        starts the device, and asks for it again before a paused device resumes.
+        Read on the loop thread, never a command; None when nothing is loaded.
+        Default: None (the console then asks without a summary)."""
+        return None
+
     def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
         """The skin temperature the console's live trace may show: (label, degC, None
         when not measured), read on the loop thread; None if this modality has none.

@@ -33,6 +33,12 @@ def num(value: float | None, fmt: str = "{:.1f}") -> str:
     return fmt.format(value)
 
 
+def under_treatment(state: str) -> bool:
+    """A device with a plan loaded or under way: its sensors read a treated site
+    (an idle or finished handpiece's read the room)."""
+    return state not in ("idle", "complete")
+
+
 def mmss(seconds: float) -> str:
     s = max(0, round(seconds))
     return f"{s // 60:02d}:{s % 60:02d}"

@@ -49,7 +49,7 @@ def test_escape_stops_real_ports_from_the_console(
     config = ConsoleConfig(
         PORE_PATROL, devices=devices, db=str(tmp_path / "r.sqlite"), port_timeout_s=0.2
     )
-    assert config.mode == "real devices"
+    assert config.mode == f"real devices ({', '.join(sorted(devices))})"
     app = ConsoleApp(ConsoleBackend(config), start_loop=True, poll_s=0.05)
     rf_sim_on = functools.partial(served["rf"].inspect, lambda sim: sim.output_on)
 

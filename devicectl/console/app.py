@@ -20,17 +20,23 @@ operator does is sent with the signed-in operator id.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.widget import AwaitMount
 from textual.widgets import Button
 
 from devicectl.console.alarms import AlarmBoard
 from devicectl.console.backend import ConsoleBackend
+from devicectl.console.confirm import ConfirmEnergyScreen
 from devicectl.console.desk import DESK
+from devicectl.console.offers import offers_text
+from devicectl.console.panels import KEY_FOR
 from devicectl.console.remote import StationBackend
 from devicectl.console.screens import ConfirmAbortScreen, HelpScreen, MainScreen, SignInScreen
 from devicectl.console.snapshot import Snapshot
@@ -87,28 +93,53 @@ class ConsoleApp(App[None]):
         self.snapshot: Snapshot | None = None
         self.notices: list[str] = []
         self._prefill = operator
+        # Keys before the sign-in screen is up (None once it is): see ``on_event``.
+        self._early_keys: list[events.Key] | None = []
+        # The prompt (step, text) whose awaited key was sent: a snapshot still
+        # showing it is older than that key (see ``_gate``).
+        self._answered: tuple[int, str | None] | None = None
         self._start_loop = start_loop
         self._poll_s = poll_s
 
     # -- lifecycle ------------------------------------------------------------------
 
+    async def on_event(self, event: events.Event) -> None:
+        """Keys that arrive before the sign-in screen is up are held, then replayed into
+        it (a served page sends what was typed while the console was starting: an
+        "h" there is the operator id's first letter, not Help). Escape is never held."""
+        early = self._early_keys
+        if (
+            early is not None
+            and isinstance(event, events.Key)
+            and not event.is_forwarded
+            and event.key != ESTOP_KEY
+        ):
+            early.append(events.Key(event.key, event.character))
+            return
+        await super().on_event(event)
+
+    def _replay_early_keys(self) -> None:
+        held, self._early_keys = self._early_keys or [], None
+        for key in held:
+            self.post_message(key)
+
     async def on_mount(self) -> None:
         if self._start_loop:
             try:
-                if isinstance(self.backend, StationBackend):
-                    await self.backend.start()
-                else:
-                    self.backend.start()
+                started = self.backend.start()  # a station client's connects: awaited
+                if inspect.isawaitable(started):
+                    await started
             except DevicectlError as exc:
                 self.exit(return_code=2, message=f"devicectl: {exc}")
                 return
         self.push_screen(MainScreen(self.backend.modalities, self.backend.keys))
-        self._ask_sign_in(self._prefill)
+        await self._ask_sign_in(self._prefill)
+        self.call_after_refresh(self._replay_early_keys)  # once its field has the focus
         self.set_interval(self._poll_s, self.refresh_from_loop)
 
-    def _ask_sign_in(self, operator: str | None, error: str = "") -> None:
+    def _ask_sign_in(self, operator: str | None, error: str = "") -> AwaitMount:
         screen = SignInScreen(operator, self.backend.mode, self.backend.needs_pin, error)
-        self.push_screen(screen, self._signed_in)
+        return self.push_screen(screen, self._signed_in)
 
     async def _signed_in(self, answer: tuple[str, str] | None) -> None:
         if not answer or not answer[0]:
@@ -145,7 +176,7 @@ class ConsoleApp(App[None]):
         for alarm in poll.alarms:
             self.alarms.add(alarm)
         for notice in poll.notices:
-            self.say(notice)
+            self.say(self._with_offers(notice))
         main = self._main()
         if main is not None:
             main.show(self.snapshot, self.alarms.ordered(), poll.trace)
@@ -155,6 +186,13 @@ class ConsoleApp(App[None]):
             if isinstance(screen, MainScreen):
                 return screen
         return None
+
+    def _with_offers(self, notice: str) -> str:
+        """A refusal, and what would be taken instead: never a dead end."""
+        session = self.snapshot.session if self.snapshot is not None else None
+        if session is None or not session.offers:
+            return notice
+        return f"{notice}  | {offers_text(session.offers)}"
 
     def say(self, text: str) -> None:
         """One line on the status bar (latest first); kept for the tests."""
@@ -183,23 +221,57 @@ class ConsoleApp(App[None]):
         if operator is not None:
             self.backend.send("session", action, operator)
 
+    def _gate(self, action: str) -> None:
+        """A prompt's answer (C A S N). The key of another prompt than the one shown is
+        not sent: the status line says which key this prompt takes. A snapshot that
+        still shows the prompt this console has just answered is older than that
+        answer: the key is then sent, and the runner decides."""
+        session = self.snapshot.session if self.snapshot is not None else None
+        if session is not None and session.state == "waiting_confirm" and session.awaiting:
+            shown = (session.current, session.prompt)
+            if session.awaiting == action:
+                self._answered = shown
+            elif shown != self._answered and self._signed() is not None:
+                pressed = KEY_FOR.get(action, action)
+                wanted = KEY_FOR.get(session.awaiting, session.awaiting)
+                prompt = session.prompt
+                self.say(f"{pressed} does not answer this prompt: press {wanted} ({prompt})")
+                return
+        self._session(action)
+
     def action_confirm(self) -> None:
-        self._session("confirm")
+        self._gate("confirm")
 
     def action_arm(self) -> None:
-        self._session("arm")
+        self._gate("arm")
 
     def action_start(self) -> None:
-        self._session("start")
+        self._gate("start")
 
     def action_next_zone(self) -> None:
-        self._session("next_zone")
+        self._gate("next_zone")
 
     def action_pause(self) -> None:
         self._session("pause")
 
     def action_resume(self) -> None:
-        self._session("resume")
+        """Resume; when it would put a paused device's energy back on, what it will
+        deliver is shown first and confirmed with C (``confirm.py``)."""
+        session = self.snapshot.session if self.snapshot is not None else None
+        if session is None or not (session.paused and session.energy):
+            self._session("resume")
+            return
+        if self._signed() is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._session("resume")
+            else:
+                self.say("resume not confirmed: nothing sent")
+
+        title = f"Resume {', '.join(session.paused)}? Energy goes on again:"
+        self.push_screen(ConfirmEnergyScreen(title, session.energy), answered)
 
     def action_end(self) -> None:
         self._session("end")

@@ -47,7 +47,7 @@ from devicectl.control.events import Command
 from devicectl.modality import Modality, modalities
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
-from devicectl.session.api import build_station, close_devices
+from devicectl.session.api import build_station, close_devices, is_simulator_url
 from devicectl.session.protocol_file import SessionProtocol, load_protocol_and_sha256
 from devicectl.session.recorder import SessionRecorder
 from devicectl.session.runner import SessionRunner, SessionState, step_kind
@@ -74,9 +74,19 @@ class ConsoleConfig:
     port_timeout_s: float = DEFAULT_TIMEOUT_S  # real devices' reply timeout
 
     @property
+    def real_devices(self) -> list[str]:
+        """The ``--device`` kinds that are not ``sim://`` simulators."""
+        return sorted(k for k, url in (self.devices or {}).items() if not is_simulator_url(url))
+
+    @property
     def mode(self) -> str:
-        if self.devices:
-            return "real devices"
+        """How the sign-in screen names the devices: a ``sim://`` one is a simulator."""
+        real = self.real_devices
+        if real:
+            sims = sorted(set(self.devices or {}) - set(real))
+            return f"real devices ({', '.join(real)})" + (
+                f", simulators ({', '.join(sims)})" if sims else ""
+            )
         if self.fast:
             pace = f"x{self.speed:g}" if self.speed > 0 else "unpaced"
             return f"simulators, simulated time {pace}"
@@ -140,7 +150,7 @@ class ConsoleBackend:
             self.protocol,
             operator_id=operator,
             technician=self.technician,
-            simulated=not self.config.devices,
+            simulated=not self.config.real_devices,
             operator_gates=True,
         )
 

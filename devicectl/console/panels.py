@@ -20,6 +20,7 @@ from textual.widgets import Sparkline
 
 from devicectl.console.alarms import PRIORITY_LABEL, PRIORITY_STYLE, AlarmEntry
 from devicectl.console.bridge import TRACE_PERIOD_S, TracePoint
+from devicectl.console.offers import offers_text
 from devicectl.console.snapshot import SessionView
 from devicectl.modality import Modality
 from devicectl.panel_style import output_badge, state_badge
@@ -28,6 +29,7 @@ __all__ = [
     "KEY_FOR",
     "TextPanel",
     "TracePanel",
+    "current_series",
     "device_renderer",
     "output_badge",
     "render_alarms",
@@ -43,6 +45,8 @@ OUTCOME_MARK = {
     "aborted": ("- ", "yellow"),
 }
 KEY_FOR = {"confirm": "C", "arm": "A", "start": "S", "next_zone": "N"}
+KEY_STYLE = "bold black on bright_white"
+FAULT_CHARS = 60  # a fault on the prompt line; the alarm list has the whole message
 
 
 def device_renderer(name: str, mod: Modality) -> Callable[[Any], RenderableType]:
@@ -75,27 +79,42 @@ def render_steps(s: SessionView | None) -> Text:
     return out
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def render_prompt(s: SessionView | None) -> Text:
-    """The line that says what the console is waiting for, and which key answers;
-    under it, a manual step's instructions."""
+    """What the console is waiting for and the key that answers it; what that key
+    puts on (the step's energy summary); every other key that would be taken now
+    (``offers``: never a dead end); under them, a manual step's instructions."""
     if s is None:
         return Text("Sign in to start.", style="bold")
     out = Text("SESSION ")
     out.append_text(state_badge(s.state))
+    answer: str | None = None  # the offer the first line already shows
     if s.state == "waiting_confirm" and s.prompt:
         key = KEY_FOR.get(s.awaiting or "", "?")
+        answer = s.awaiting
         out.append(f"  {s.prompt}  ", style="bold")
-        out.append(f" press {key} ", style="bold black on bright_white")
-        if s.instructions:  # a manual step: what to do before confirming
-            out.append("\n" + " ".join(s.instructions.split()))
+        out.append(f" press {key} ", style=KEY_STYLE)
     elif s.state == "faulted":
-        out.append(f"  {s.fault or 'device fault'}  ", style="bold red")
-        out.append(" K acknowledge, then R resume or E end ", style="bold black on bright_white")
-    elif s.state == "paused":
-        out.append("  ")
-        out.append(" R resume ", style="bold black on bright_white")
+        # The whole message is in the alarm list; here it must leave room for the keys.
+        out.append(f"  {shorten(s.fault or 'device fault', FAULT_CHARS)}  ", style="bold red")
+    elif s.paused and "resume" in s.offers:
+        answer = "resume"
+        what = "session paused" if s.state == "paused" else f"{', '.join(s.paused)} paused"
+        out.append(f"  {what}  ", style="bold")
+        out.append(" press R to resume ", style=KEY_STYLE)
     elif s.state in ("complete", "aborted", "ended"):
         out.append("  session over; ctrl+q to quit", style="bold")
+    if s.energy:
+        out.append("\n" + "; ".join(s.energy.splitlines()), style="bold")
+    if s.offers:
+        out.append("\n" + offers_text(s.offers, skip=(answer,) if answer else ()))
+    if s.instructions and s.state == "waiting_confirm":  # a manual step: what to do first
+        out.append("\n" + " ".join(s.instructions.split()))
     return out
 
 
@@ -118,6 +137,25 @@ def render_alarms(entries: list[AlarmEntry], limit: int = 8) -> Text:
     if len(entries) > limit:
         out.append(f"... {len(entries) - limit} more", style="dim")
     return out
+
+
+def current_series(trace: list[TracePoint]) -> tuple[str, list[float]]:
+    """The channel to show and its values: the one measured most recently (a device
+    under treatment reports its skin; an idle one reports nothing), so the LED
+    step shows the LED's skin, not the RF sensors' of an earlier step."""
+    series: dict[str, list[float]] = {}
+    latest: dict[str, int] = {}
+    for i, point in enumerate(trace):
+        for what, value in point.skin_c:
+            values = series.setdefault(what, [])
+            if value is not None:
+                values.append(value)
+                latest[what] = i
+    if not latest:
+        return "", []
+    # the newest reading wins; between equals, the first channel (registry order)
+    what = max(series, key=lambda w: latest.get(w, -1))
+    return what, series[what]
 
 
 class TextPanel(Widget):
@@ -153,13 +191,7 @@ class TracePanel(Vertical):
         yield Sparkline([], id="trace-line")
 
     def show(self, trace: list[TracePoint]) -> None:
-        series: dict[str, list[float]] = {}
-        for point in trace:
-            for what, value in point.skin_c:
-                values = series.setdefault(what, [])
-                if value is not None:
-                    values.append(value)
-        what, values = next(((w, v) for w, v in series.items() if v), ("", []))
+        what, values = current_series(trace)
         label = self.query_one("#trace-label", TextPanel)
         if values:
             label.show(

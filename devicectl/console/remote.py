@@ -82,6 +82,9 @@ def session_from(data: dict[str, Any] | None) -> SessionView | None:
         ),
         started_s=float(data["started_s"]) if data.get("started_s") is not None else None,
         instructions=data.get("instructions"),
+        offers=tuple(str(o) for o in data.get("offers") or ()),
+        paused=tuple(str(p) for p in data.get("paused") or ()),
+        energy=data.get("energy"),
     )
 
 

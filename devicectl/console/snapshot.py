@@ -40,6 +40,11 @@ class SessionView:
     steps: tuple[StepView, ...]
     started_s: float | None = None  # the loop clock when the session began (sign-in)
     instructions: str | None = None  # what the prompt's step says to do (manual steps)
+    # What the runner and the devices would take now (``session/offers.py``): the
+    # session's actions, "acknowledge", and devices' own as "device.action".
+    offers: tuple[str, ...] = ()
+    paused: tuple[str, ...] = ()  # devices a resume would resume (through their guards)
+    energy: str | None = None  # what the current step's device delivers when energy goes on
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,9 @@ def session_view(runner: Any) -> SessionView:
         steps=tuple(StepView(s.index, s.title, s.kind, s.outcome) for s in runner.steps),
         started_s=float(runner.started_s),
         instructions=runner.instructions,
+        offers=runner.offers(),
+        paused=tuple(runner.paused_devices()),
+        energy=runner.energy_summary(),
     )
 
 

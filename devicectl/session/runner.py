@@ -14,7 +14,7 @@ Guarantees:
   person, except in an unattended run whose devices are all simulators.
 - With ``operator_gates`` (the technician console), the runner also waits for
   the operator's ``arm`` and ``start`` of each RF zone, ``next_zone`` after
-  moving the handpiece, ``arm`` (eye protection) of an IPL pass and ``start``
+  moving the handpiece, ``confirm`` (eye protection) of an IPL pass and ``start``
   of an LED exposure; each arrives as a command with the operator's id, so the
   record holds who did it. Without it (scripted runs) those happen by themselves.
 - A device fault stops the session at that step (state ``faulted``). After the
@@ -39,6 +39,7 @@ from devicectl.control.base import ControllerCore
 from devicectl.control.events import Command, Event
 from devicectl.errors import ControlError, DevicectlError
 from devicectl.modality import modalities
+from devicectl.session import offers as offering
 from devicectl.station import Station
 
 AUTO_OPERATOR = "auto"
@@ -289,11 +290,10 @@ class SessionRunner:
 
     def _resume_paused_devices(self, author: str) -> list[str]:
         """Resume every device found paused, whoever paused it, through its own guards."""
-        resumed = []
-        for name, controller in self._devices().items():
-            if "resume" in controller.machine.get_triggers(controller.state):
-                controller.handle(Command(name, "resume", {}, author))
-                resumed.append(name)
+        devices = self._devices()
+        resumed = offering.paused_devices(devices)
+        for name in resumed:
+            devices[name].handle(Command(name, "resume", {}, author))
         return resumed
 
     def _resume(self, author: str) -> bool:
@@ -407,9 +407,15 @@ class SessionRunner:
         return controller.handle(Command(kind, action, args, operator_id or self.author))
 
     def move_to_next_site(self, kind: str) -> Iterator[Wait]:
-        """The technician moves the ``kind`` handpiece to the next site (``move_s``)."""
+        """The technician moves the ``kind`` handpiece to the next site (``move_s``).
+
+        With ``operator_gates`` the operator's ``next_zone`` answer, which the plan
+        asks for next, is the move: its prompt comes at once (after a resume too),
+        never after ``move_s`` of a screen asking for nothing."""
         if self.technician is not None:
             self.technician.move_to_next_zone(kind)
+        if self.operator_gates:
+            return
         clock = self.station.clock
         until = clock.now() + self.move_s
         yield lambda: clock.now() >= until
@@ -426,6 +432,18 @@ class SessionRunner:
         self.prompt = None
         self.awaiting = None
         self._set_state(SessionState.RUNNING)
+
+    def offers(self) -> tuple[str, ...]:
+        """The actions this runner and the devices would take now (``offers.py``)."""
+        return offering.offers(self, self._devices())
+
+    def paused_devices(self) -> list[str]:
+        """The devices a ``resume`` would resume now, through their own guards."""
+        return offering.paused_devices(self._devices())
+
+    def energy_summary(self) -> str | None:
+        """What the current step's device will deliver when its energy goes on."""
+        return offering.energy_summary(self, self._devices())
 
     @property
     def instructions(self) -> str | None:

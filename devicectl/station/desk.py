@@ -248,6 +248,9 @@ class StationDesk:
             "fault": runner.fault_message,
             "started_s": round(runner.started_s, 3),
             "instructions": runner.instructions,
+            "offers": list(runner.offers()),
+            "paused": runner.paused_devices(),
+            "energy": runner.energy_summary(),
             "steps": [
                 {"index": s.index, "kind": s.kind, "title": s.title, "outcome": s.outcome}
                 for s in runner.steps

@@ -279,6 +279,11 @@ class StationService:
             out.append(
                 ("state", {"t_s": round(event.t_s, 3), "device": event.device, **data}, False)
             )
+            if self.desk.runner is not None:
+                # What the session offers follows its devices (a device that paused
+                # itself is resumed by the session's resume): clients see it change.
+                session = self.desk.session_view() or {}
+                out.append(("session", {"t_s": round(event.t_s, 3), **session}, False))
         elif kind == "alarm":
             alarm = alarm_view(event.data["alarm"])
             out.append(("alarm", {"t_s": round(event.t_s, 3), **alarm}, False))

@@ -99,7 +99,7 @@ class IPLModality(Modality):
     def console_view(self, controller: Any, runner: Any) -> Any:
         from devicectl.modalities.ipl import console
 
-        return console.view(controller)
+        return console.view(controller, runner)
 
     def view_from_status(self, status: Mapping[str, Any]) -> Any:
         from devicectl.modalities.ipl import console
@@ -111,3 +111,8 @@ class IPLModality(Modality):
         from devicectl.modalities.ipl import console
 
         return console.render(view)
+
+    def energy_summary(self, controller: Any) -> str | None:
+        from devicectl.modalities.ipl import console
+
+        return console.energy_summary(controller)

@@ -8,6 +8,7 @@ charging, charged or armed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 
@@ -31,9 +32,25 @@ class IPLView:
     fault: str | None
 
 
-def view(ipl: IPLController) -> IPLView:
+def step_flashes(ipl: IPLController, runner: Any) -> tuple[int, int] | None:
+    """(flashes so far, flashes planned) of the session's IPL step under way: a step
+    begun again after a fault loads only what is left of its pass, and the screen
+    must still count the step's flashes, not the reloaded pass's."""
+    if runner is None:
+        return None
+    for progress, step in zip(runner.steps, runner.protocol.steps, strict=True):
+        if progress.kind == ipl.modality and progress.outcome in ("running", "fault"):
+            return int(progress.detail.get("flashes_done", 0)), int(step.ipl_pass.flashes)
+    return None
+
+
+def view(ipl: IPLController, runner: Any = None) -> IPLView:
     r = ipl.reading
     p = ipl.ipl_pass
+    done, planned = step_flashes(ipl, runner) or (
+        len(ipl.flashes),
+        p.flashes if p is not None else 0,
+    )
     return IPLView(
         state=ipl.state.value,
         energy=ipl.reported_energy(),
@@ -43,8 +60,8 @@ def view(ipl: IPLController) -> IPLView:
         shots=r.shot_count if r is not None else None,
         last_fluence_j_cm2=r.last_fluence_j_cm2 if r is not None else None,
         set_fluence_j_cm2=p.fluence_j_cm2 if p is not None else None,
-        flashes_done=len(ipl.flashes),
-        flashes_planned=p.flashes if p is not None else 0,
+        flashes_done=done,
+        flashes_planned=planned,
         fault=fault_of(ipl),
     )
 
@@ -58,3 +75,20 @@ def render(v: IPLView) -> Text:
         f"last delivered {num(v.last_fluence_j_cm2)} J/cm²  set {num(v.set_fluence_j_cm2)}"
     )
     return with_fault(out, v.fault)
+
+
+def energy_summary(ipl: IPLController) -> str | None:
+    """The pass loaded: filter, fluence, pulses a flash, and the flashes it fires."""
+    p = ipl.ipl_pass
+    if p is None:
+        return None
+    pulses = (
+        f"{p.pulse_count} pulses of {p.pulse_width_ms:g} ms, {p.pulse_delay_ms:g} ms apart"
+        if p.pulse_count > 1
+        else f"1 pulse of {p.pulse_width_ms:g} ms"
+    )
+    left = p.flashes - len(ipl.flashes)
+    return (
+        f"IPL filter {p.filter_nm} nm, {p.fluence_j_cm2:.1f} J/cm², {pulses}; "
+        f"{left} flash{'es' if left != 1 else ''} to fire"
+    )

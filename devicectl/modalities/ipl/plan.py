@@ -40,11 +40,9 @@ def plan(run: PlanRun, step: IPLStep, progress: Any) -> Plan:
     if unattended:
         eyes_by = AUTO_OPERATOR
     else:
-        yield from run.wait_confirmation(
-            progress,
-            "confirm: eye protection on (everyone)",
-            "arm" if run.operator_gates else "confirm",
-        )
+        # A confirmation like every other (the console's one confirm key): its answer
+        # arms the handpiece, which the prompt's energy summary says beforehand.
+        yield from run.wait_confirmation(progress, "confirm: eye protection on (everyone)")
         eyes_by = run.confirmed_by() or ""
     progress.detail["eye_protection_by"] = eyes_by
     run.do("ipl", "arm", eyes_by, eye_protection=True)

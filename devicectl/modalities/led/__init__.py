@@ -90,6 +90,11 @@ class LEDModality(Modality):
 
         return console.render(view)
 
+    def energy_summary(self, controller: Any) -> str | None:
+        from devicectl.modalities.led import console
+
+        return console.energy_summary(controller)
+
     def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
         from devicectl.modalities.led import console
 

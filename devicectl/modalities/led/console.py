@@ -6,13 +6,13 @@ function of it (:func:`render`). Output state is the device's own report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 
 from devicectl.modalities.led.controller import LEDController
 from devicectl.panel_generic import fault_of
-from devicectl.panel_style import header, mmss, num, output_badge, with_fault
+from devicectl.panel_style import header, mmss, num, output_badge, under_treatment, with_fault
 
 
 @dataclass(frozen=True)
@@ -57,5 +57,21 @@ def render(v: LEDView) -> Text:
 
 
 def trace(led: LEDController) -> tuple[str, float | None]:
+    """The skin under the canopy while an exposure is loaded or lit (None when idle)."""
     r = led.reading
-    return "LED skin", r.skin_temp_c if r is not None else None
+    return "LED skin", r.skin_temp_c if r is not None and under_treatment(led.state.value) else None
+
+
+def energy_summary(led: LEDController) -> str | None:
+    """The exposure loaded: irradiance, the time and the dose still to give."""
+    plan = led.step_plan
+    if plan is None:
+        return None
+    remaining_s = led.remaining_s
+    left = replace(plan, duration_s=remaining_s) if remaining_s > 0 else None
+    dose_left = left.dose_j_cm2 if left is not None else 0.0
+    return (
+        f"LED {plan.wavelength_nm} nm: {plan.irradiance_mw_cm2:.1f} mW/cm² for "
+        f"{mmss(remaining_s)} (of {mmss(plan.duration_s)}), dose {dose_left:.1f} J/cm² "
+        f"(given {led.dose_j_cm2:.1f})"
+    )

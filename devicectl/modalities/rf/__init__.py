@@ -109,6 +109,11 @@ class RFModality(Modality):
 
         return console.render(view)
 
+    def energy_summary(self, controller: Any) -> str | None:
+        from devicectl.modalities.rf import console
+
+        return console.energy_summary(controller)
+
     def console_trace(self, controller: Any) -> tuple[str, float | None] | None:
         from devicectl.modalities.rf import console
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from devicectl.modalities.rf.controller import RFController
 from devicectl.panel_generic import fault_of
-from devicectl.panel_style import header, num, output_badge, with_fault
+from devicectl.panel_style import header, num, output_badge, under_treatment, with_fault
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,25 @@ def render(v: RFView) -> Text:
 
 
 def trace(rf: RFController) -> tuple[str, float | None]:
-    """The hotter of the two skin sensors."""
+    """The hotter of the two skin sensors, while a zone is loaded or delivered: an
+    idle handpiece's sensors read the room, not a treated site (None then)."""
     r = rf.reading
-    return "RF skin", r.skin_max_c if r is not None else None
+    return "RF skin", r.skin_max_c if r is not None and under_treatment(rf.state.value) else None
+
+
+def energy_summary(rf: RFController) -> str | None:
+    """The zone loaded, its setpoint and hold, and the dose its site has left."""
+    zone = rf.zone
+    if zone is None:
+        return None
+    lim = rf.limits
+    prior = rf.sites.get(zone.name)
+    cem43_left = lim.cem43_max - (prior.cem43 if prior is not None else 0.0)
+    at_target_left_s = lim.time_at_target_max_s - (
+        prior.time_at_target_s if prior is not None else 0.0
+    )
+    return (
+        f"RF zone {zone.name}: target {zone.target_c:.1f} °C, hold {zone.hold_s:.0f} s; "
+        f"site dose left CEM43 {max(cem43_left, 0.0):.2f} of {lim.cem43_max:g}, "
+        f"{max(at_target_left_s, 0.0):.0f} of {lim.time_at_target_max_s:g} s at target"
+    )
