@@ -33,15 +33,17 @@ class IPLView:
 
 
 def step_flashes(ipl: IPLController, runner: Any) -> tuple[int, int] | None:
-    """(flashes so far, flashes planned) of the session's IPL step under way: a step
+    """(flashes so far, flashes planned) of the session's latest IPL step begun: a step
     begun again after a fault loads only what is left of its pass, and the screen
     must still count the step's flashes, not the reloaded pass's."""
     if runner is None:
         return None
+    found = None
     for progress, step in zip(runner.steps, runner.protocol.steps, strict=True):
-        if progress.kind == ipl.modality and progress.outcome in ("running", "fault"):
-            return int(progress.detail.get("flashes_done", 0)), int(step.ipl_pass.flashes)
-    return None
+        if progress.kind == ipl.modality and progress.outcome != "pending":
+            # the latest IPL step begun: under way, stopped at a fault, or just done
+            found = int(progress.detail.get("flashes_done", 0)), int(step.ipl_pass.flashes)
+    return found
 
 
 def view(ipl: IPLController, runner: Any = None) -> IPLView:
