@@ -94,7 +94,7 @@ def _view(state: str, fault: str | None = None, **kw: object) -> SessionView:
 
 def test_every_session_state_shows_a_way_out() -> None:
     faulted = _view("faulted", fault="rf: x", offers=("end", "abort", "acknowledge"))
-    assert "K acknowledge" in render_prompt(faulted).plain
+    assert "press K to acknowledge" in render_prompt(faulted).plain
     assert "E end" in render_prompt(faulted).plain
     paused = _view("paused", offers=("resume", "abort"), paused=("led",))
     assert "press R to resume" in render_prompt(paused).plain

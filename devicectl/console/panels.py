@@ -20,7 +20,7 @@ from textual.widgets import Sparkline
 
 from devicectl.console.alarms import PRIORITY_LABEL, PRIORITY_STYLE, AlarmEntry
 from devicectl.console.bridge import TRACE_PERIOD_S, TracePoint
-from devicectl.console.offers import offers_text
+from devicectl.console.offers import key_of, offers_text
 from devicectl.console.snapshot import SessionView
 from devicectl.modality import Modality
 from devicectl.panel_style import output_badge, state_badge
@@ -46,7 +46,7 @@ OUTCOME_MARK = {
 }
 KEY_FOR = {"confirm": "C", "arm": "A", "start": "S", "next_zone": "N"}
 KEY_STYLE = "bold black on bright_white"
-FAULT_CHARS = 60  # a fault on the prompt line; the alarm list has the whole message
+FAULT_CHARS = 48  # a fault on the prompt line; the alarm list has the whole message
 
 
 def device_renderer(name: str, mod: Modality) -> Callable[[Any], RenderableType]:
@@ -102,6 +102,11 @@ def render_prompt(s: SessionView | None) -> Text:
     elif s.state == "faulted":
         # The whole message is in the alarm list; here it must leave room for the keys.
         out.append(f"  {shorten(s.fault or 'device fault', FAULT_CHARS)}  ", style="bold red")
+        # The way on: acknowledge the fault, then resume (or end).
+        answer = next((a for a in ("acknowledge", "resume") if a in s.offers), None)
+        key = key_of(answer) if answer is not None else None
+        if key is not None:
+            out.append(f" press {key[0]} to {key[1]} ", style=KEY_STYLE)
     elif s.paused and "resume" in s.offers:
         answer = "resume"
         what = "session paused" if s.state == "paused" else f"{', '.join(s.paused)} paused"

@@ -87,7 +87,7 @@ def offers(runner: Any, devices: dict[str, Any]) -> tuple[str, ...]:
     if runner.state.value not in ("complete", "aborted", "ended"):
         found += device_offers(devices)
     if latched_devices(devices):
-        found.append("acknowledge")
+        found.insert(0, "acknowledge")  # the first thing to do about a latched fault
     return tuple(found)
 
 
