@@ -104,9 +104,9 @@ def render_prompt(s: SessionView | None) -> Text:
         out.append(f"  {shorten(s.fault or 'device fault', FAULT_CHARS)}  ", style="bold red")
         # The way on: acknowledge the fault, then resume (or end).
         answer = next((a for a in ("acknowledge", "resume") if a in s.offers), None)
-        key = key_of(answer) if answer is not None else None
-        if key is not None:
-            out.append(f" press {key[0]} to {key[1]} ", style=KEY_STYLE)
+        way_on = key_of(answer) if answer is not None else None
+        if way_on is not None:
+            out.append(f" press {way_on[0]} to {way_on[1]} ", style=KEY_STYLE)
     elif s.paused and "resume" in s.offers:
         answer = "resume"
         what = "session paused" if s.state == "paused" else f"{', '.join(s.paused)} paused"
