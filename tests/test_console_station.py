@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from console_helpers import SIZE, answer_prompt, press, wait_for
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from devicectl.cli import app as cli_app
 from devicectl.console.app import ConsoleApp
+from devicectl.console.confirm import ConfirmEnergyScreen
 from devicectl.console.remote import StationBackend
 from devicectl.console.screens import SignInScreen
 from devicectl.station.auth import Operator, OperatorStore
@@ -169,6 +171,41 @@ def test_a_reload_during_delivery_reattaches_and_its_escape_stops_the_rf(rig: Ri
             await wait_for(pilot, lambda: rf_state(second) == "estop")
 
     asyncio.run(reattach())
+
+
+def test_the_station_console_shows_the_energy_and_confirms_a_resume(rig: Rig) -> None:
+    app = console(rig)
+
+    def session() -> Any:
+        snap = app.snapshot
+        return snap.session if snap is not None else None
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await sign_in(pilot, app)
+            await wait_for(pilot, lambda: getattr(session(), "awaiting", None) == "arm")
+            energy = session().energy or ""
+            assert energy.startswith("RF zone forehead: target 42.0 °C, hold 60 s")
+            assert "site dose left" in energy
+            assert "arm" in session().offers
+            assert "RF zone forehead" in str(app.screen_stack[1].query_one("#prompt").render())
+            await answer_prompt(pilot, app, "arm")
+            await answer_prompt(pilot, app, "start")
+            await wait_for(pilot, rig.output_on)
+            await press(pilot, "p")
+            await wait_for(pilot, lambda: not rig.output_on(), timeout_s=1.0)
+            await wait_for(pilot, lambda: session().paused == ("rf",))
+            assert "resume" in session().offers
+            await press(pilot, "r")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmEnergyScreen))
+            assert not rig.output_on()  # nothing is sent before C
+            await press(pilot, "c")
+            await wait_for(pilot, rig.output_on)
+            await press(pilot, "escape")
+            await wait_for(pilot, lambda: not rig.output_on(), timeout_s=1.0)
+
+    asyncio.run(scenario())
 
 
 def test_the_console_refuses_devices_and_serve_without_a_station() -> None:

@@ -107,7 +107,7 @@ def render_prompt(s: SessionView | None) -> Text:
         way_on = key_of(answer) if answer is not None else None
         if way_on is not None:
             out.append(f" press {way_on[0]} to {way_on[1]} ", style=KEY_STYLE)
-    elif s.paused and "resume" in s.offers:
+    elif s.state == "paused" or (s.paused and "resume" in s.offers):
         answer = "resume"
         what = "session paused" if s.state == "paused" else f"{', '.join(s.paused)} paused"
         out.append(f"  {what}  ", style="bold")
