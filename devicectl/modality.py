@@ -225,7 +225,8 @@ class Modality:
         zone, the pass, the exposure, and what is left of it), in one line a person
         reads before confirming: the console shows it with the prompt that arms or
         starts the device, and asks for it again before a paused device resumes.
-        Read on the loop thread, never a command; None when nothing is loaded.
+        Read on the loop thread, never a command; None when nothing is loaded (an idle
+        device, or one whose plan is complete).
         Default: None (the console then asks without a summary)."""
         return None
 

@@ -40,6 +40,14 @@ def test_rf_arm_prompt_shows_zone_setpoint_hold_and_site_dose_left(tmp_path: Pat
             assert "300 of 300 s at target" in energy
             prompt = shown(app, "prompt")
             assert "press A" in prompt and "RF zone forehead" in prompt
+            for action in ("arm", "start"):
+                await answer_prompt(pilot, app, action)
+            # Moving to the next site: the zone just done is not what comes next.
+            await wait_awaiting(pilot, app, "next_zone")
+            assert session(app).energy is None
+            await answer_prompt(pilot, app, "next_zone")
+            await wait_awaiting(pilot, app, "arm")
+            assert _energy(app).startswith("RF zone chin: target 42.0 °C, hold 5 s")
 
     asyncio.run(scenario())
 

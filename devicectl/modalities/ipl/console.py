@@ -14,7 +14,7 @@ from rich.text import Text
 
 from devicectl.modalities.ipl.controller import IPLController
 from devicectl.panel_generic import fault_of
-from devicectl.panel_style import header, num, output_badge, with_fault
+from devicectl.panel_style import header, num, output_badge, under_treatment, with_fault
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def render(v: IPLView) -> Text:
 def energy_summary(ipl: IPLController) -> str | None:
     """The pass loaded: filter, fluence, pulses a flash, and the flashes it fires."""
     p = ipl.ipl_pass
-    if p is None:
+    if p is None or not under_treatment(ipl.state.value):
         return None
     pulses = (
         f"{p.pulse_count} pulses of {p.pulse_width_ms:g} ms, {p.pulse_delay_ms:g} ms apart"

@@ -65,7 +65,7 @@ def trace(led: LEDController) -> tuple[str, float | None]:
 def energy_summary(led: LEDController) -> str | None:
     """The exposure loaded: irradiance, the time and the dose still to give."""
     plan = led.step_plan
-    if plan is None:
+    if plan is None or not under_treatment(led.state.value):
         return None
     remaining_s = led.remaining_s
     left = replace(plan, duration_s=remaining_s) if remaining_s > 0 else None

@@ -99,7 +99,7 @@ def trace(rf: RFController) -> tuple[str, float | None]:
 def energy_summary(rf: RFController) -> str | None:
     """The zone loaded, its setpoint and hold, and the dose its site has left."""
     zone = rf.zone
-    if zone is None:
+    if zone is None or not under_treatment(rf.state.value):
         return None
     lim = rf.limits
     prior = rf.sites.get(zone.name)
