@@ -26,7 +26,11 @@ CONFIRM_KEY = "c"  # the console's one confirm key (keys.py: Confirm (C))
 class ConfirmEnergyScreen(ModalScreen[bool]):
     """``what`` energy goes on if confirmed; dismissed with True (C) or False (N)."""
 
-    DEFAULT_CSS = "ConfirmEnergyScreen { align: center middle; }"
+    # At the top, as small as its text: the alarm list below stays in sight.
+    DEFAULT_CSS = """
+    ConfirmEnergyScreen { align: center top; }
+    ConfirmEnergyScreen Horizontal { height: auto; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(CONFIRM_KEY, "answer(True)", "Confirm"),
         Binding("n", "answer(False)", "Back"),
