@@ -258,7 +258,7 @@ class ConsoleApp(App[None]):
         """Resume; when it would put a paused device's energy back on, what it will
         deliver is shown first and confirmed with C (``confirm.py``)."""
         session = self.snapshot.session if self.snapshot is not None else None
-        if session is None or not (session.paused and session.energy):
+        if session is None or not session.paused:
             self._session("resume")
             return
         if self._signed() is None:
@@ -271,7 +271,8 @@ class ConsoleApp(App[None]):
                 self.say("resume not confirmed: nothing sent")
 
         title = f"Resume {', '.join(session.paused)}? Energy goes on again:"
-        self.push_screen(ConfirmEnergyScreen(title, session.energy), answered)
+        what = session.energy or "(no summary from this device's modality)"
+        self.push_screen(ConfirmEnergyScreen(title, what), answered)
 
     def action_end(self) -> None:
         self._session("end")
