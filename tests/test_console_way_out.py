@@ -100,3 +100,38 @@ def test_every_session_state_shows_a_way_out() -> None:
     assert "press R to resume" in render_prompt(paused).plain
     for view in (faulted, paused, _view("running", offers=("pause", "abort"))):
         assert "Esc E-STOP" in render_prompt(view).plain
+
+
+def test_station_clients_see_what_is_offered_change_with_a_device(tmp_path: Path) -> None:
+    """A device that pauses itself changes what the session offers without changing
+    the session's state: the station sends its clients the session again."""
+    from typing import Any
+
+    from devicectl.control.events import Event
+    from devicectl.session.protocol_file import loads_protocol
+    from devicectl.station.service import ServeConfig, StationService
+
+    config = ServeConfig(
+        devices={"ipl": "sim://ipl?seed=7&filter=560"},
+        unix=tmp_path / "station.sock",
+        db=str(tmp_path / "records.sqlite"),
+        operators=tmp_path / "operators.json",
+    )
+    service = StationService(config)
+    sent: list[tuple[Any, ...]] = []
+
+    class ServiceLoop:  # what the fan-out is handed, in order
+        def call_soon_threadsafe(self, _fanout: Any, *args: Any) -> None:
+            sent.append(args)
+
+    try:
+        service._aloop = ServiceLoop()  # type: ignore[assignment]
+        service.desk.runner = service._make_runner(loads_protocol(IPL_ONLY), "tech")
+        data = {"state": "paused", "source": "ARMED", "trigger": "pause"}
+        service._on_loop_event(Event(1.0, "state", "ipl", data))
+        assert [method for method, _, _ in sent] == ["state", "session"]
+        session = sent[1][1]
+        assert {"offers", "paused", "energy"} <= set(session)
+        assert session["operator_id"] == "tech" and "abort" in session["offers"]
+    finally:
+        service._close_station()
