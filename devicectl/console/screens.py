@@ -86,18 +86,21 @@ class SignInScreen(Screen[tuple[str, str]]):
         if self._needs_pin and event.input.id == "operator":
             self.query_one("#pin", Input).focus()
             return
-        self._submit()
+        # What was in the field when Enter was pressed: a key typed after it (already
+        # in the field when this message is handled) is not part of this answer.
+        self._submit({event.input.id or "": event.value})
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "signin":
             self._submit()
 
-    def _submit(self) -> None:
-        operator = self.query_one("#operator", Input).value.strip()
+    def _submit(self, submitted: dict[str, str] | None = None) -> None:
+        typed = submitted or {}
+        operator = typed.get("operator", self.query_one("#operator", Input).value).strip()
         if not operator:
             self.query_one("#signin-error", Static).update("An operator id is needed.")
             return
-        pin = self.query_one("#pin", Input).value if self._needs_pin else ""
+        pin = typed.get("pin", self.query_one("#pin", Input).value) if self._needs_pin else ""
         if self._needs_pin and not pin:
             self.query_one("#signin-error", Static).update("The PIN is needed.")
             self.query_one("#pin", Input).focus()
