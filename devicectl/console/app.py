@@ -29,7 +29,7 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.widget import AwaitMount
-from textual.widgets import Button
+from textual.widgets import Button, Input
 
 from devicectl.console.alarms import AlarmBoard
 from devicectl.console.backend import ConsoleBackend
@@ -114,11 +114,17 @@ class ConsoleApp(App[None]):
             and not event.is_forwarded
             and event.key != ESTOP_KEY
         ):
-            early.append(events.Key(event.key, event.character))
-            return
+            ready = isinstance(self.screen, SignInScreen) and isinstance(self.focused, Input)
+            if not (ready and not early):
+                early.append(events.Key(event.key, event.character))
+                if ready:  # the field has the focus now: everything held, in order
+                    self._replay_early_keys()
+                return
+            self._early_keys = None  # nothing held and the field is ready: as it comes
         await super().on_event(event)
 
     def _replay_early_keys(self) -> None:
+        """Post the held keys again, in order (and hold no more)."""
         held, self._early_keys = self._early_keys or [], None
         for key in held:
             self.post_message(key)
