@@ -296,3 +296,51 @@ def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_resto
     assert gc.get_freeze_count() == freeze_count
     assert gc.callbacks == callbacks
     assert policy.max_pause_ms > 0.0  # the figure outlives the policy
+
+
+def _policy_in_thread(body: Any) -> tuple[Any, tuple[int, int]]:
+    """Run ``body`` on a fresh thread; what it returned and the thread's policy after."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        out["inside"] = body()
+        out["after"] = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10.0)
+    return out["inside"], out["after"]
+
+
+def test_a_gil_sharer_runs_below_the_loop_above_normal_and_is_restored() -> None:
+    """The station service's thread shares the GIL with the loop: preempted by a busy
+    process while holding it, it would hold the loop up. Inside ``gil_sharer`` it runs
+    at SCHED_FIFO below the loop; threads it starts inherit that; after, it is back."""
+    from devicectl.control.realtime import FIFO_PRIORITY, SHARER_PRIORITY, gil_sharer
+
+    def body() -> tuple[str, int, int, int]:
+        with gil_sharer(RealClock()) as got:
+            policy = os.sched_getscheduler(0)
+            child: dict[str, int] = {}
+            started = threading.Thread(target=lambda: child.update(policy=os.sched_getscheduler(0)))
+            started.start()
+            started.join(5.0)
+            return got.policy, policy, os.sched_getparam(0).sched_priority, child["policy"]
+
+    (got, policy, priority, child_policy), after = _policy_in_thread(body)
+    assert after == (os.SCHED_OTHER, 0)
+    if got != "fifo":
+        pytest.skip(f"SCHED_FIFO not allowed here (got {got}): nothing more to check")
+    assert (policy, priority, child_policy) == (os.SCHED_FIFO, SHARER_PRIORITY, os.SCHED_FIFO)
+    assert 0 < SHARER_PRIORITY < FIFO_PRIORITY
+
+
+def test_a_gil_sharer_changes_nothing_in_simulated_time() -> None:
+    from devicectl.control.realtime import gil_sharer
+
+    def body() -> tuple[str, int]:
+        with gil_sharer(SimClock()) as got:
+            return got.policy, os.sched_getscheduler(0)
+
+    (got, policy), after = _policy_in_thread(body)
+    assert (got, policy, after) == ("none", os.SCHED_OTHER, (os.SCHED_OTHER, 0))

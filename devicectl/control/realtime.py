@@ -21,6 +21,16 @@ process. This module deals with both, in real time only (a loop on a
   is the longest pause the loop's process has seen. :meth:`GCPolicy.stop`
   puts the collector back as it was.
 
+- :func:`gil_sharer`, for the other threads of the loop's process that run
+  Python (the station service's asyncio thread, and the threads it starts,
+  such as the record writer, which inherit its policy): ``SCHED_FIFO`` at
+  :data:`SHARER_PRIORITY`, below the loop's. In CPython every thread takes the
+  GIL to run; a thread holding it that the kernel preempts for a busy process
+  makes the loop thread wait, whatever the loop's own priority (priority
+  inversion through the GIL). Above every normal process, such a thread is
+  not preempted while it holds the GIL; below the loop, it never delays a
+  tick that is due.
+
 Cyclic garbage that survives into the oldest generation is no longer freed
 while the policy is on; :meth:`GCPolicy.collect_full` frees it at a moment the
 caller chooses (between sessions), and is timed like any other collection.
@@ -33,6 +43,7 @@ import gc
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +52,7 @@ import structlog
 from devicectl.clock import Clock, RealClock
 
 FIFO_PRIORITY = 10  # of 1-99: above every SCHED_OTHER process, below the kernel's threads
+SHARER_PRIORITY = 5  # the loop process's other Python threads: above normal, below the loop
 BEST_NICE = -10  # the nice value asked for when SCHED_FIFO is refused
 # Automatic collection of the oldest generation never comes: the collector only
 # looks at it after this many collections of the middle one.
@@ -81,6 +93,29 @@ def enter(clock: Clock, priority: int = FIFO_PRIORITY) -> Scheduling:
     got = Scheduling("nice", nice=nice, error=error)
     log.warning("realtime", policy="SCHED_OTHER", nice=nice, fifo_refused=error)
     return got
+
+
+@contextlib.contextmanager
+def gil_sharer(clock: Clock) -> Iterator[Scheduling]:
+    """The calling thread at :data:`SHARER_PRIORITY` while inside; its policy restored after.
+
+    For a thread that shares the GIL with a real-time loop (see the module
+    doc); no-op in simulated time. Threads started inside inherit the policy.
+    """
+    if not is_real_time(clock):
+        yield Scheduling("none")
+        return
+    try:
+        saved = (os.sched_getscheduler(0), os.sched_getparam(0))
+    except (OSError, AttributeError):
+        saved = None
+    got = enter(clock, priority=SHARER_PRIORITY)
+    try:
+        yield got
+    finally:
+        if got.policy == "fifo" and saved is not None:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, *saved)
 
 
 def _lowest_nice() -> int | None:

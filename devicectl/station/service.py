@@ -47,6 +47,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from devicectl.clock import RealClock
+from devicectl.control import realtime
 from devicectl.control.events import Command, Event
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
 from devicectl.modality import modalities, modality
@@ -702,6 +703,18 @@ class StationService:
                 self._aloop.add_signal_handler(sig, self._stopping.set)
         context = self._ssl_context()
         where: dict[str, Any] = {"event": "serving", "api_version": API_VERSION}
+        with realtime.gil_sharer(self.clock) as scheduling:
+            where["scheduling"] = scheduling.policy
+            return await self._serve(where, common, context, ready)
+
+    async def _serve(
+        self,
+        where: dict[str, Any],
+        common: dict[str, Any],
+        context: ssl.SSLContext | None,
+        ready: Callable[[dict[str, Any]], None] | None,
+    ) -> int:
+        assert self._stopping is not None
         try:
             self.loop.start()
             if self.config.unix is not None:
