@@ -32,6 +32,16 @@ client process instead, counting the events it receives
 (``client_received``); ``--client none`` runs the bare ``Station`` loop with no
 service.
 
+``--session`` (with a client) runs a real RF session through the service for
+the whole run: ``devicectl run --station`` signed in as an enrolled operator
+answers its prompts, and the RF handpiece heats zone after zone of the
+simulated skin, holding 42 °C. The session's record is written as in use:
+every tick committed by the record writer's thread, in the loop's process,
+before the next tick ends (safety rule 6). The writer's thread CPU is
+reported (``writer_cpu_pct``) with the loop's, to tell whether the writer
+belongs in a process of its own: it does if the loop's figures with a
+session are worse than without.
+
 When ``cyclictest`` (Debian's ``rt-tests``) is installed, it runs alongside
 as a witness of the machine itself: one C thread per CPU at ``SCHED_FIFO``
 priority 95, waking every 1 ms, reporting its longest wake-up latency per
@@ -81,6 +91,8 @@ from devicectl.control.events import Event
 from devicectl.control.realtime import FIFO_PRIORITY
 from devicectl.logs import configure_logging
 from devicectl.station import Station
+from devicectl.station.auth import Operator, OperatorStore
+from devicectl.station.client import SyncStationClient
 from devicectl.station.service import ServeConfig, StationService
 from devicectl_simulators.ipl_firmware import IPLFirmware
 from devicectl_simulators.led_firmware import LEDFirmware
@@ -309,6 +321,99 @@ class _Service:
         self._thread.join(30.0)
 
 
+SESSION_PIN = "2468"
+SESSION_SETTLE_S = 15.0  # the session starts and the first zone heats before measuring
+SESSION_ZONES = 12  # more than a 10-minute run can finish
+
+
+def _session_protocol(workdir: Path) -> Path:
+    """An RF step over more zones than the run can finish: energy flows throughout."""
+    zones = ", ".join(f'"zone {n}"' for n in range(1, SESSION_ZONES + 1))
+    path = workdir / "jitter-rf.toml"
+    path.write_text(
+        "[session]\n"
+        'name = "Jitter RF"\n'
+        'version = "1.0"\n\n'
+        "[[step]]\n"
+        'kind = "rf"\n'
+        'title = "RF zones, back to back"\n'
+        "target_c = 42.0\n"
+        "hold_s = 60\n"
+        f"zones = [{zones}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _enrol(workdir: Path) -> None:
+    store = OperatorStore(workdir / "operators.json")
+    store.add("bench-sup", "1357", "supervisor")
+    store.add("bench", SESSION_PIN, "operator", by=Operator("bench-sup", "supervisor"))
+
+
+class _SessionDriver:
+    """``devicectl run --station`` answering the session's prompts, in its own process."""
+
+    def __init__(self, socket_path: Path, protocol: Path) -> None:
+        # A watchdog that tripped while the station was starting under load is
+        # latched: acknowledged here, as the operator would at the console.
+        with SyncStationClient(socket_path) as station:
+            station.call("sign_in", operator_id="bench", pin=SESSION_PIN)
+            self.acknowledged = station.call("acknowledge")["acknowledged"]
+        self._stderr = protocol.with_suffix(".stderr")
+        with self._stderr.open("w") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    *(*_DEVICECTL, "run", str(protocol), "--station", f"unix:{socket_path}"),
+                    *("--operator", "bench", "--yes", "--pin-stdin", "--json"),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+            )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(SESSION_PIN + "\n")
+        self.proc.stdin.close()
+
+    @property
+    def error(self) -> str | None:
+        code = self.proc.poll()
+        if code is None:
+            return None
+        tail = self._stderr.read_text(errors="replace")[-500:]
+        return f"the session ended before the run did (exit {code}): {tail}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # aborts the session, every device read back
+        try:
+            self.proc.wait(30.0)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5.0)
+
+
+class _WriterCPU:
+    """CPU seconds of the record writer threads of this process, sampled while they live."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, float] = {}  # native thread id: latest CPU seconds
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> None:
+        for thread in threading.enumerate():
+            if thread.name.startswith("devicectl-records-") and thread.native_id is not None:
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+                    fields = stat.rsplit(")", 1)[1].split()
+                    self._seen[thread.native_id] = (int(fields[11]) + int(fields[12])) / self._tick
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(self._seen.values())
+
+
 class _Witness:
     """``cyclictest`` on every CPU for the run, if installed: the machine's own latency floor."""
 
@@ -423,7 +528,14 @@ def main() -> int:
         help="the station service with a Textual console attached (default), with a plain "
         "API client counting events, or the bare loop with no service",
     )
+    parser.add_argument(
+        "--session",
+        action="store_true",
+        help="run an RF session through the service for the whole run (needs a client)",
+    )
     args = parser.parse_args()
+    if args.session and args.client == "none":
+        parser.error("--session runs through the station service: give --client")
     workdir = Path(tempfile.mkdtemp())
     configure_logging(log_file=workdir / "bench.jsonl")
     clock = RealClock()
@@ -433,12 +545,17 @@ def main() -> int:
     ticks: list[tuple[float, float]] = []  # (t_s at tick start, loop thread CPU s at tick end)
     alarms: list[Any] = []
     tick_threads: list[int] = []  # the thread of each tick event
+    energised: list[bool] = []  # per tick: some device was delivering energy
     watchdog_bits: dict[str, bool] = {}  # per device: the bit in its last reading
     bit_trips: list[str] = []  # a device each time its watchdog bit appeared
     station: Station | None = None
     service: _Service | None = None
     client: _ConsoleClient | _EventsClient | None = None
     client_error: str | None = None
+    driver: _SessionDriver | None = None
+    driver_error: str | None = None
+    writer_cpu = _WriterCPU()
+    writer_cpu_s = 0.0
     process_cpu_s = wall_s = 0.0
     load = _Load(args.load)
     witness: _Witness | None = None
@@ -454,6 +571,8 @@ def main() -> int:
                 station.add_led(led_path),
             ]
         else:
+            if args.session:
+                _enrol(workdir)
             service = _Service({"rf": rf_path, "ipl": ipl_path, "led": led_path}, workdir)
             station = service.service.station
             controllers = [
@@ -468,6 +587,7 @@ def main() -> int:
         def on_event(event: Event) -> None:
             if event.kind == "tick":
                 ticks.append((event.t_s, time.thread_time()))
+                energised.append(any(c.energised for c in controllers))
                 tick_threads.append(threading.get_ident())
                 for controller in controllers:
                     bit = _watchdog_bit(controller.reading)
@@ -487,13 +607,21 @@ def main() -> int:
                 if args.client == "console"
                 else _EventsClient(service.socket)
             )
-        time.sleep(SETTLE_S)
+            if args.session:
+                driver = _SessionDriver(service.socket, _session_protocol(workdir))
+        time.sleep(SETTLE_S + (SESSION_SETTLE_S if driver is not None else 0.0))
         settled = len(ticks)
+        writer_cpu.sample()
+        writer_cpu0 = writer_cpu.cpu_s
         process_cpu0 = time.process_time()
         wall0 = time.monotonic()
-        time.sleep(args.seconds)
+        while (left_s := wall0 + args.seconds - time.monotonic()) > 0:
+            time.sleep(min(1.0, left_s))
+            writer_cpu.sample()
         process_cpu_s = time.process_time() - process_cpu0
         wall_s = time.monotonic() - wall0
+        writer_cpu_s = writer_cpu.cpu_s - writer_cpu0
+        driver_error = driver.error if driver is not None else None
         end = len(ticks)
         overruns = station.loop.overruns
         client_error = client.error if client is not None else None
@@ -501,6 +629,9 @@ def main() -> int:
             c.device is not None and c.fault_alarm is None and not c.latched for c in controllers
         )
     finally:
+        if driver is not None:
+            with contextlib.suppress(Exception):  # stop the rest whatever happens here
+                driver.stop()
         load.stop()
         if witness is not None:
             witness.stop()
@@ -518,6 +649,9 @@ def main() -> int:
             servers.stop()
     if servers.error is not None:
         print(f"a pty server failed: {servers.error}", file=sys.stderr)
+        return 2
+    if driver_error is not None:
+        print(driver_error, file=sys.stderr)
         return 2
     if client_error is not None:
         print(f"the client failed during the run: {client_error}", file=sys.stderr)
@@ -568,6 +702,15 @@ def main() -> int:
         f"longest GC pause {gc_max_ms:.2f} ms (target <= {TARGET_GC_MAX_MS} ms); "
         f"{watchdog_trips} watchdog trips (target 0)"
     )
+    energised_pct = sum(energised[settled:end]) / len(measured) * 100
+    if args.session:
+        assert driver is not None
+        print(
+            f"RF session running throughout (acknowledged first: {driver.acknowledged or 'none'}), "
+            f"energy on in {energised_pct:.0f} % of the measured ticks; "
+            f"record writer thread CPU "
+            f"{writer_cpu_s / wall_s * 100:.2f} % of one core"
+        )
     if witness is not None and witness.max_latency_ms is not None:
         print(
             "the machine itself (cyclictest, a C thread per CPU at SCHED_FIFO 95 waking "
@@ -602,6 +745,10 @@ def main() -> int:
                 "alarms": len(alarms),
                 "servers": args.servers,
                 "client": args.client,
+                "session": args.session,
+                "energised_pct": round(energised_pct, 1),
+                "acknowledged_at_start": driver.acknowledged if driver is not None else None,
+                "writer_cpu_pct": round(writer_cpu_s / wall_s * 100, 2) if args.session else None,
                 "client_received": client.received if client is not None else None,
                 "ticks": len(measured),
                 "overruns": overruns,
