@@ -283,8 +283,8 @@ def _run_session_until(
         show = _LineProgress(sys.stdout)
     if yes and not as_json:
         console.print(
-            f"--yes: this run answers the station's prompts; the station records each "
-            f"answer under {operator}"
+            f"--yes: an unattended session (recorded as such); the station confirms "
+            f"manual steps as auto, and records each prompt this run answers under {operator}"
             if station is not None
             else "--yes: manual steps are confirmed automatically (recorded as unattended)",
             style="yellow",

@@ -6,12 +6,15 @@ of a tick or in its ``step``:
 
 - ``start_session`` creates the session runner (operator gates on: every arm,
   start, flash and confirmation comes from an operator) for the signed-in
-  operator; a finished runner is taken off the loop first.
+  operator; a finished runner is taken off the loop first. An ``unattended``
+  session (a script's ``--yes``) has the runner confirm manual steps and send
+  its own commands as ``auto``; the gates stay the operator's.
 - ``estop`` puts every device in its emergency-stop state in one call; it needs
   no operator and is refused by nothing.
 - ``acknowledge`` acknowledges a device's latched fault (or every latched one).
 - ``refused`` records a command the service refused (an energy command from a
-  connection with nobody signed in): it becomes an event of the record.
+  connection with nobody signed in, a supervisor's method from an operator): it
+  becomes an event of the record and a log line, naming who tried it, if anyone.
 - ``snapshot`` copies the whole station state, consistent at one tick.
 - Attendance: while energy is delivered and no signed-in client has been
   connected for ``unattended_s`` (3 s), ``step`` pauses the session (author
@@ -44,7 +47,7 @@ from devicectl.session.runner import (
 
 DESK = "station"
 UNATTENDED_S = 3.0
-RunnerFactory = Callable[[Any, str], SessionRunner]
+RunnerFactory = Callable[[Any, str, bool], SessionRunner]
 
 
 def plain(value: Any) -> Any:
@@ -160,7 +163,7 @@ class StationDesk:
         if action == "snapshot":
             return self.snapshot()
         if action == "refused":
-            self.log.warning("command_refused", **command.args)
+            self.log.warning("command_refused", operator_id=operator, **command.args)
             self._emit("command_refused", operator_id=operator, **command.args)
             return True
         self.log.info("command", action=action, operator_id=operator)
@@ -213,8 +216,14 @@ class StationDesk:
         if self.runner is not None:
             del self.loop.controllers[self.runner.name]  # the command phase: not iterating
         self.session_id = args.get("session_id")
-        self.runner = self.make_runner(args["protocol"], operator)
-        self._emit("session_started", operator_id=operator, session_id=self.session_id)
+        unattended = bool(args.get("unattended", False))
+        self.runner = self.make_runner(args["protocol"], operator, unattended)
+        self._emit(
+            "session_started",
+            operator_id=operator,
+            session_id=self.session_id,
+            unattended=unattended,
+        )
         return {"session_id": self.session_id}
 
     def _acknowledge(self, operator: str, device: str | None) -> list[str]:
@@ -241,6 +250,7 @@ class StationDesk:
             "session_id": self.session_id,
             "protocol": str(runner.protocol.name),
             "operator_id": runner.operator_id,
+            "unattended": runner.auto_confirm,
             "state": runner.state.value,
             "current_step": current,
             "prompt": runner.prompt,
