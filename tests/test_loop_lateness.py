@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
 from devicectl.clock import RealClock, SimClock
 from devicectl.control.events import AlarmPriority, Event
@@ -287,7 +289,15 @@ def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_resto
         del garbage
         assert policy.in_slack(0.001) is False  # too little time left before the next tick
         assert policy.in_slack(0.04) is True
-        policy.collect_full()
+        # A full collection asked for (between sessions) is made in the next slack.
+        policy.request_full()
+        assert policy.in_slack(0.001) is False and policy.full_collections == 0
+        with structlog.testing.capture_logs() as logs:
+            assert policy.in_slack(0.04) is True
+        assert policy.full_collections == 1
+        assert policy.last_full_pause_s is not None and policy.last_full_pause_s > 0.0
+        (logged,) = [e for e in logs if e["event"] == "gc_full"]
+        assert logged["pause_ms"] >= 0.0 and "freed" in logged
         assert policy.collections >= 2
         assert policy.max_pause_s > 0.0
     finally:

@@ -341,3 +341,33 @@ def test_a_supervisor_enrols_over_the_api_and_an_operator_is_refused_and_recorde
     assert any(e.get("event") == "command_refused" and e.get("operator_id") == "tech" for e in log)
     assert any(e.get("event") == "operator_enrolled" and e.get("by") == "sup" for e in log)
     assert not any(pin in json.dumps(e) for e in log for pin in (NEW_PIN, MALLORY_PIN))
+
+
+def station_log(rig: Rig) -> list[dict[str, Any]]:
+    path = rig.tmp / "station.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_full_collection_is_made_and_timed_between_sessions(rig: Rig) -> None:
+    rig.start()
+    with rig.client() as a:
+        a.call("sign_in", operator_id="tech", pin=PIN)
+        a.call("load_protocol", toml=PROTOCOL)
+        a.call("start_session")
+        a.wait_for(lambda s: (s.get("session") or {}).get("awaiting") == "arm")
+        assert not [e for e in station_log(rig) if e.get("event") == "gc_full"]  # not during
+        a.call("abort")
+        a.wait_for(lambda s: s["session"]["state"] == "aborted")
+        deadline = time.monotonic() + 10.0
+        while not (full := [e for e in station_log(rig) if e.get("event") == "gc_full"]):
+            assert time.monotonic() < deadline, "no full collection after the session"
+            time.sleep(0.1)
+    assert len(full) == 1, full
+    assert full[0]["pause_ms"] >= 0.0
+    log = station_log(rig)
+    ended = [
+        i
+        for i, e in enumerate(log)
+        if e.get("event") == "session_state" and e.get("state") == "aborted"
+    ]
+    assert ended and log.index(full[0]) > ended[0], "collected before the session ended"

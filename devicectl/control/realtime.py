@@ -22,8 +22,11 @@ process. This module deals with both, in real time only (a loop on a
   puts the collector back as it was.
 
 Cyclic garbage that survives into the oldest generation is no longer freed
-while the policy is on; :meth:`GCPolicy.collect_full` frees it at a moment the
-caller chooses (between sessions), and is timed like any other collection.
+while the policy is on. :meth:`GCPolicy.request_full` asks for one full
+collection, which the loop makes in the slack after its next tick
+(:meth:`GCPolicy.in_slack`); the station asks for it between sessions, once a
+session has ended with no device energised. It is timed like any other
+collection and logged (``gc_full`` with its pause).
 """
 
 from __future__ import annotations
@@ -111,7 +114,10 @@ class GCPolicy:
         self.max_pause_s = 0.0
         self.max_pause_generation: int | None = None
         self.collections = 0
+        self.full_collections = 0
+        self.last_full_pause_s: float | None = None
         self.active = False
+        self._full_requested = False
         self._started_at = 0.0
         self._saved_threshold: tuple[int, int, int] | None = None
         self._froze = False
@@ -175,6 +181,9 @@ class GCPolicy:
         """
         if not self.active or left_s < self.slack_s:
             return False
+        if self._full_requested:
+            self.collect_full()
+            return True
         threshold0 = gc.get_threshold()[0]
         count0, count1, _ = gc.get_count()
         if count0 < threshold0 // 2:
@@ -183,6 +192,20 @@ class GCPolicy:
         gc.collect(1 if count1 + 1 >= threshold1 else 0)
         return True
 
-    def collect_full(self) -> None:
-        """A full collection now (timed); for a moment with no treatment running."""
-        gc.collect()
+    def request_full(self) -> None:
+        """Ask for one full collection in the slack after the next tick (any thread).
+
+        For a moment with no treatment running: the pause stops every thread of
+        the process, the loop's included."""
+        self._full_requested = True
+
+    def collect_full(self) -> float:
+        """A full collection now, timed and logged; its pause in seconds."""
+        self._full_requested = False
+        started = time.perf_counter()
+        freed = gc.collect()
+        pause_s = time.perf_counter() - started
+        self.full_collections += 1
+        self.last_full_pause_s = pause_s
+        log.info("gc_full", pause_ms=round(pause_s * 1000, 3), freed=freed)
+        return pause_s

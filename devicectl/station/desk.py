@@ -16,6 +16,10 @@ of a tick or in its ``step``:
   connection with nobody signed in, a supervisor's method from an operator): it
   becomes an event of the record and a log line, naming who tried it, if anyone.
 - ``snapshot`` copies the whole station state, consistent at one tick.
+- Garbage: once a session has ended and no device is energised, ``act`` asks
+  the loop's GC policy for one full collection (``GCPolicy.request_full``),
+  made in the slack after the next tick: what the sessions left in the oldest
+  generation is freed between sessions, never during one.
 - Attendance: while energy is delivered and no signed-in client has been
   connected for ``unattended_s`` (3 s), ``step`` pauses the session (author
   ``auto``): every device non-energised; only an operator's resume carries on.
@@ -124,6 +128,7 @@ class StationDesk:
         # Refreshed by the service thread while a signed-in client is connected.
         self.attended_at_s = loop.clock.now()
         self.unattended_pauses = 0
+        self._collected_after: SessionRunner | None = None  # the runner last collected after
         self.log = structlog.get_logger("devicectl.station").bind(device=DESK)
 
     # -- what the loop calls ---------------------------------------------------------
@@ -135,6 +140,7 @@ class StationDesk:
         """Supervision belongs to the device controllers."""
 
     def act(self, now_s: float) -> None:
+        self._collect_between_sessions()
         runner = self.runner
         if runner is None or runner.state not in (
             SessionState.RUNNING,
@@ -152,6 +158,21 @@ class StationDesk:
             unattended_s=round(now_s - self.attended_at_s, 2),
         )
         runner.handle(Command(runner.name, "pause", {"reason": "unattended"}, AUTO_OPERATOR))
+
+    def _collect_between_sessions(self) -> None:
+        """Once per ended session, with no device energised: a full collection asked for."""
+        runner = self.runner
+        policy = self.loop.gc_policy
+        if (
+            policy is None
+            or runner is None
+            or runner is self._collected_after
+            or runner.state not in FINISHED
+            or self.energised()
+        ):
+            return
+        self._collected_after = runner
+        policy.request_full()
 
     def emergency_stop(self, operator_id: str | None = None) -> bool:
         """The loop's own emergency path reaches every controller itself."""
