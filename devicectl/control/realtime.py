@@ -6,7 +6,9 @@ on the loop's core, and the garbage collector stopping every thread of the
 process. This module deals with both, in real time only (a loop on a
 ``RealClock``); a simulated-time run never changes the process.
 
-- :func:`enter`, called on the loop thread as it starts, asks for
+- :func:`enter`, called on the loop thread as it starts (``ControlLoop.start``,
+  or ``ControlLoop.real_time`` around a ``run`` on the caller's thread, as
+  ``devicectl run`` on real devices does), asks for
   ``SCHED_FIFO`` at a modest priority (:data:`FIFO_PRIORITY`: above every
   normal process, below the kernel's own real-time threads); that needs root
   or ``CAP_SYS_NICE``. Without it, the thread gets the lowest nice value it is
@@ -84,6 +86,41 @@ def enter(clock: Clock, priority: int = FIFO_PRIORITY) -> Scheduling:
     got = Scheduling("nice", nice=nice, error=error)
     log.warning("realtime", policy="SCHED_OTHER", nice=nice, fifo_refused=error)
     return got
+
+
+@dataclass(frozen=True)
+class SavedScheduling:
+    """The calling thread's scheduling before :func:`enter`, for :func:`restore`."""
+
+    policy: int | None
+    priority: int | None
+    nice: int | None
+
+
+def save() -> SavedScheduling:
+    """The calling thread's scheduling policy, priority and nice value now."""
+    try:
+        policy: int | None = os.sched_getscheduler(0)
+        priority: int | None = os.sched_getparam(0).sched_priority
+    except (OSError, AttributeError):
+        policy = priority = None
+    try:
+        nice: int | None = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except (OSError, AttributeError):
+        nice = None
+    return SavedScheduling(policy, priority, nice)
+
+
+def restore(saved: SavedScheduling) -> None:
+    """Put the calling thread's scheduling back as :func:`save` found it (best effort:
+    giving up a priority is always allowed; a refusal is logged, never raised)."""
+    try:
+        if saved.policy is not None and saved.priority is not None:
+            os.sched_setscheduler(0, saved.policy, os.sched_param(saved.priority))
+        if saved.nice is not None:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), saved.nice)
+    except (OSError, AttributeError) as exc:
+        log.warning("realtime_restore_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _lowest_nice() -> int | None:
