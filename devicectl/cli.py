@@ -728,9 +728,7 @@ def console_command(
             except OSError as exc:
                 raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from exc
         remote = StationBackend(station, token=token, protocol=protocol)
-        client_app = ConsoleApp(remote, operator=operator)
-        client_app.run()
-        raise typer.Exit(client_app.return_code or 0)
+        raise typer.Exit(_run_console(ConsoleApp(remote, operator=operator)))
     from devicectl.console.backend import ConsoleBackend, ConsoleConfig
 
     backend = ConsoleBackend(
@@ -746,7 +744,30 @@ def console_command(
             db=db,
         )
     )
-    ConsoleApp(backend, operator=operator).run()
+    raise typer.Exit(_run_console(ConsoleApp(backend, operator=operator)))
+
+
+def _run_console(console_app: Any) -> int:
+    """Run the console; its exit code. SIGINT, SIGTERM and SIGHUP abort its session
+    with every device read back (``devicectl.console.signals``), print one line
+    and exit 128 + the signal, as ``run`` and ``demo`` do."""
+    from devicectl.console.signals import ConsoleSignals
+
+    with ConsoleSignals(console_app) as signals:
+        console_app.run()
+    if signals.received is None:
+        return int(console_app.return_code or 0)
+    stopped = signals.stopped
+    if stopped is not None and stopped.session_id is not None:
+        line = _interrupted_line(stopped, signals.received.name)
+    else:
+        states = stopped.safe_states if stopped is not None else {}
+        devices = ", ".join(f"{d} {why or 'off'}" for d, why in states.items())
+        line = f"devicectl: {signals.received.name}: console stopped; no session of its own" + (
+            f" (devices: {devices})" if devices else ""
+        )
+    err_console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
+    return int(signals.exit_code)
 
 
 records_app = typer.Typer(help="Inspect, verify and export session records.", no_args_is_help=True)
