@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from console_helpers import PORE_PATROL, SIZE, answer_prompt, press, sign_in, wait_for
+from textual.pilot import Pilot
 
 from devicectl.console.app import ConsoleApp
 from devicectl.console.backend import ConsoleBackend, ConsoleConfig
@@ -57,6 +58,24 @@ def served() -> Iterator[dict[str, PtyServer]]:
     assert all(server.error is None for server in servers.values())
 
 
+async def escape_stops_every_device(
+    pilot: Pilot[None], app: ConsoleApp, served: dict[str, PtyServer]
+) -> None:
+    """Escape: every device in the console's view in its E-stop state, and each device
+    at the far end of its pty reports its output off."""
+    await press(pilot, "escape")
+    await wait_for(
+        pilot,
+        lambda: (
+            app.snapshot is not None and set(app.snapshot.device_states().values()) == {"estop"}
+        ),
+        timeout_s=5.0,
+    )
+    assert not served["rf"].inspect(lambda sim: sim.output_on)
+    assert not served["led"].inspect(lambda sim: sim.output_on)
+    assert not served["ipl"].inspect(lambda sim: sim.armed or sim.charged)
+
+
 def test_escape_stops_real_ports_from_the_console(
     served: dict[str, PtyServer], tmp_path: Path
 ) -> None:
@@ -84,25 +103,9 @@ def test_escape_stops_real_ports_from_the_console(
                     f"fault {rf.fault_alarm}, reading error {rf.reading_error}, "
                     f"session {app.snapshot.session if app.snapshot else None}"
                 ) from None
-            await press(pilot, "escape")
-            await wait_for(
-                pilot,
-                lambda: (
-                    app.snapshot is not None
-                    and set(app.snapshot.device_states().values()) == {"estop"}
-                ),
-                timeout_s=5.0,
-            )
-            assert_every_device_off(served)
+            await escape_stops_every_device(pilot, app, served)
 
     asyncio.run(scenario())
-
-
-def assert_every_device_off(served: dict[str, PtyServer]) -> None:
-    """What each device reports at the far end of its pty."""
-    assert not served["rf"].inspect(lambda sim: sim.output_on)
-    assert not served["led"].inspect(lambda sim: sim.output_on)
-    assert not served["ipl"].inspect(lambda sim: sim.armed or sim.charged)
 
 
 @pytest.fixture
@@ -160,15 +163,6 @@ def test_escape_stops_real_ports_from_a_console_client_of_the_station(
                     f"RF output not on at the device: {snap.device('rf') if snap else None}, "
                     f"session {snap.session if snap else None}"
                 ) from None
-            await press(pilot, "escape")
-            await wait_for(
-                pilot,
-                lambda: (
-                    app.snapshot is not None
-                    and set(app.snapshot.device_states().values()) == {"estop"}
-                ),
-                timeout_s=5.0,
-            )
-            assert_every_device_off(served)
+            await escape_stops_every_device(pilot, app, served)
 
     asyncio.run(scenario())

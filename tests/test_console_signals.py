@@ -23,15 +23,15 @@ import subprocess
 import termios
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devicectl.records.store import RecordStore
-from tests.served_process import Served, devicectl_script
-from tests.test_console_station import REALTIME_PREFIX, SimRig
-from tests.test_station_service import PIN, PROTOCOL, START_S
+from tests.served_process import devicectl_script
+from tests.test_console_station import SimRig
+from tests.test_console_station import rig as rig  # the fixture: served RF, station service
+from tests.test_station_service import PIN, START_S
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.xdist_group("realtime")]
 
@@ -83,32 +83,6 @@ class Terminal:
             self.proc.wait(timeout=10)
         self._reader.join(timeout=5)
         os.close(self.master)
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[SimRig]:
-    from devicectl.station.auth import Operator, OperatorStore
-
-    store = OperatorStore(tmp_path / "operators.json")
-    store.add("sup", PIN, "supervisor")
-    store.add("tech", PIN, "operator", by=Operator("sup", "supervisor"))
-    (tmp_path / "rf.toml").write_text(PROTOCOL, encoding="utf-8")
-    proc = subprocess.Popen(
-        [*REALTIME_PREFIX, devicectl_script(), "sim", "serve", "rf", "--pty", "--seed", "3"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    sim = Served(proc, tmp_path)
-    made: SimRig | None = None
-    try:
-        made = SimRig(tmp_path, sim)
-        made.start()
-        yield made
-    finally:
-        if made is not None and made.service is not None:
-            made.service.cleanup()
-        sim.cleanup()
 
 
 def wait_until(cond: object, timeout_s: float, what: str) -> None:
@@ -168,3 +142,48 @@ def test_a_signal_to_the_console_aborts_its_session_with_every_device_read_back(
     with RecordStore.open(rig.db) as store:
         assert store.session(session_id).outcome == "aborted"
         assert store.verify(session_id)[0].ok
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_signal_to_a_console_of_its_own_simulators_aborts_and_closes_the_record(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    db = tmp_path / "r.sqlite"
+    env = {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "COLUMNS": str(COLUMNS),
+        "LINES": str(ROWS),
+        "DEVICECTL_LOG": str(tmp_path / "console.jsonl"),
+    }
+    console = Terminal(
+        [devicectl_script(), "console", "--fast", "--speed", "1", "--db", str(db)], tmp_path, env
+    )
+    try:
+        wait_until(lambda: "Operator id" in console.text, START_S, "no sign-in screen")
+        time.sleep(0.5)
+        console.type("tech-042\r")
+
+        def session_running() -> bool:
+            if not db.exists():
+                return False
+            with RecordStore.open(db) as store:
+                return bool(store.list_sessions())
+
+        wait_until(session_running, 30.0, "no session started")
+        assert console.proc.poll() is None, console.text[-2000:]
+        os.kill(console.proc.pid, sig)
+        console.proc.wait(timeout=20)
+        assert console.proc.returncode == 128 + sig, (console.proc.returncode, console.text[-3000:])
+        console._reader.join(timeout=5)
+        with RecordStore.open(db) as store:
+            (session,) = store.list_sessions()
+            assert session.outcome == "aborted"
+            assert store.verify(session.id)[0].ok
+        expected = (
+            f"devicectl: {sig.name}: session {session.id} aborted; "
+            "every device was confirmed safe (ipl, led, rf)"
+        )
+        assert expected in " ".join(console.text.split()), console.text[-3000:]
+    finally:
+        console.close()
