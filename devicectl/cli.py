@@ -684,7 +684,9 @@ def console_command(
     Escape is the EMERGENCY STOP on every screen: every device to its safe
     state at once. Keys: C confirm, A arm, S start, F flash, N next zone,
     P pause, R resume, K acknowledge the oldest alarm, X abort, E end a
-    faulted session, H help, ctrl+q quit.
+    faulted session, H help, ctrl+q quit. SIGINT, SIGTERM or SIGHUP abort the
+    session (on a station: when signed in there) with every device read back,
+    and exit 128 + the signal.
     """
     from devicectl.session.api import builtin_protocol
 
