@@ -72,11 +72,13 @@ async def _stop_at_station(backend: StationBackend) -> ConsoleStopped:
         return ConsoleStopped(None, "not connected")
     session = client.state.get("session") or {}
     session_id = session.get("session_id")
-    if backend.operator_id is not None and session and session.get("state") not in FINISHED_STATES:
-        try:
-            await client.call("abort")
-        except Exception as exc:  # noqa: BLE001 - reported; the devices are read below
-            log.error("signal_abort_failed", error=str(exc))
+    if backend.operator_id is None or not session or session.get("state") in FINISHED_STATES:
+        # Nobody signed in here, or nothing under way: no session of this console's.
+        return ConsoleStopped(None, "none", _station_safe_states(client.state))
+    try:
+        await client.call("abort")
+    except Exception as exc:  # noqa: BLE001 - reported; the devices are read below
+        log.error("signal_abort_failed", error=str(exc))
     aloop = asyncio.get_running_loop()
     deadline = aloop.time() + SAFE_WAIT_S
     while True:
@@ -85,8 +87,7 @@ async def _stop_at_station(backend: StationBackend) -> ConsoleStopped:
         devices_off = all(
             view.get("output_on") is False for view in (state.get("devices") or {}).values()
         )
-        ended = session.get("state") in FINISHED_STATES or not session
-        if (devices_off and ended) or aloop.time() >= deadline:
+        if (devices_off and session.get("state") in FINISHED_STATES) or aloop.time() >= deadline:
             break
         await asyncio.sleep(SAFE_POLL_S)
     outcome = str(session.get("state") or "none")
