@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
 from devicectl.clock import RealClock, SimClock
 from devicectl.control.events import AlarmPriority, Event
@@ -212,6 +214,29 @@ def test_real_time_setup_is_a_no_op_in_simulated_time() -> None:
     assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
 
 
+def test_real_time_around_run_on_the_callers_thread_is_set_up_and_undone() -> None:
+    import gc
+
+    gc.unfreeze()  # a freeze left by an earlier test would not be the policy's to undo
+    before = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+    gc_threshold = gc.get_threshold()
+    loop, _, _ = make_fake_loop(RealClock(), "rf")
+    with structlog.testing.capture_logs() as logs, loop.real_time():
+        assert loop.gc_policy is not None and loop.gc_policy.active
+        assert gc.get_threshold()[2] > 1e8  # automatic full collections off
+        loop.run(until=lambda: loop.tick_count >= 3, max_duration_s=5.0)
+    assert loop.scheduling is not None and loop.scheduling.policy in ("fifo", "nice")
+    (said,) = [e for e in logs if e["event"] == "realtime"]
+    assert said["policy"] == {"fifo": "SCHED_FIFO", "nice": "SCHED_OTHER"}[loop.scheduling.policy]
+    assert gc.get_threshold() == gc_threshold  # undone: the thread is the caller's
+    assert not loop.gc_policy.active
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
+    sim_loop, _, _ = make_fake_loop(SimClock(), "rf")
+    with sim_loop.real_time():
+        assert sim_loop.gc_policy is None and gc.get_threshold() == gc_threshold
+    assert sim_loop.scheduling is None
+
+
 def _burn(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -287,7 +312,15 @@ def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_resto
         del garbage
         assert policy.in_slack(0.001) is False  # too little time left before the next tick
         assert policy.in_slack(0.04) is True
-        policy.collect_full()
+        # A full collection asked for (between sessions) is made in the next slack.
+        policy.request_full()
+        assert policy.in_slack(0.001) is False and policy.full_collections == 0
+        with structlog.testing.capture_logs() as logs:
+            assert policy.in_slack(0.04) is True
+        assert policy.full_collections == 1
+        assert policy.last_full_pause_s is not None and policy.last_full_pause_s > 0.0
+        (logged,) = [e for e in logs if e["event"] == "gc_full"]
+        assert logged["pause_ms"] >= 0.0 and "freed" in logged
         assert policy.collections >= 2
         assert policy.max_pause_s > 0.0
     finally:

@@ -175,6 +175,19 @@ def test_run_station_completes_and_the_record_names_the_operator(rig: Rig) -> No
         session = store.session(outcome["session_id"])
         assert session.operator_id == "tech"
         assert session.outcome == "complete"
+        # --yes: an unattended session; what the runner did by itself is "auto", the
+        # prompts this run answered are the signed-in operator's.
+        assert session.unattended is True
+        events = store.events(outcome["session_id"])
+        confirmed = [e.data["operator_id"] for e in events if e.kind == "operator_confirmed"]
+        assert confirmed == ["auto"], confirmed
+        rf_commands = {
+            (e.data["action"], e.data["operator_id"])
+            for e in events
+            if e.kind == "command" and e.device == "rf"
+        }
+        assert {("load", "auto"), ("arm", "tech"), ("start", "tech")} <= rf_commands, rf_commands
+        assert not {who for _, who in rf_commands} - {"auto", "tech"}, rf_commands
         assert store.verify(outcome["session_id"])[0].ok
 
 

@@ -288,7 +288,10 @@ def run_protocol(
             return runner.finished
 
         try:
-            loop.run(until=done, max_duration_s=MAX_SESSION_S)
+            # On real devices (a RealClock) the same real-time set-up as the station
+            # service's loop thread: scheduling asked for and logged, GC bounded.
+            with loop.real_time():
+                loop.run(until=done, max_duration_s=MAX_SESSION_S)
         except KeyboardInterrupt:
             runner.abort(operator_id)
             raise
