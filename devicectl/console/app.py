@@ -45,15 +45,30 @@ Screen { layout: vertical; }
 #top-bar { height: 5; }  /* the prompt, and up to 4 lines of a step's instructions */
 #prompt { width: 1fr; height: 5; padding: 0 1; content-align: left middle; }
 .estop { background: red; color: white; text-style: bold; width: 30; height: 3; }
+#session-line { height: 1; padding: 0 1; }
+#device-strip { display: none; padding: 0 1; }  /* height: one row a device */
 #main-grid { grid-size: 2; grid-columns: 1fr 1fr; }  /* rows: MainScreen */
 .box { border: round $primary; padding: 0 1; }
-#trace { height: 5; }
+#summary { display: none; height: auto; max-height: 16; }
+#trace { height: 12; }
 #trace-label { height: 1; }
-#trace-line { height: 2; }
-#alarms { height: 1fr; min-height: 6; }
+#trace-chart { height: 1fr; }
+#alarms { height: 1fr; min-height: 4; }
 #status { height: 1; padding: 0 1; color: $warning; }
 #actions { height: 3; }
 .action { width: auto; min-width: 10; }
+/* A small terminal (MainScreen): one line per device, a shorter chart, buttons in rows. */
+MainScreen.-short #top-bar { height: 3; }
+MainScreen.-short #prompt { height: 3; }
+MainScreen.-short #main-grid { display: none; }
+MainScreen.-short #device-strip { display: block; }
+MainScreen.-short #trace { height: 8; }
+MainScreen.-short #summary { max-height: 8; }
+MainScreen.-narrow .estop { width: 24; }
+MainScreen.-narrow #actions { layout: grid; grid-size: 5; grid-gutter: 0; height: auto; }
+MainScreen.-narrow .action { width: 1fr; height: 1; min-width: 0; border: none; padding: 0; }
+MainScreen.-finished #summary { display: block; }
+MainScreen.-finished #trace { display: none; }
 #signin-box, #dialog { width: 72; height: auto; border: thick $primary; padding: 1 2; }
 SignInScreen, ConfirmAbortScreen, HelpScreen { align: center middle; }
 """

@@ -25,12 +25,15 @@ from devicectl.console.alarms import AlarmEntry
 from devicectl.console.bridge import TracePoint
 from devicectl.console.keys import KeyAction
 from devicectl.console.panels import (
+    AlarmPanel,
     TextPanel,
     TracePanel,
     device_renderer,
-    render_alarms,
+    render_device_strip,
     render_prompt,
+    render_session_line,
     render_steps,
+    render_summary,
 )
 from devicectl.console.snapshot import Snapshot
 from devicectl.modality import Modality
@@ -40,6 +43,9 @@ ESTOP_LABEL = "EMERGENCY STOP  (Esc)"
 GRID_COLUMNS = 2
 FIRST_ROW = 11
 DEVICE_ROW = 8
+# Below these the main screen is laid out for a small terminal (see MainScreen).
+SHORT_ROWS = 44
+NARROW_COLUMNS = 110
 
 
 def estop_button() -> Button:
@@ -111,7 +117,24 @@ class MainScreen(Screen[None]):
     One panel per registered modality (``panels``: name -> modality, registry
     order), each drawn by its modality; the keys and buttons are ``keys``, the
     session's and the devices' own.
+
+    The layout follows the terminal (``app.py``'s CSS): below ``SHORT_ROWS`` rows
+    (``-short``) the steps and the device panels give way to one line per device
+    (its state and output) and the chart gets fewer rows, so the state of every
+    device, the newest alarm and the E-stop stay on screen down to 80x24; below
+    ``NARROW_COLUMNS`` (``-narrow``) the buttons go in rows. Once the session is
+    over (``-finished``) its summary takes the chart's place.
     """
+
+    # Textual types these as instance variables (mypy refuses a ClassVar here).
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
+        (0, "-narrow"),
+        (NARROW_COLUMNS, "-wide"),
+    ]
+    VERTICAL_BREAKPOINTS = [  # noqa: RUF012
+        (0, "-short"),
+        (SHORT_ROWS, "-tall"),
+    ]
 
     def __init__(self, panels: Mapping[str, Modality], keys: list[KeyAction]) -> None:
         super().__init__()
@@ -125,6 +148,10 @@ class MainScreen(Screen[None]):
         with Horizontal(id="top-bar"):
             yield TextPanel(render_prompt, id="prompt")
             yield estop_button()
+        yield TextPanel(render_session_line, id="session-line")
+        strip = TextPanel(render_device_strip, id="device-strip")
+        strip.styles.height = len(self._panels)
+        yield strip
         rows = -(-(1 + len(self._panels)) // GRID_COLUMNS)
         grid = Grid(id="main-grid")
         grid.styles.grid_size_rows = rows
@@ -134,8 +161,9 @@ class MainScreen(Screen[None]):
             yield TextPanel(render_steps, id="steps", classes="box")
             for i, (name, mod) in enumerate(self._panels.items()):
                 yield TextPanel(device_renderer(name, mod), id=f"device-{i}", classes="box")
-        yield TracePanel(id="trace", classes="box")
-        yield TextPanel(render_alarms, id="alarms", classes="box")
+        yield TextPanel(render_summary, id="summary", classes="box")
+        yield TracePanel(self._panels, id="trace", classes="box")
+        yield AlarmPanel(id="alarms", classes="box")
         yield TextPanel(Text, id="status")
         with Horizontal(id="actions"):
             for k in self._keys:
@@ -147,12 +175,21 @@ class MainScreen(Screen[None]):
         """Show the latest snapshot; a screen not (or no longer) composed shows nothing."""
         try:
             if snap is not None:
-                self.query_one("#prompt", TextPanel).show(snap.session)
-                self.query_one("#steps", TextPanel).show(snap.session)
+                session = snap.session
+                self.query_one("#prompt", TextPanel).show(session)
+                self.query_one("#session-line", TextPanel).show(snap)
+                self.query_one("#steps", TextPanel).show(session)
+                self.query_one("#summary", TextPanel).show(session)
+                strip = tuple((n, m, snap.device(n)) for n, m in self._panels.items())
+                self.query_one("#device-strip", TextPanel).show(strip)
                 for i, name in enumerate(self._panels):
                     self.query_one(f"#device-{i}", TextPanel).show(snap.device(name))
-            self.query_one("#alarms", TextPanel).show(alarms)
-            self.query_one("#trace", TracePanel).show(trace)
+                finished = session is not None and session.finished
+                if finished != self.has_class("-finished"):
+                    self.set_class(finished, "-finished")
+                    self.query_one("#summary", TextPanel).refresh(layout=True)
+            self.query_one("#alarms", AlarmPanel).show(alarms)
+            self.query_one("#trace", TracePanel).show(trace, snap)
         except NoMatches:
             return
 
