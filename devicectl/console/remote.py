@@ -299,6 +299,8 @@ class StationBackend:
             self._call("acknowledge", **({"device": device} if device else {}))
         elif action == "alarm_ack":
             return  # the alarm list is this console's own; the station keeps no per-client one
+        elif action == "alarm_silence":
+            self._call("silence", seconds=args.get("seconds"))  # recorded by the station
         elif action in DEVICE_METHODS:
             self._call(action)
         else:

@@ -37,6 +37,7 @@ from devicectl.console.panels import (
 )
 from devicectl.console.snapshot import Snapshot
 from devicectl.modality import Modality
+from devicectl.panel_style import mmss
 
 ESTOP_LABEL = "EMERGENCY STOP  (Esc)"
 # The grid of the steps and the device panels: two columns, the steps' row taller.
@@ -193,6 +194,16 @@ class MainScreen(Screen[None]):
         except NoMatches:
             return
 
+    def show_silence(self, left_s: float) -> None:
+        """The alarm box's title says when the sound is paused, and for how long yet."""
+        try:
+            alarms = self.query_one("#alarms", AlarmPanel)
+        except NoMatches:
+            return
+        title = f"ALARMS - sound silenced {mmss(left_s)} (M)" if left_s > 0 else "alarms"
+        if alarms.border_title != title:
+            alarms.border_title = title
+
     def say(self, text: str) -> None:
         try:
             self.query_one("#status", TextPanel).show(text)
@@ -206,25 +217,26 @@ class MainScreen(Screen[None]):
             await self.run_action(action)
 
 
-class ConfirmAbortScreen(ModalScreen[bool]):
-    """Abort ends the session: asked once more (Y / N). Escape is still the E-stop."""
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question (Y / N) in a band across the top of the screen, so the alarm
+    list below stays in sight while it is asked. Escape is still the E-stop."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Abort"),
-        Binding("n", "answer(False)", "Back"),
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
     ]
+    QUESTION = ""
+    YES = "Yes (Y)"
+    NO = "Back (N)"
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield estop_button()
-            yield Static(
-                "Abort the session? Every device goes to its safe state and the "
-                "session ends.\n\nY = abort    N = back",
-                id="dialog-text",
-            )
-            with Horizontal():
-                yield Button("Abort session (Y)", id="yes", variant="warning")
-                yield Button("Back (N)", id="no")
+        with Vertical(id="confirm-dialog"):
+            with Horizontal(id="confirm-row"):
+                yield Static(f"{self.QUESTION}\nY = yes    N = back", id="dialog-text")
+                yield estop_button()
+            with Horizontal(id="confirm-buttons"):
+                yield Button(self.YES, id="yes", variant="warning")
+                yield Button(self.NO, id="no")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
@@ -233,6 +245,23 @@ class ConfirmAbortScreen(ModalScreen[bool]):
         if event.button.id in ("yes", "no"):
             event.stop()
             self.dismiss(event.button.id == "yes")
+
+
+class ConfirmAbortScreen(ConfirmScreen):
+    """Abort ends the session: asked once more."""
+
+    QUESTION = "Abort the session? Every device goes to its safe state and the session ends."
+    YES = "Abort session (Y)"
+
+
+class ConfirmQuitScreen(ConfirmScreen):
+    """ctrl+q while a session is under way: asked once more, as it ends the session."""
+
+    QUESTION = (
+        "A session is under way. Quit? The session is aborted first: every device "
+        "goes to its safe state."
+    )
+    YES = "Abort and quit (Y)"
 
 
 class HelpScreen(ModalScreen[None]):
@@ -250,7 +279,10 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         lines = ["Esc     EMERGENCY STOP: every device to its safe state, from any screen"]
         lines += [f"{k.key.upper()}       {k.label.split(' (')[0]}" for k in self._keys]
-        lines += ["H / F1  this help", "ctrl+q  quit (a running session is aborted first)"]
+        lines += [
+            "H / F1  this help",
+            "ctrl+q  quit (asked first while a session is under way, which is then aborted)",
+        ]
         with Vertical(id="dialog"):
             yield estop_button()
             yield Static("\n".join(lines), id="dialog-text")

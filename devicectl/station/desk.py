@@ -174,6 +174,8 @@ class StationDesk:
             return self._start_session(operator, command.args)
         if action == "acknowledge":
             return self._acknowledge(operator, command.args.get("device"))
+        if action == "silence":
+            return {"silenced_s": command.args.get("seconds")}  # recorded above
         raise ControlError(f"station: unknown action {action!r}")
 
     # -- actions ---------------------------------------------------------------------
