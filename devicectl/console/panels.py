@@ -14,7 +14,7 @@ from typing import Any, cast
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual_plotext import PlotextPlot
@@ -137,6 +137,7 @@ def render_summary(s: SessionView | None) -> Text:
             f"peak {num(site.peak_c)} °C, CEM43 {site.cem43:.2f}, held {site.held_s:.0f} s"
             f" ({site.attempts} attempt{'s' if site.attempts != 1 else ''})\n"
         )
+    out.rstrip()
     return out
 
 
@@ -260,16 +261,38 @@ class TraceChart(PlotextPlot):
             plt.hline(level, LINE_COLOURS.get(label, "white"))
         if view.skin_c:
             plt.plot(list(view.t_s), list(view.skin_c), marker="braille", color="cyan")
-        levels = sorted({v for _, v in view.lines})
-        values = levels + list(view.skin_c)
+        values = [v for _, v in view.lines] + list(view.skin_c)
         if values:
             plt.ylim(min(values) - 0.5, max(values) + 0.5)
-            ticks = levels + ([round(min(view.skin_c), 1)] if view.skin_c else [])
-            plt.yticks(sorted(set(ticks)))
         # the time axis is the last TRACE_WINDOW_S, said on the label line above
         plt.xlim(-TRACE_WINDOW_S, 0)
         plt.xticks([])
         self.refresh()
+
+    def render(self) -> RenderResult:
+        view = self.view
+        if view is not None:
+            values = [v for _, v in view.lines] + list(view.skin_c)
+            if values:
+                lo, hi = min(values) - 0.5, max(values) + 0.5
+                wanted = sorted((v for _, v in view.lines), reverse=True)
+                wanted += [round(min(view.skin_c), 1)] if view.skin_c else []
+                self.plt.yticks(y_ticks(wanted, lo, hi, rows=self.size.height - 2))
+        return super().render()
+
+
+def y_ticks(wanted: list[float], lo: float, hi: float, rows: int) -> list[float]:
+    """The ticks of ``wanted`` (first = most wanted) that each get a row of their own
+    in ``rows`` rows spanning ``lo`` to ``hi``, in order: two labels on one row would
+    leave the choice of which one shows to the plotting library."""
+    taken: set[int] = set()
+    kept: list[float] = []
+    for tick in wanted:
+        row = round((tick - lo) / (hi - lo) * (max(rows, 1) - 1)) if hi > lo else 0
+        if row not in taken:
+            taken.add(row)
+            kept.append(tick)
+    return sorted(kept)
 
 
 def trace_series(
