@@ -120,7 +120,7 @@ def render_summary(s: SessionView | None) -> Text:
         return Text("")
     out = Text(f"SESSION {s.state.upper()}", style="bold")
     if s.session_id:
-        out.append(f"  record {s.session_id}  (devicectl records show {s.session_id[:8]})")
+        out.append(f"  record {s.session_id}")
     else:
         out.append("  not recorded")
     out.append("\n")
