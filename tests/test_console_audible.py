@@ -71,6 +71,18 @@ def test_a_silence_is_time_limited_and_the_sound_comes_back_after_it() -> None:
     assert sounder.silenced_for_s(121.0) == 0.0
 
 
+def test_a_new_alarm_sounds_at_once_and_ends_a_silence() -> None:
+    sounder = AlarmSounder()
+    assert sounder.update(0.0, HIGH) is HIGH
+    assert sounder.update(2.0, HIGH) is None  # the same alarms: on its interval
+    sounder.new_alarm()
+    assert sounder.update(2.1, HIGH) is HIGH  # a new one: at once
+    sounder.silence(3.0)
+    assert sounder.update(4.0, HIGH) is None
+    sounder.new_alarm()
+    assert sounder.silenced_until_s is None and sounder.update(4.1, HIGH) is HIGH
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now_s = 1000.0
@@ -155,11 +167,12 @@ def test_silence_is_recorded_with_the_operator_and_a_new_alarm_ends_it(tmp_path:
             await press(pilot, "m")
             assert app.sounder.silenced_for_s(clock.now_s) == SILENCE_S
             backend.station.loop.run(max_duration_s=0.2)  # the loop takes the command
-            clock.now_s += 30.0
+            clock.now_s += 5.0
             app.refresh_from_loop()
             assert played == []  # silenced, though the HIGH alarm is still pending
             main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
-            assert "silenced 01:30" in str(main.query_one("#alarms").border_title)
+            assert "silenced 01:55" in str(main.query_one("#alarms").border_title)
+            clock.now_s += 1.0  # before the HIGH burst's interval: the new alarm sounds anyway
             _raise(app, MEDIUM, "rf.contact_lost")  # a new alarm: the silence ends
             app.refresh_from_loop()
             assert app.sounder.silenced_until_s is None

@@ -176,10 +176,10 @@ class ConsoleApp(App[None]):
             session = poll.snapshot.session
             if session is not None:  # the alarms' time into the session counts from here
                 self.alarms.session_start_s = session.started_s
-        new = [self.alarms.add(alarm) for alarm in poll.alarms]
-        if any(new) and self.sounder.silenced_until_s is not None:
-            self.sounder.end_silence()  # a new alarm condition is never silenced
-            self.say("silence ended: a new alarm")
+        if any([self.alarms.add(alarm) for alarm in poll.alarms]):
+            if self.sounder.silenced_until_s is not None:
+                self.say("alarm sound back: a new alarm")
+            self.sounder.new_alarm()  # a new alarm condition sounds at once, never silenced
         for notice in poll.notices:
             self.say(notice)
         now_s = self._audio_clock()

@@ -14,8 +14,8 @@ alarms not yet acknowledged: acknowledging an alarm ends its sound.
 
 Silence (the M key) pauses the sound for :data:`SILENCE_S` only, never longer,
 and is recorded with the operator's id (the desk's ``alarm_silence`` command,
-the station's ``silence``). A new alarm condition ends the pause at once: a
-silence given for one alarm never hides the next.
+the station's ``silence``). A new alarm condition sounds at once, whatever the
+interval, and ends the pause: a silence given for one alarm never hides the next.
 
 :class:`AlarmSounder` decides when a burst starts; it holds no timer and makes no
 sound, so it is tested with a clock the test moves.
@@ -64,8 +64,11 @@ class AlarmSounder:
         self.silenced_until_s = now_s + min(seconds, SILENCE_S)
         return self.silenced_until_s
 
-    def end_silence(self) -> None:
+    def new_alarm(self) -> None:
+        """A new alarm condition: it ends a silence, and the highest pending priority
+        sounds its burst at the next update, whatever the interval."""
         self.silenced_until_s = None
+        self._sounding = None
 
     def silenced_for_s(self, now_s: float) -> float:
         """Seconds of silence left (0: not silenced)."""
