@@ -61,7 +61,7 @@ Screen { layout: vertical; }
 #main-grid { grid-size: 2; grid-columns: 1fr 1fr; }  /* rows: MainScreen */
 .box { border: round $primary; padding: 0 1; }
 #summary { display: none; height: auto; max-height: 16; }
-#trace { height: 1fr; min-height: 7; max-height: 12; }  /* shares the rest with the alarms */
+#trace { height: 2fr; min-height: 7; max-height: 12; }  /* shares the rest with the alarms */
 #trace-label { height: 1; }
 #trace-chart { height: 1fr; }
 #alarms { height: 1fr; min-height: 4; }

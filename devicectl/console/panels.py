@@ -239,6 +239,7 @@ class ChartView:
 
 
 TRACE_WINDOW_S = TRACE_POINTS * TRACE_PERIOD_S
+FOCUS_BELOW_C = 4.0
 LINE_COLOURS = {"target": "green", "alarm": "orange", "cut-off": "red"}
 
 
@@ -261,24 +262,42 @@ class TraceChart(PlotextPlot):
             plt.hline(level, LINE_COLOURS.get(label, "white"))
         if view.skin_c:
             plt.plot(list(view.t_s), list(view.skin_c), marker="braille", color="cyan")
-        values = [v for _, v in view.lines] + list(view.skin_c)
-        if values:
-            plt.ylim(min(values) - 0.5, max(values) + 0.5)
+        span = y_span(view)
+        if span is not None:
+            plt.ylim(*span)
         # the time axis is the last TRACE_WINDOW_S, said on the label line above
         plt.xlim(-TRACE_WINDOW_S, 0)
         plt.xticks([])
         self.refresh()
 
     def render(self) -> RenderResult:
-        view = self.view
-        if view is not None:
-            values = [v for _, v in view.lines] + list(view.skin_c)
-            if values:
-                lo, hi = min(values) - 0.5, max(values) + 0.5
-                wanted = sorted((v for _, v in view.lines), reverse=True)
-                wanted += [round(min(view.skin_c), 1)] if view.skin_c else []
-                self.plt.yticks(y_ticks(wanted, lo, hi, rows=self.size.height - 2))
+        view, span = self.view, y_span(self.view)
+        if view is not None and span is not None:
+            lo, hi = span
+            wanted = sorted((v for _, v in view.lines), reverse=True)
+            shown = [v for v in view.skin_c if v >= lo]
+            wanted += [round(min(shown), 1)] if shown else []
+            self.plt.yticks(y_ticks(wanted, lo, hi, rows=self.size.height - 2))
         return super().render()
+
+
+def y_span(view: ChartView | None) -> tuple[float, float] | None:
+    """The chart's temperature range: the readings and the levels, but no more than
+    ``FOCUS_BELOW_C`` under the lowest level (the start of a ramp from skin
+    temperature is cut), so the levels keep rows of their own; the latest reading
+    is always inside."""
+    if view is None:
+        return None
+    levels = [v for _, v in view.lines]
+    values = levels + list(view.skin_c)
+    if not values:
+        return None
+    lo, hi = min(values) - 0.5, max(values) + 0.5
+    if levels:
+        lo = max(lo, min(levels) - FOCUS_BELOW_C)
+        if view.skin_c:
+            lo = min(lo, view.skin_c[-1] - 0.5)
+    return lo, hi
 
 
 def y_ticks(wanted: list[float], lo: float, hi: float, rows: int) -> list[float]:
