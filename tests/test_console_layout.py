@@ -11,7 +11,7 @@ from console_helpers import make_app, press, screen_text
 from textual.geometry import Region
 
 from devicectl.console.alarms import AlarmEntry
-from devicectl.console.panels import render_alarms
+from devicectl.console.panels import ChartView, render_alarms, y_span, y_ticks
 from devicectl.control.events import Alarm, AlarmPriority, Event
 
 SIZES = [(80, 24), (160, 48)]
@@ -69,3 +69,15 @@ def test_a_long_alarm_list_cut_to_its_rows_keeps_the_newest() -> None:
     lines = render_alarms(newest_first, limit=4).plain.splitlines()
     assert lines[0].endswith("alarm 9") and lines[-1] == "... 7 more"
     assert render_alarms(entries, limit=10).plain.count("\n") == 9
+
+
+def test_the_chart_s_levels_each_get_a_row_and_the_latest_reading_is_inside() -> None:
+    lines = (("target", 42.0), ("alarm", 43.0), ("cut-off", 44.0))
+    ramp = ChartView("RF skin", (-2.0, -1.0, 0.0), (33.5, 36.0, 41.8), lines)
+    lo, hi = y_span(ramp) or (0.0, 0.0)
+    assert (lo, hi) == (38.0, 44.5)  # the ramp's start is cut; the levels have room
+    assert y_ticks([44.0, 43.0, 42.0, 41.8], lo, hi, rows=8) == [42.0, 43.0, 44.0]
+    assert y_ticks([44.0, 43.0, 42.0], lo, hi, rows=3) == [42.0, 44.0]  # one a row
+    cold = ChartView("LED skin", (0.0,), (33.0,), (("alarm", 40.0), ("cut-off", 41.0)))
+    assert y_span(cold) == (32.5, 41.5)  # the latest reading stays in sight
+    assert y_span(ChartView("", (), (), ())) is None
