@@ -30,8 +30,11 @@ def test_a_silence_is_recorded_with_its_operator_and_is_time_limited(rig: Rig) -
         client.call("abort")
         client.wait_for(lambda s: (s.get("session") or {}).get("state") == "aborted")
         session = client.state["session"]
-        assert session["ended_s"] is not None and session["sites"] == []
-        assert [s["result"] for s in session["steps"]] == [""]  # the zone never ran
+        assert session["ended_s"] is not None
+        fields = {"site", "cem43", "time_at_target_s", "held_s", "peak_c", "attempts"}
+        assert [s["site"] for s in session["sites"]] in ([], ["forehead"])
+        assert all(set(s) == fields for s in session["sites"])
+        assert [s["result"] for s in session["steps"]] == [""]  # no zone was completed
     assert service.terminate() == 0
     with RecordStore.open(rig.db) as store:
         silences = [
