@@ -24,6 +24,7 @@ from rich.table import Table
 from devicectl import plugins
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
 from devicectl.modality import modalities
+from devicectl.session.summary import step_result
 from devicectl.transport import DEFAULT_TIMEOUT_S, check_network_url
 
 
@@ -178,11 +179,7 @@ def _print_session_summary(outcome: Any, station: bool = False) -> None:
     for col in ("#", "step", "kind", "outcome", "result"):
         table.add_column(col)
     for step in outcome.steps:
-        mod = modalities().get(step["kind"])
-        ran = step["outcome"] != "pending"
-        result = mod.summary_line(step) if mod is not None and ran else ""
-        if step.get("confirmed_by"):
-            result = f"confirmed by {step['confirmed_by']}"
+        result = step_result(step["kind"], step["outcome"], step)
         table.add_row(str(step["step"]), step["title"], step["kind"], step["outcome"], result)
     console.print(table)
     if outcome.sites:

@@ -55,6 +55,7 @@ REALTIME_MODULES = frozenset(
         "test_records_postgres.py",
         "test_sim_serve.py",
         "test_station_service.py",
+        "test_station_silence.py",
         "test_wheel.py",
     }
 )

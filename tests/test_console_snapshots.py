@@ -104,3 +104,62 @@ def test_main_screen_fault(snap_compare: Any) -> None:
         await _show(pilot, app)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+# The layout follows the terminal: the smallest supported (80x24, one line a device)
+# and a large one (160x48, every panel).
+SMALL = (80, 24)
+LARGE = (160, 48)
+
+
+def test_small_terminal_delivering(snap_compare: Any) -> None:
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.DELIVERING and rf.status()["held_s"] >= 30.0)
+        await _show(pilot, app)
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=before)
+
+
+def test_small_terminal_fault(snap_compare: Any) -> None:
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False, faults={"rf": ["runaway@0s"]})
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.FAULT)
+        _drive(app, lambda: rf.reading is not None and not rf.reading.output_on)
+        await _show(pilot, app)
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=before)
+
+
+def test_large_terminal_delivering(snap_compare: Any) -> None:
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.DELIVERING and rf.status()["held_s"] >= 30.0)
+        await _show(pilot, app)
+
+    assert snap_compare(app, terminal_size=LARGE, run_before=before)
+
+
+def test_large_terminal_session_over(snap_compare: Any) -> None:
+    """An aborted session: its summary in the chart's place, the alarms still listed."""
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False, faults={"rf": ["runaway@0s"]})
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.FAULT)
+        desk = app.backend.desk
+        await _key(pilot, app, "x", lambda: True)
+        await _key(pilot, app, "y", lambda: desk.runner is not None and desk.runner.finished)
+        await _show(pilot, app)
+
+    assert snap_compare(app, terminal_size=LARGE, run_before=before)

@@ -48,6 +48,7 @@ from devicectl.session.runner import (
     SessionRunner,
     SessionState,
 )
+from devicectl.session.summary import session_ended_s, site_totals, step_result
 
 DESK = "station"
 UNATTENDED_S = 3.0
@@ -197,6 +198,8 @@ class StationDesk:
             return self._start_session(operator, command.args)
         if action == "acknowledge":
             return self._acknowledge(operator, command.args.get("device"))
+        if action == "silence":
+            return {"silenced_s": command.args.get("seconds")}  # recorded above
         raise ControlError(f"station: unknown action {action!r}")
 
     # -- actions ---------------------------------------------------------------------
@@ -279,10 +282,18 @@ class StationDesk:
             "fault": runner.fault_message,
             "started_s": round(runner.started_s, 3),
             "instructions": runner.instructions,
+            "ended_s": session_ended_s(runner),
             "steps": [
-                {"index": s.index, "kind": s.kind, "title": s.title, "outcome": s.outcome}
+                {
+                    "index": s.index,
+                    "kind": s.kind,
+                    "title": s.title,
+                    "outcome": s.outcome,
+                    "result": step_result(s.kind, s.outcome, s.detail),
+                }
                 for s in runner.steps
             ],
+            "sites": plain(site_totals(self.devices().values())),
         }
 
     def snapshot(self) -> dict[str, Any]:

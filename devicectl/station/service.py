@@ -106,6 +106,9 @@ NOT_A_SUPERVISOR = -32005
 OPEN_METHODS = frozenset({"hello", "sign_in", "estop"})
 # Methods only a signed-in supervisor may call.
 SUPERVISOR_METHODS = frozenset({"enrol_operator", "list_operators"})
+# A console's pause of its alarm sound is recorded, and never longer than this
+# (IEC 60601-1-8: an audio pause is time-limited).
+SILENCE_MAX_S = 120.0
 SESSION_ACTIONS = ("confirm", "arm", "start", "next_zone", "pause", "resume", "abort", "end")
 
 
@@ -572,6 +575,10 @@ class StationService:
                 Command(DESK, "acknowledge", {"device": device}, operator.id)
             )
             return {"acknowledged": done}
+        if method == "silence":
+            return await self._loop_call(
+                Command(DESK, "silence", {"seconds": _silence_s(params)}, operator.id)
+            )
         if method == "fire":
             return await self._loop_call(
                 Command(self._device_for("fire", params), "fire", {}, operator.id)
@@ -840,3 +847,13 @@ def run_service(config: ServeConfig, ready: Callable[[dict[str, Any]], None] | N
     """Build the station and serve it on this thread until a signal; the exit code."""
     service = StationService(config)
     return asyncio.run(service.serve(ready))
+
+
+def _silence_s(params: dict[str, Any]) -> float:
+    """The ``seconds`` of a ``silence``: a number from 0 to SILENCE_MAX_S."""
+    seconds = params.get("seconds", SILENCE_MAX_S)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise RpcError(INVALID_PARAMS, "silence: seconds must be a number")
+    if not 0 <= seconds <= SILENCE_MAX_S:
+        raise RpcError(INVALID_PARAMS, f"silence: seconds must be 0 to {SILENCE_MAX_S:g}")
+    return float(seconds)

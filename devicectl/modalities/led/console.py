@@ -26,6 +26,8 @@ class LEDView:
     dose_j_cm2: float
     dose_max_j_cm2: float
     skin_c: float | None
+    skin_warn_c: float  # the skin warning (an alarm)
+    skin_max_c: float  # the skin limit: output off (the cut-off)
     fault: str | None
 
 
@@ -42,6 +44,8 @@ def view(led: LEDController) -> LEDView:
         dose_j_cm2=led.dose_j_cm2,
         dose_max_j_cm2=led.limits.dose_max_j_cm2,
         skin_c=r.skin_temp_c if r is not None else None,
+        skin_warn_c=led.limits.skin_warn_c,
+        skin_max_c=led.limits.skin_max_c,
         fault=fault_of(led),
     )
 
@@ -59,3 +63,8 @@ def render(v: LEDView) -> Text:
 def trace(led: LEDController) -> tuple[str, float | None]:
     r = led.reading
     return "LED skin", r.skin_temp_c if r is not None else None
+
+
+def trace_lines(v: LEDView) -> tuple[tuple[str, float], ...]:
+    """No skin target under a canopy: the skin warning and the skin limit."""
+    return (("alarm", v.skin_warn_c), ("cut-off", v.skin_max_c))

@@ -93,3 +93,8 @@ def trace(rf: RFController) -> tuple[str, float | None]:
     """The hotter of the two skin sensors."""
     r = rf.reading
     return "RF skin", r.skin_max_c if r is not None else None
+
+
+def trace_lines(v: RFView) -> tuple[tuple[str, float], ...]:
+    """The zone's target, the alarm level and the software cut-off."""
+    return (("target", v.target_c), ("alarm", v.alarm_c), ("cut-off", v.cutoff_c))
