@@ -77,12 +77,32 @@ class Terminal:
             raw = bytes(self._out)
         return ANSI.sub(b"", raw).decode(errors="replace")
 
+    def assert_stop_line(self, sig: signal.Signals, session_id: str, devices: str) -> None:
+        """The one line the console leaves after a signal (once it has exited)."""
+        self._reader.join(timeout=5)
+        expected = (
+            f"devicectl: {sig.name}: session {session_id} aborted; "
+            f"every device was confirmed safe ({devices})"
+        )
+        assert expected in " ".join(self.text.split()), self.text[-3000:]
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self._reader.join(timeout=5)
         os.close(self.master)
+
+
+def terminal_env(tmp: Path) -> dict[str, str]:
+    """A terminal of ``ROWS`` x ``COLUMNS``; the console's log in ``tmp``."""
+    return {
+        **os.environ,
+        "TERM": "xterm-256color",
+        "COLUMNS": str(COLUMNS),
+        "LINES": str(ROWS),
+        "DEVICECTL_LOG": str(tmp / "console.jsonl"),
+    }
 
 
 def wait_until(cond: object, timeout_s: float, what: str) -> None:
@@ -98,13 +118,7 @@ def wait_until(cond: object, timeout_s: float, what: str) -> None:
 def test_a_signal_to_the_console_aborts_its_session_with_every_device_read_back(
     rig: SimRig, sig: signal.Signals
 ) -> None:
-    env = {
-        **os.environ,
-        "TERM": "xterm-256color",
-        "COLUMNS": str(COLUMNS),
-        "LINES": str(ROWS),
-        "DEVICECTL_LOG": str(rig.tmp / "console.jsonl"),
-    }
+    env = terminal_env(rig.tmp)
     argv = [devicectl_script(), "console", "--station", str(rig.sock), str(rig.tmp / "rf.toml")]
     console = Terminal(argv, rig.tmp, env)
     try:
@@ -130,12 +144,7 @@ def test_a_signal_to_the_console_aborts_its_session_with_every_device_read_back(
         assert console.proc.returncode == 128 + sig, (console.proc.returncode, console.text[-3000:])
         assert not rig.output_on()
         assert rig.output_log()[-1][2] == "host"  # commanded off, not the watchdog
-        console._reader.join(timeout=5)
-        expected = (
-            f"devicectl: {sig.name}: session {session_id} aborted; "
-            "every device was confirmed safe (rf)"
-        )
-        assert expected in " ".join(console.text.split()), console.text[-3000:]
+        console.assert_stop_line(sig, session_id, "rf")
     finally:
         console.close()
     assert rig.service is not None and rig.service.terminate() == 0
@@ -149,13 +158,7 @@ def test_a_signal_to_a_console_of_its_own_simulators_aborts_and_closes_the_recor
     tmp_path: Path, sig: signal.Signals
 ) -> None:
     db = tmp_path / "r.sqlite"
-    env = {
-        **os.environ,
-        "TERM": "xterm-256color",
-        "COLUMNS": str(COLUMNS),
-        "LINES": str(ROWS),
-        "DEVICECTL_LOG": str(tmp_path / "console.jsonl"),
-    }
+    env = terminal_env(tmp_path)
     console = Terminal(
         [devicectl_script(), "console", "--fast", "--speed", "1", "--db", str(db)], tmp_path, env
     )
@@ -175,15 +178,10 @@ def test_a_signal_to_a_console_of_its_own_simulators_aborts_and_closes_the_recor
         os.kill(console.proc.pid, sig)
         console.proc.wait(timeout=20)
         assert console.proc.returncode == 128 + sig, (console.proc.returncode, console.text[-3000:])
-        console._reader.join(timeout=5)
         with RecordStore.open(db) as store:
             (session,) = store.list_sessions()
             assert session.outcome == "aborted"
             assert store.verify(session.id)[0].ok
-        expected = (
-            f"devicectl: {sig.name}: session {session.id} aborted; "
-            "every device was confirmed safe (ipl, led, rf)"
-        )
-        assert expected in " ".join(console.text.split()), console.text[-3000:]
+        console.assert_stop_line(sig, session.id, "ipl, led, rf")
     finally:
         console.close()

@@ -214,9 +214,20 @@ def test_real_time_setup_is_a_no_op_in_simulated_time() -> None:
     assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
 
 
-def test_real_time_around_run_on_the_callers_thread_is_set_up_and_undone() -> None:
+def fresh_realtime_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``realtime``'s module logger anew: one used since ``devicectl.logs`` configured
+    structlog (cache on first use) would bypass ``capture_logs``."""
+    from devicectl.control import realtime
+
+    monkeypatch.setattr(realtime, "log", structlog.get_logger("devicectl.realtime"))
+
+
+def test_real_time_around_run_on_the_callers_thread_is_set_up_and_undone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import gc
 
+    fresh_realtime_log(monkeypatch)
     gc.unfreeze()  # a freeze left by an earlier test would not be the policy's to undo
     before = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
     gc_threshold = gc.get_threshold()
@@ -289,8 +300,12 @@ def test_under_cpu_load_every_tick_over_two_periods_late_is_alarmed() -> None:
     assert loop.gc_policy is not None and loop.gc_policy.max_pause_s >= 0.0
 
 
-def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_restores() -> None:
+def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_restores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import gc
+
+    fresh_realtime_log(monkeypatch)
 
     from devicectl.control.realtime import NO_FULL_THRESHOLD, GCPolicy
 
