@@ -11,6 +11,7 @@ from hypothesis import settings
 
 from devicectl.logs import configure_logging
 from tests.run_stash import COLLECTED_KEY, SUMMARY_KEY
+from tests.xdist_groups import GroupIds
 
 # In CI the property tests run the same examples every time (derandomised), so a
 # red run can be repeated; locally hypothesis explores and prints any failing seed.
@@ -102,3 +103,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(GroupIds(), "devicectl-xdist-group-ids")
