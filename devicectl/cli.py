@@ -24,6 +24,7 @@ from rich.table import Table
 from devicectl import plugins
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
 from devicectl.modality import modalities
+from devicectl.session.summary import step_result
 from devicectl.transport import DEFAULT_TIMEOUT_S, check_network_url
 
 
@@ -178,11 +179,7 @@ def _print_session_summary(outcome: Any, station: bool = False) -> None:
     for col in ("#", "step", "kind", "outcome", "result"):
         table.add_column(col)
     for step in outcome.steps:
-        mod = modalities().get(step["kind"])
-        ran = step["outcome"] != "pending"
-        result = mod.summary_line(step) if mod is not None and ran else ""
-        if step.get("confirmed_by"):
-            result = f"confirmed by {step['confirmed_by']}"
+        result = step_result(step["kind"], step["outcome"], step)
         table.add_row(str(step["step"]), step["title"], step["kind"], step["outcome"], result)
     console.print(table)
     if outcome.sites:
@@ -283,8 +280,8 @@ def _run_session_until(
         show = _LineProgress(sys.stdout)
     if yes and not as_json:
         console.print(
-            f"--yes: this run answers the station's prompts; the station records each "
-            f"answer under {operator}"
+            f"--yes: an unattended session (recorded as such); the station confirms "
+            f"manual steps as auto, and records each prompt this run answers under {operator}"
             if station is not None
             else "--yes: manual steps are confirmed automatically (recorded as unattended)",
             style="yellow",
@@ -684,7 +681,9 @@ def console_command(
     Escape is the EMERGENCY STOP on every screen: every device to its safe
     state at once. Keys: C confirm, A arm, S start, F flash, N next zone,
     P pause, R resume, K acknowledge the oldest alarm, X abort, E end a
-    faulted session, H help, ctrl+q quit.
+    faulted session, H help, ctrl+q quit. SIGINT, SIGTERM or SIGHUP abort the
+    session (on a station: when signed in there) with every device read back,
+    and exit 128 + the signal.
     """
     from devicectl.session.api import builtin_protocol
 
@@ -728,9 +727,7 @@ def console_command(
             except OSError as exc:
                 raise ConfigError(f"--token-file {token_file}: {exc.strerror}") from exc
         remote = StationBackend(station, token=token, protocol=protocol)
-        client_app = ConsoleApp(remote, operator=operator)
-        client_app.run()
-        raise typer.Exit(client_app.return_code or 0)
+        raise typer.Exit(_run_console(ConsoleApp(remote, operator=operator)))
     from devicectl.console.backend import ConsoleBackend, ConsoleConfig
 
     backend = ConsoleBackend(
@@ -746,7 +743,30 @@ def console_command(
             db=db,
         )
     )
-    ConsoleApp(backend, operator=operator).run()
+    raise typer.Exit(_run_console(ConsoleApp(backend, operator=operator)))
+
+
+def _run_console(console_app: Any) -> int:
+    """Run the console; its exit code. SIGINT, SIGTERM and SIGHUP abort its session
+    with every device read back (``devicectl.console.signals``), print one line
+    and exit 128 + the signal, as ``run`` and ``demo`` do."""
+    from devicectl.console.signals import ConsoleSignals
+
+    with ConsoleSignals(console_app) as signals:
+        console_app.run()
+    if signals.received is None:
+        return int(console_app.return_code or 0)
+    stopped = signals.stopped
+    if stopped is not None and stopped.session_id is not None:
+        line = _interrupted_line(stopped, signals.received.name)
+    else:
+        states = stopped.safe_states if stopped is not None else {}
+        devices = ", ".join(f"{d} {why or 'off'}" for d, why in states.items())
+        line = f"devicectl: {signals.received.name}: console stopped; no session of its own" + (
+            f" (devices: {devices})" if devices else ""
+        )
+    err_console.print(line, style="red", markup=False, highlight=False, soft_wrap=True)
+    return int(signals.exit_code)
 
 
 records_app = typer.Typer(help="Inspect, verify and export session records.", no_args_is_help=True)

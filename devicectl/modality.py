@@ -236,6 +236,13 @@ class Modality:
         The trace shows the first modality, in registry order, with readings."""
         return None
 
+    def console_trace_lines(self, view: Any) -> tuple[tuple[str, float], ...]:
+        """The levels drawn across this device's trace chart, from its console view
+        (:meth:`console_view`, or :meth:`view_from_status` on a station client): (label,
+        degC) of its target, alarm and cut-off, say. Called on the UI thread; a pure
+        function of ``view``. Default: none."""
+        return ()
+
 
 @cache
 def _registry() -> dict[str, Modality]:

@@ -111,3 +111,8 @@ async def answer_prompt(pilot: Pilot[None], app: ConsoleApp, awaiting: str) -> N
         )
 
     await wait_for(pilot, taken)
+
+
+def screen_text(app: ConsoleApp) -> str:
+    """What the terminal shows now, one line a row (the screen's composed strips)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -67,6 +67,9 @@ class PtyRig:
     writer: RecordWriter | None = None
     session_id: str | None = None
     recorder: SessionRecorder | None = None
+    # (simulated time, wall s): from the first tick at or after that time, the port's
+    # reply timeout is this (see ``reply_timeout_from``)
+    _timeout_from: tuple[float, float] | None = None
 
     @classmethod
     def create(
@@ -117,6 +120,9 @@ class PtyRig:
         sample = controller.sample
 
         def recording_sample(now_s: float) -> None:
+            if rig._timeout_from is not None and now_s >= rig._timeout_from[0]:
+                rig._set_reply_timeout(rig._timeout_from[1])
+                rig._timeout_from = None
             sample(now_s)
             rig.ticks.append((now_s, controller.reading))
             rig.states.append(controller.state.name)
@@ -132,6 +138,24 @@ class PtyRig:
             )
             rig.writer.begin_step(1, modality, session_name, station.clock.now())
         return rig
+
+    def reply_timeout_from(self, t_s: float, timeout_s: float) -> None:
+        """From the first tick at or after simulated time ``t_s`` on, the port's
+        wall-clock reply timeout is ``timeout_s``.
+
+        For a fault that loses replies by design from ``t_s`` on (the simulator
+        applies a fault from the first request at or after its start, the same
+        comparison of the same clock): each lost reply costs this timeout times the
+        driver's tries, in wall time only, and a short one changes nothing the
+        scenario measures in simulated time. Every reply before ``t_s`` still gets
+        the generous timeout the rig was created with.
+        """
+        self._timeout_from = (t_s, timeout_s)
+
+    def _set_reply_timeout(self, timeout_s: float) -> None:
+        device = self.controller.device
+        if device is not None:  # closed: nothing left to wait for
+            device._port.timeout = timeout_s
 
     def _record_lost(self, why: str) -> None:
         raise AssertionError(f"the record could not be kept: {why}")

@@ -3,7 +3,8 @@ driven by Playwright, against ``devicectl console --station SOCK --serve``.
 
 The station service owns the RF simulator (its own process, on a pty); the page
 is one more client of it. Sign in, start RF, press E-stop in the page: the RF
-output is off at the far end of the pty. Screenshots go to docs/screenshots/.
+output is off at the far end of the pty, and the page plays the HIGH alarm burst.
+Screenshots go to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def test_the_page_signs_in_starts_rf_and_its_estop_stops_it(served: tuple[SimRig
         html = response.read().decode()
     assert "fonts.googleapis" not in html and "127.0.0.1" not in html
     assert f'"ws://chair-7.local:{port}/ws"' in html and '"/static/js/textual.js"' in html
+    assert "devicectl-alarm" in html and '"pulses_s": [0.0, 0.2, 0.4, 0.8' in html
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
@@ -142,5 +144,10 @@ def test_the_page_signs_in_starts_rf_and_its_estop_stops_it(served: tuple[SimRig
                 time.sleep(0.02)
             wait_text("EMERGENCY STOP by tech")
             page.screenshot(path=str(SHOTS / "console-station-after-estop.png"))
+            # The E-stop is a HIGH alarm: the page played its burst (Web Audio).
+            deadline = time.monotonic() + 10
+            while "high" not in page.evaluate("window.devicectlAlarmsPlayed || []"):
+                assert time.monotonic() < deadline, "the page played no HIGH alarm burst"
+                page.wait_for_timeout(100)
         finally:
             browser.close()

@@ -160,7 +160,7 @@ def test_quitting_mid_delivery_aborts_the_session_with_every_device_safe(tmp_pat
             for action in ("confirm", "confirm", "arm", "start"):
                 await answer_prompt(pilot, app, action)
             await wait_for(pilot, lambda: getattr(_rf_view(app), "output_on", None) is True)
-            await press(pilot, "ctrl+q")
+            await press(pilot, "ctrl+q", "y")  # a session is under way: asked, then yes
 
     asyncio.run(scenario())
     rf = app.backend.station.loop.controllers["rf"]

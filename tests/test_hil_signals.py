@@ -7,7 +7,8 @@ state, the controller gets the signal. The host itself must turn the output off
 (the serve log's reason ``host``, not ``watchdog``) well inside the device's
 250 ms watchdog, print one line naming the session and saying every device was
 confirmed safe, exit 128 + the signal, and leave the session ``aborted`` (not
-``running``) in a record that verifies.
+``running``) in a record that verifies. On real ports ``run`` sets up real time as
+the station service does, and its log names the scheduling it got.
 
 Clocks: as in ``test_hil_kill.py``, the serve log's ``t`` is the serving
 process's ``time.monotonic()``, one system-wide clock on Linux.
@@ -15,6 +16,7 @@ process's ``time.monotonic()``, one system-wide clock on Linux.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -105,3 +107,16 @@ def test_a_signal_mid_rf_delivery_turns_output_off_from_the_host_and_ends_the_se
     assert err.splitlines() == [
         f"devicectl: {sig.name}: session {session.id} aborted; every device was confirmed safe (rf)"
     ], err
+    assert_real_time_logged(tmp_path / "controller.jsonl")
+
+
+def assert_real_time_logged(log_path: Path) -> None:
+    """On real ports the loop got the station service's real-time set-up, and said so:
+    one ``realtime`` line naming the scheduling, and the GC policy on."""
+    log = [json.loads(line) for line in log_path.read_text().splitlines()]
+    (scheduling,) = [e for e in log if e.get("event") == "realtime"]
+    if scheduling["policy"] == "SCHED_FIFO":
+        assert scheduling["priority"] > 0, scheduling
+    else:  # refused: the best nice value it was allowed, and why
+        assert scheduling["policy"] == "SCHED_OTHER" and scheduling["fifo_refused"], scheduling
+    assert [e for e in log if e.get("event") == "gc_policy"], "no GC policy in a real-time run"

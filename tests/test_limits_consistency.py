@@ -29,6 +29,8 @@ RF_BAD: dict[str, Any] = {
     "rise_window_s": 0.0,
     "hot_rise_max_c_per_s": 0.0,
     "sensor_disagree_max_c": -0.1,
+    "sensor_drift_warn_c": 1.5,  # not below sensor_disagree_max_c
+    "sensor_drift_warn_s": 0.0,
     "stale_ticks": 0,
     "stuck_s": 0.0,
     "plausible_min_c": 39.0,  # above target_min_c

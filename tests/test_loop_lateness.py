@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
 from devicectl.clock import RealClock, SimClock
 from devicectl.control.events import AlarmPriority, Event
@@ -212,6 +214,40 @@ def test_real_time_setup_is_a_no_op_in_simulated_time() -> None:
     assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
 
 
+def fresh_realtime_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``realtime``'s module logger anew: one used since ``devicectl.logs`` configured
+    structlog (cache on first use) would bypass ``capture_logs``."""
+    from devicectl.control import realtime
+
+    monkeypatch.setattr(realtime, "log", structlog.get_logger("devicectl.realtime"))
+
+
+def test_real_time_around_run_on_the_callers_thread_is_set_up_and_undone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    fresh_realtime_log(monkeypatch)
+    gc.unfreeze()  # a freeze left by an earlier test would not be the policy's to undo
+    before = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
+    gc_threshold = gc.get_threshold()
+    loop, _, _ = make_fake_loop(RealClock(), "rf")
+    with structlog.testing.capture_logs() as logs, loop.real_time():
+        assert loop.gc_policy is not None and loop.gc_policy.active
+        assert gc.get_threshold()[2] > 1e8  # automatic full collections off
+        loop.run(until=lambda: loop.tick_count >= 3, max_duration_s=5.0)
+    assert loop.scheduling is not None and loop.scheduling.policy in ("fifo", "nice")
+    (said,) = [e for e in logs if e["event"] == "realtime"]
+    assert said["policy"] == {"fifo": "SCHED_FIFO", "nice": "SCHED_OTHER"}[loop.scheduling.policy]
+    assert gc.get_threshold() == gc_threshold  # undone: the thread is the caller's
+    assert not loop.gc_policy.active
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == before
+    sim_loop, _, _ = make_fake_loop(SimClock(), "rf")
+    with sim_loop.real_time():
+        assert sim_loop.gc_policy is None and gc.get_threshold() == gc_threshold
+    assert sim_loop.scheduling is None
+
+
 def _burn(seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -264,8 +300,12 @@ def test_under_cpu_load_every_tick_over_two_periods_late_is_alarmed() -> None:
     assert loop.gc_policy is not None and loop.gc_policy.max_pause_s >= 0.0
 
 
-def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_restores() -> None:
+def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_restores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import gc
+
+    fresh_realtime_log(monkeypatch)
 
     from devicectl.control.realtime import NO_FULL_THRESHOLD, GCPolicy
 
@@ -287,7 +327,15 @@ def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_resto
         del garbage
         assert policy.in_slack(0.001) is False  # too little time left before the next tick
         assert policy.in_slack(0.04) is True
-        policy.collect_full()
+        # A full collection asked for (between sessions) is made in the next slack.
+        policy.request_full()
+        assert policy.in_slack(0.001) is False and policy.full_collections == 0
+        with structlog.testing.capture_logs() as logs:
+            assert policy.in_slack(0.04) is True
+        assert policy.full_collections == 1
+        assert policy.last_full_pause_s is not None and policy.last_full_pause_s > 0.0
+        (logged,) = [e for e in logs if e["event"] == "gc_full"]
+        assert logged["pause_ms"] >= 0.0 and "freed" in logged
         assert policy.collections >= 2
         assert policy.max_pause_s > 0.0
     finally:
@@ -296,3 +344,51 @@ def test_the_gc_policy_turns_automatic_full_collections_off_times_them_and_resto
     assert gc.get_freeze_count() == freeze_count
     assert gc.callbacks == callbacks
     assert policy.max_pause_ms > 0.0  # the figure outlives the policy
+
+
+def _policy_in_thread(body: Any) -> tuple[Any, tuple[int, int]]:
+    """Run ``body`` on a fresh thread; what it returned and the thread's policy after."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        out["inside"] = body()
+        out["after"] = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10.0)
+    return out["inside"], out["after"]
+
+
+def test_a_gil_sharer_runs_below_the_loop_above_normal_and_is_restored() -> None:
+    """The station service's thread shares the GIL with the loop: preempted by a busy
+    process while holding it, it would hold the loop up. Inside ``gil_sharer`` it runs
+    at SCHED_FIFO below the loop; threads it starts inherit that; after, it is back."""
+    from devicectl.control.realtime import FIFO_PRIORITY, SHARER_PRIORITY, gil_sharer
+
+    def body() -> tuple[str, int, int, int]:
+        with gil_sharer(RealClock()) as got:
+            policy = os.sched_getscheduler(0)
+            child: dict[str, int] = {}
+            started = threading.Thread(target=lambda: child.update(policy=os.sched_getscheduler(0)))
+            started.start()
+            started.join(5.0)
+            return got.policy, policy, os.sched_getparam(0).sched_priority, child["policy"]
+
+    (got, policy, priority, child_policy), after = _policy_in_thread(body)
+    assert after == (os.SCHED_OTHER, 0)
+    if got != "fifo":
+        pytest.skip(f"SCHED_FIFO not allowed here (got {got}): nothing more to check")
+    assert (policy, priority, child_policy) == (os.SCHED_FIFO, SHARER_PRIORITY, os.SCHED_FIFO)
+    assert 0 < SHARER_PRIORITY < FIFO_PRIORITY
+
+
+def test_a_gil_sharer_changes_nothing_in_simulated_time() -> None:
+    from devicectl.control.realtime import gil_sharer
+
+    def body() -> tuple[str, int]:
+        with gil_sharer(SimClock()) as got:
+            return got.policy, os.sched_getscheduler(0)
+
+    (got, policy), after = _policy_in_thread(body)
+    assert (got, policy, after) == ("none", os.SCHED_OTHER, (os.SCHED_OTHER, 0))

@@ -35,6 +35,7 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.xdist_group("realtime")]
 
 START_S = 60.0
 PIN = "2468"
+SKIN0_C = "36.5"  # the simulated skin at rest, warm (see ``rig_for``; below the 37 degC core)
 PROTOCOL = """\
 [session]
 name = "Station RF short"
@@ -129,7 +130,9 @@ def rig_for(tmp_path: Path) -> Iterator[Rig]:
     store.add("sup", "1357", "supervisor")
     store.add("tech", PIN, "operator", by=Operator("sup", "supervisor"))
     factory = load_plugin(SIMULATOR_GROUP, "rf")
-    server = PtyServer(functools.partial(factory, seed=3))
+    # The skin rests warm (36.5 degC, not 33.5): the zone reaches its 42 degC sooner in
+    # real time. What is tested is the station's clients, not the heating.
+    server = PtyServer(functools.partial(factory, seed=3, skin0=SKIN0_C))
     server.start()
     rig = Rig(tmp_path, server)
     try:
@@ -175,6 +178,19 @@ def test_run_station_completes_and_the_record_names_the_operator(rig: Rig) -> No
         session = store.session(outcome["session_id"])
         assert session.operator_id == "tech"
         assert session.outcome == "complete"
+        # --yes: an unattended session; what the runner did by itself is "auto", the
+        # prompts this run answered are the signed-in operator's.
+        assert session.unattended is True
+        events = store.events(outcome["session_id"])
+        confirmed = [e.data["operator_id"] for e in events if e.kind == "operator_confirmed"]
+        assert confirmed == ["auto"], confirmed
+        rf_commands = {
+            (e.data["action"], e.data["operator_id"])
+            for e in events
+            if e.kind == "command" and e.device == "rf"
+        }
+        assert {("load", "auto"), ("arm", "tech"), ("start", "tech")} <= rf_commands, rf_commands
+        assert not {who for _, who in rf_commands} - {"auto", "tech"}, rf_commands
         assert store.verify(outcome["session_id"])[0].ok
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import InvalidMessage, InvalidStatus
 
 from devicectl.plugins import SIMULATOR_GROUP, load_plugin
 from devicectl.records.store import RecordStore
@@ -255,3 +257,117 @@ def test_kill9_mid_rf_watchdog_cuts_output_and_next_start_marks_interrupted(rig:
         cwd=rig.tmp,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def self_signed_cert(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made here with ``openssl req``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl on PATH to make a certificate (cryptography is no dependency)")
+    cert, key = tmp / "station.crt", tmp / "station.key"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+            *("-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return cert, key
+
+
+def test_tcp_with_a_certificate_serves_wss_and_refuses_plain_ws(rig: Rig) -> None:
+    cert, key = self_signed_cert(rig.tmp)
+    rig.start("--tls-cert", str(cert), "--tls-key", str(key))
+    url = rig.serving["url"]
+    assert url.startswith("wss://127.0.0.1:"), url
+    token = Path(rig.serving["token_file"]).read_text().strip()
+    trusted = ssl.create_default_context(cafile=str(cert))
+    with SyncStationClient(url, token=token, ssl_context=trusted) as c:
+        assert c.hello["api_version"] == 1
+        assert c.hello["snapshot"]["devices"]["rf"]["state"] == "idle"
+        c.call("sign_in", operator_id="tech", pin=PIN)
+        assert c.hello["station"]["devices"] == ["rf"]
+    base = url.replace("wss://", "https://").rstrip("/")
+    with urllib.request.urlopen(base + "/health", timeout=5, context=trusted) as response:
+        assert json.load(response)["ok"] is True
+    # Without the station's CA the certificate is not trusted.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        SyncStationClient(url, token=token, ssl_context=ssl.create_default_context())
+    # Plain WebSocket to the TLS port: no handshake.
+    plain = url.replace("wss://", "ws://")
+    with pytest.raises((InvalidMessage, ConnectionError, OSError, TimeoutError)):
+        SyncStationClient(plain, token=token, timeout_s=5.0)
+
+
+NEW_PIN, MALLORY_PIN = "pin-of-tech-2", "pin-of-mallory"
+
+
+def test_a_supervisor_enrols_over_the_api_and_an_operator_is_refused_and_recorded(
+    rig: Rig,
+) -> None:
+    service = rig.start()
+    with rig.client() as sup, rig.client() as tech:
+        assert sup.hello["api_minor"] >= 1  # enrol_operator came in 1.1
+        sup.call("sign_in", operator_id="sup", pin=PIN)
+        added = sup.call("enrol_operator", operator_id="tech-2", pin=NEW_PIN, role="operator")
+        assert added == {"operator_id": "tech-2", "role": "operator"}
+        assert {"operator_id": "tech-2", "role": "operator"} in sup.call("list_operators")
+        tech.call("sign_in", operator_id="tech", pin=PIN)
+        tech.call("load_protocol", toml=PROTOCOL)
+        session_id = tech.call("start_session")["session_id"]
+        with pytest.raises(StationError) as refused:
+            tech.call("enrol_operator", operator_id="mallory", pin=MALLORY_PIN, role="supervisor")
+        assert refused.value.code == -32005
+        with pytest.raises(StationError) as again:
+            sup.call("enrol_operator", operator_id="tech-2", pin=NEW_PIN)
+        assert again.value.code == -32002 and "already enrolled" in again.value.message
+        tech.call("abort")
+        tech.wait_for(lambda s: s["session"]["state"] == "aborted")
+    with rig.client() as newcomer:
+        assert newcomer.call("sign_in", operator_id="tech-2", pin=NEW_PIN)["role"] == "operator"
+    assert service.terminate() == 0
+    enrolled = {op.id: op.role for op in OperatorStore(rig.operators).list()}
+    assert enrolled == {"sup": "supervisor", "tech": "operator", "tech-2": "operator"}
+    with RecordStore.open(rig.db) as store:
+        refusals = [e for e in store.events(session_id) if e.kind == "command_refused"]
+        assert [(e.data["action"], e.data["operator_id"]) for e in refusals] == [
+            ("enrol_operator", "tech")
+        ], refusals
+        assert store.verify(session_id)[0].ok
+    log = [json.loads(line) for line in (rig.tmp / "station.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "command_refused" and e.get("operator_id") == "tech" for e in log)
+    assert any(e.get("event") == "operator_enrolled" and e.get("by") == "sup" for e in log)
+    assert not any(pin in json.dumps(e) for e in log for pin in (NEW_PIN, MALLORY_PIN))
+
+
+def station_log(rig: Rig) -> list[dict[str, Any]]:
+    path = rig.tmp / "station.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_full_collection_is_made_and_timed_between_sessions(rig: Rig) -> None:
+    rig.start()
+    with rig.client() as a:
+        a.call("sign_in", operator_id="tech", pin=PIN)
+        a.call("load_protocol", toml=PROTOCOL)
+        a.call("start_session")
+        a.wait_for(lambda s: (s.get("session") or {}).get("awaiting") == "arm")
+        assert not [e for e in station_log(rig) if e.get("event") == "gc_full"]  # not during
+        a.call("abort")
+        a.wait_for(lambda s: s["session"]["state"] == "aborted")
+        deadline = time.monotonic() + 10.0
+        while not (full := [e for e in station_log(rig) if e.get("event") == "gc_full"]):
+            assert time.monotonic() < deadline, "no full collection after the session"
+            time.sleep(0.1)
+    assert len(full) == 1, full
+    assert full[0]["pause_ms"] >= 0.0
+    log = station_log(rig)
+    ended = [
+        i
+        for i, e in enumerate(log)
+        if e.get("event") == "session_state" and e.get("state") == "aborted"
+    ]
+    assert ended and log.index(full[0]) > ended[0], "collected before the session ended"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -62,8 +63,12 @@ class Station:
         )
 
     def python_code(self, code: str) -> str:
+        return self.python_code_args(code)
+
+    def python_code_args(self, code: str, *args: str) -> str:
+        """Run ``code`` with the installed interpreter (``sys.argv[1:]`` = ``args``)."""
         done = subprocess.run(
-            [str(self.python), "-c", code],
+            [str(self.python), "-c", code, *args],
             cwd=self.workdir,
             env=self.env,
             capture_output=True,
@@ -191,6 +196,65 @@ def test_demo_runs_from_the_installed_wheel(station: Station) -> None:
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-# The station service's smoke check belongs here: start the installed
-# ``devicectl station serve`` from ``station.workdir`` with ``station.env``, connect
-# a client, and stop it, in the same installed environment as the demo above.
+# A client of the installed package, run by the installed interpreter: the hello
+# snapshot over the station's Unix socket (its token read from beside it), then
+# GET /health on the same socket.
+STATION_CLIENT = """
+import json, socket, sys
+from devicectl.station.client import SyncStationClient
+path = sys.argv[1]
+with SyncStationClient(path) as station:
+    snapshot = station.hello["snapshot"]
+    print(json.dumps({"api_version": station.hello["api_version"],
+                      "simulated": station.hello["station"]["simulated"],
+                      "devices": sorted(snapshot["devices"])}))
+probe = socket.socket(socket.AF_UNIX)
+probe.settimeout(10)
+probe.connect(path)
+probe.sendall(b"GET /health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")
+raw = b""
+while chunk := probe.recv(65536):
+    raw += chunk
+print(raw.split(b"\\r\\n\\r\\n", 1)[1].decode().strip())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SLOW_TIMEOUT_S)
+def test_station_serve_runs_from_the_installed_wheel(station: Station) -> None:
+    sock = station.workdir / "station.sock"
+    served = subprocess.Popen(
+        [
+            *(str(station.bin / "devicectl"), "station", "serve", "--unix", str(sock)),
+            *("--db", str(station.workdir / "station.sqlite")),
+            *("--operators", str(station.workdir / "operators.json")),
+        ],
+        cwd=station.workdir,
+        env={**station.env, "DEVICECTL_LOG": str(station.workdir / "station.jsonl")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert served.stdout is not None
+        line = served.stdout.readline()  # one JSON line once serving (or EOF if it failed)
+        assert line, served.stderr.read() if served.stderr else ""
+        serving = json.loads(line)
+        assert serving["event"] == "serving" and serving["unix"] == str(sock), serving
+        hello, health = station.python_code_args(STATION_CLIENT, str(sock)).splitlines()
+        assert json.loads(hello) == {
+            "api_version": 1,
+            "simulated": True,
+            "devices": ["ipl", "led", "rf"],
+        }
+        assert json.loads(health)["ok"] is True
+        served.send_signal(signal.SIGTERM)
+        assert served.wait(timeout=30) == 0
+    finally:
+        if served.poll() is None:
+            served.kill()
+            served.wait(timeout=10)
+        for stream in (served.stdout, served.stderr):
+            if stream is not None:
+                stream.close()
+    assert not sock.exists()  # removed at a clean stop, with its token file

@@ -8,6 +8,7 @@ Modules, one job each:
 - ``bridge``: the loop-thread to UI-thread hand-off (latest snapshot, bounded queues);
 - ``snapshot``: the frozen views the screen renders, copied on the loop thread;
 - ``alarms``: the alarm list in IEC 60601-1-8 order and colours;
+- ``audible``: the alarm sound, a burst per priority, and its time-limited silence;
 - ``keys``: the session's keys and those the devices' modalities declare;
 - ``offers``: the keys the runner and the devices would take now (shown under
   the prompt: never a dead end);
@@ -20,6 +21,7 @@ The console never calls a driver: it sends commands to the control loop and
 renders the loop's events. It names no modality: it iterates the registry
 (``devicectl.modality.modalities``), and each device's view, panel, keys and
 trace come from its modality's console hooks (``console_view``,
-``render_panel``, ``console_actions``, ``console_trace``, ``energy_summary``), in
+``render_panel``, ``console_actions``, ``console_trace``,
+``console_trace_lines``, ``energy_summary``), in
 ``devicectl/modalities/<name>/console.py`` for the built-in ones.
 """

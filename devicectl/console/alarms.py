@@ -76,18 +76,25 @@ class AlarmBoard:
         # The loop clock when the session began (its snapshot's ``started_s``).
         self.session_start_s: float | None = None
 
-    def add(self, event: AlarmEvent) -> None:
+    def add(self, event: AlarmEvent) -> bool:
+        """Add an alarm; True if it is a new row, False if it repeats one (counted)."""
         alarm = event.alarm
         for i, entry in enumerate(self._entries):
             if entry.acknowledged_by is None and entry.key == (alarm.device, alarm.code):
                 # the latest value and message, one more time
                 self._entries[i] = replace(entry, count=entry.count + 1, alarm=alarm)
-                return
+                return False
         start = self.session_start_s
         session_s = event.t_s - start if start is not None and event.t_s >= start else None
         self._entries.append(
             AlarmEntry(event.t_s, alarm, session_s=session_s, wall_s=self._wall_clock())
         )
+        return True
+
+    def highest_pending(self) -> AlarmPriority | None:
+        """The highest priority among the unacknowledged alarms (what sounds)."""
+        pending = [e.alarm.priority for e in self._entries if e.acknowledged_by is None]
+        return max(pending, key=int) if pending else None
 
     def unacknowledged(self) -> list[AlarmEntry]:
         """Oldest first; among the same time, the higher priority first."""

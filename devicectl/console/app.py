@@ -32,36 +32,67 @@ from textual.widget import AwaitMount
 from textual.widgets import Button, Input
 
 from devicectl.console.alarms import AlarmBoard
+from devicectl.console.audible import PATTERNS, SILENCE_S, AlarmSounder
 from devicectl.console.backend import ConsoleBackend
 from devicectl.console.confirm import ConfirmEnergyScreen
 from devicectl.console.desk import DESK
 from devicectl.console.offers import offers_text
 from devicectl.console.panels import KEY_FOR
 from devicectl.console.remote import StationBackend
-from devicectl.console.screens import ConfirmAbortScreen, HelpScreen, MainScreen, SignInScreen
+from devicectl.console.screens import (
+    ConfirmAbortScreen,
+    ConfirmQuitScreen,
+    HelpScreen,
+    MainScreen,
+    SignInScreen,
+)
 from devicectl.console.snapshot import Snapshot
+from devicectl.control.events import AlarmPriority
 from devicectl.errors import DevicectlError
 
 POLL_S = 0.1
 ESTOP_KEY = "escape"
 STATION_DESK = "station"  # the station service's E-stop alarms come from its desk
+# In the browser a burst is played by the page (web/app_index.html): this private
+# OSC sequence, which a terminal ignores, tells it which priority to play.
+WEB_ALARM_SIGNAL = "\x1b]7777;devicectl-alarm;{priority}\x07"
 
 CSS = """
 Screen { layout: vertical; }
 #top-bar { height: 5; }  /* the prompt, and up to 4 lines of a step's instructions */
 #prompt { width: 1fr; height: 5; padding: 0 1; content-align: left middle; }
 .estop { background: red; color: white; text-style: bold; width: 30; height: 3; }
+#session-line { height: 1; padding: 0 1; }
+#device-strip { display: none; padding: 0 1; }  /* height: one row a device */
 #main-grid { grid-size: 2; grid-columns: 1fr 1fr; }  /* rows: MainScreen */
 .box { border: round $primary; padding: 0 1; }
-#trace { height: 5; }
+#summary { display: none; height: auto; max-height: 16; }
+#trace { height: 2fr; min-height: 7; max-height: 12; }  /* shares the rest with the alarms */
 #trace-label { height: 1; }
-#trace-line { height: 2; }
-#alarms { height: 1fr; min-height: 6; }
+#trace-chart { height: 1fr; }
+#alarms { height: 1fr; min-height: 4; }
 #status { height: 1; padding: 0 1; color: $warning; }
 #actions { height: 3; }
 .action { width: auto; min-width: 10; }
+/* A small terminal (MainScreen): one line per device, a shorter chart, buttons in rows. */
+MainScreen.-short #top-bar { height: 3; }
+MainScreen.-short #prompt { height: 3; }
+MainScreen.-short #main-grid { display: none; }
+MainScreen.-short #device-strip { display: block; }
+MainScreen.-short #trace { height: 8; }
+MainScreen.-short #summary { max-height: 8; }
+MainScreen.-narrow .estop { width: 24; }
+MainScreen.-narrow #actions { layout: grid; grid-size: 6; grid-rows: 1; grid-gutter: 0; height: 2; }
+MainScreen.-narrow .action { width: 1fr; height: 1; min-width: 0; border: none; padding: 0; }
+MainScreen.-finished #summary { display: block; }
+MainScreen.-finished #trace { display: none; }
 #signin-box, #dialog { width: 72; height: auto; border: thick $primary; padding: 1 2; }
-SignInScreen, ConfirmAbortScreen, HelpScreen { align: center middle; }
+SignInScreen, HelpScreen { align: center middle; }
+/* A question is a band across the top: the alarm list stays in sight below it. */
+ConfirmScreen { align: center top; }
+#confirm-dialog { width: 100%; max-width: 110; height: auto; border: thick $warning; }
+#confirm-row, #confirm-buttons { height: 3; }
+#confirm-row #dialog-text { width: 1fr; padding: 0 1; }
 """
 
 
@@ -85,11 +116,14 @@ class ConsoleApp(App[None]):
         start_loop: bool = True,
         poll_s: float = POLL_S,
         wall_clock: Callable[[], float] = time.time,
+        audio_clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self.backend = backend
         self.operator: str | None = None
         self.alarms = AlarmBoard(wall_clock)
+        self.sounder = AlarmSounder()
+        self._audio_clock = audio_clock
         self.snapshot: Snapshot | None = None
         self.notices: list[str] = []
         self._prefill = operator
@@ -179,13 +213,32 @@ class ConsoleApp(App[None]):
             session = poll.snapshot.session
             if session is not None:  # the alarms' time into the session counts from here
                 self.alarms.session_start_s = session.started_s
-        for alarm in poll.alarms:
-            self.alarms.add(alarm)
+        if any([self.alarms.add(alarm) for alarm in poll.alarms]):
+            if self.sounder.silenced_until_s is not None:
+                self.say("alarm sound back: a new alarm")
+            self.sounder.new_alarm()  # a new alarm condition sounds at once, never silenced
         for notice in poll.notices:
             self.say(self._with_offers(notice))
+        now_s = self._audio_clock()
+        burst = self.sounder.update(now_s, self.alarms.highest_pending())
+        if burst is not None:
+            self.sound(burst)
         main = self._main()
         if main is not None:
             main.show(self.snapshot, self.alarms.ordered(), poll.trace)
+            main.show_silence(self.sounder.silenced_for_s(now_s))
+
+    def sound(self, priority: AlarmPriority) -> None:
+        """One burst of ``priority``'s pattern: terminal bells, or in the browser the
+        page's Web Audio (told by :data:`WEB_ALARM_SIGNAL`)."""
+        if self.is_web and self._driver is not None:
+            self._driver.write(WEB_ALARM_SIGNAL.format(priority=priority.name.lower()))
+            return
+        for offset_s in PATTERNS[priority].pulses_s:
+            if offset_s <= 0:
+                self.bell()
+            else:
+                self.set_timer(offset_s, self.bell)
 
     def _main(self) -> MainScreen | None:
         for screen in self.screen_stack:
@@ -288,6 +341,44 @@ class ConsoleApp(App[None]):
         operator = self._signed()
         if operator is not None:
             self.backend.send(device, action, operator)
+
+    def action_silence(self) -> None:
+        """Pause the alarm sound for SILENCE_S (recorded with the operator's id)."""
+        operator = self._signed()
+        if operator is None:
+            return
+        if self.alarms.highest_pending() is None:
+            self.say("no alarm sounding")
+            return
+        self.sounder.silence(self._audio_clock(), SILENCE_S)
+        self.backend.send(DESK, "alarm_silence", operator, seconds=SILENCE_S)
+        self.say(f"alarm sound silenced for {SILENCE_S:.0f} s by {operator}")
+
+    def session_under_way(self) -> bool:
+        session = self.snapshot.session if self.snapshot is not None else None
+        return session is not None and not session.finished
+
+    async def action_quit(self) -> None:
+        """Quit; while a session is under way only once confirmed, and then after
+        every device is sent to its safe state (the session aborted, or, with nobody
+        signed in, the E-stop)."""
+        if not self.session_under_way():
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmQuitScreen):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            if self.operator is not None:
+                self.backend.send("session", "abort", self.operator)
+            else:
+                self.backend.estop(None)
+            self.say("quitting: every device to its safe state")
+            self.exit()
+
+        self.push_screen(ConfirmQuitScreen(), answered)
 
     def action_abort(self) -> None:
         if self._signed() is None:

@@ -155,16 +155,18 @@ class ConsoleBackend:
         )
 
     def _snapshot(self, t_s: float, tick: int) -> Snapshot:
-        return take_snapshot(t_s, tick, self.station.loop.controllers, self.desk.runner)
+        controllers = self.station.loop.controllers
+        return take_snapshot(t_s, tick, controllers, self.desk.runner, self.session_id)
 
     def _trace(self, t_s: float) -> TracePoint:
         controllers = self.station.loop.controllers
-        channels = []
+        channels, names = [], []
         for name, mod in self.devices.items():
             channel = mod.console_trace(controllers[name])
             if channel is not None:
                 channels.append(channel)
-        return TracePoint(t_s, tuple(channels))
+                names.append(name)
+        return TracePoint(t_s, tuple(channels), tuple(names))
 
     # -- lifecycle (UI thread) ---------------------------------------------------------
 

@@ -45,6 +45,8 @@ class TracePoint:
     # (label, skin degC or None) of every device whose modality offers a trace
     # (``Modality.console_trace``), in registry order
     skin_c: tuple[tuple[str, float | None], ...]
+    # the device of each channel of ``skin_c``, in the same order
+    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

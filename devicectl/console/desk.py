@@ -13,7 +13,8 @@ between the readings and the regulation of one tick:
   It works before sign-in too, and is refused by nothing.
 - ``acknowledge`` acknowledges a device's latched fault (or every latched
   device) with the operator's id; ``alarm_ack`` records that the operator saw
-  a non-latching alarm.
+  a non-latching alarm, and ``alarm_silence`` that they paused the alarm sound
+  (``seconds``: for how long).
 
 Every action goes to the controllers through their ``handle`` with the
 operator id, so the log and the record carry who did what.
@@ -75,7 +76,7 @@ class ConsoleDesk:
             return self._sign_in(operator, command.args.get("session_id"))
         if action == "acknowledge":
             return self._acknowledge(operator, command.args.get("device"))
-        if action == "alarm_ack":
+        if action in ("alarm_ack", "alarm_silence"):
             return True  # the command event above is the record of it
         raise ControlError(f"console: unknown action {action!r}")
 

@@ -1,8 +1,8 @@
 """The console's keys: the session's own, then those the devices' modalities declare.
 
 The session keys answer the runner's prompts and steer the session (C A S N,
-P R, K, X, E); a modality adds keys for its own device through
-``Modality.console_actions`` (the IPL trigger, F), each sent to that device
+P R, K, X, E; M pauses the alarm sound for a while); a modality adds keys for
+its own device through ``Modality.console_actions`` (the IPL trigger, F), each sent to that device
 with the signed-in operator's id. Every key also has a button, in the same
 order. A device key must be one lower-case letter that no other key takes
 (H opens the help): a clash is a ConfigError naming both, before the console
@@ -29,6 +29,7 @@ SESSION_THEN = (
     ("p", "pause", "Pause (P)"),
     ("r", "resume", "Resume (R)"),
     ("k", "acknowledge", "Acknowledge (K)"),
+    ("m", "silence", "Silence (M)"),
     ("x", "abort", "Abort (X)"),
     ("e", "end", "End (E)"),
 )

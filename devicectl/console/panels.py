@@ -8,28 +8,28 @@ redraws only when its view changed. Output state is never colour alone (see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, cast
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.widget import Widget
-from textual.widgets import Sparkline
+from textual_plotext import PlotextPlot
 
 from devicectl.console.alarms import PRIORITY_LABEL, PRIORITY_STYLE, AlarmEntry
-from devicectl.console.bridge import TRACE_PERIOD_S, TracePoint
+from devicectl.console.bridge import TRACE_PERIOD_S, TRACE_POINTS, TracePoint
 from devicectl.console.offers import key_of, offers_text
-from devicectl.console.snapshot import SessionView
+from devicectl.console.snapshot import SessionView, Snapshot
 from devicectl.modality import Modality
-from devicectl.panel_style import output_badge, state_badge
+from devicectl.panel_style import mmss, num, output_badge, state_badge
 
 __all__ = [
     "KEY_FOR",
     "TextPanel",
     "TracePanel",
-    "current_series",
     "device_renderer",
     "output_badge",
     "render_alarms",
@@ -123,44 +123,92 @@ def render_prompt(s: SessionView | None) -> Text:
     return out
 
 
-def render_alarms(entries: list[AlarmEntry], limit: int = 8) -> Text:
-    """One row an alarm: priority, time into the session (mm:ss), clock time, message."""
-    if not entries:
-        return Text("no alarms", style="dim")
-    out = Text()
-    for entry in entries[:limit]:
-        a = entry.alarm
-        acked = entry.acknowledged_by is not None
-        label = PRIORITY_LABEL[a.priority]
-        out.append(f" {label} ", style="dim" if acked else PRIORITY_STYLE[a.priority])
-        count = f" x{entry.count}" if entry.count > 1 else ""
-        when = f" {entry.session_time} {entry.clock_time} "
-        out.append(f"{when}{a.message}{count}", style="dim" if acked else "")
-        if acked:
-            out.append(f"  (ack {entry.acknowledged_by})", style="dim")
-        out.append("\n")
-    if len(entries) > limit:
-        out.append(f"... {len(entries) - limit} more", style="dim")
+def render_session_line(snap: Snapshot | None) -> Text:
+    """Which session this is and how long it has run: its id (the record's), the
+    protocol, the operator and the elapsed session time (frozen at its end)."""
+    session = snap.session if snap is not None else None
+    if snap is None or session is None:
+        return Text("no session", style="dim")
+    elapsed = session.elapsed_s(snap.t_s)
+    out = Text("session ", style="bold")
+    out.append(session.session_id[:8] if session.session_id else "(not recorded)", style="bold")
+    out.append(f"  {mmss(elapsed) if elapsed is not None else '--:--'}", style="bold")
+    out.append(f"  {session.protocol}  operator {session.operator}")
     return out
 
 
-def current_series(trace: list[TracePoint]) -> tuple[str, list[float]]:
-    """The channel to show and its values: the one measured most recently (a device
-    under treatment reports its skin; an idle one reports nothing), so the LED
-    step shows the LED's skin, not the RF sensors' of an earlier step."""
-    series: dict[str, list[float]] = {}
-    latest: dict[str, int] = {}
-    for i, point in enumerate(trace):
-        for what, value in point.skin_c:
-            values = series.setdefault(what, [])
-            if value is not None:
-                values.append(value)
-                latest[what] = i
-    if not latest:
-        return "", []
-    # the newest reading wins; between equals, the first channel (registry order)
-    what = max(series, key=lambda w: latest.get(w, -1))
-    return what, series[what]
+def render_summary(s: SessionView | None) -> Text:
+    """A finished session's outcome: each step's result, each site's dose, the record."""
+    if s is None or not s.finished:
+        return Text("")
+    out = Text(f"SESSION {s.state.upper()}", style="bold")
+    if s.session_id:
+        out.append(f"  record {s.session_id}")
+    else:
+        out.append("  not recorded")
+    out.append("\n")
+    for step in s.steps:
+        mark, style = OUTCOME_MARK.get(step.outcome, ("? ", ""))
+        out.append(f"{mark}{step.index}. {step.title} [{step.kind}] {step.outcome}", style=style)
+        lines = step.result.splitlines()
+        if lines:
+            out.append(": " + "; ".join(lines))
+        out.append("\n")
+    for site in s.sites:
+        out.append(
+            f"site {site.site}: {site.time_at_target_s:.0f} s at target, "
+            f"peak {num(site.peak_c)} °C, CEM43 {site.cem43:.2f}, held {site.held_s:.0f} s"
+            f" ({site.attempts} attempt{'s' if site.attempts != 1 else ''})\n"
+        )
+    out.rstrip()
+    return out
+
+
+def render_alarms(entries: list[AlarmEntry], limit: int = 8) -> Text:
+    """One row an alarm: priority, time into the session (mm:ss), clock time, message.
+
+    At most ``limit`` rows; when the list is longer, the newest alarm still has a
+    row (the last one), after a "... n more" line, so a small screen always shows
+    what just happened."""
+    if not entries:
+        return Text("no alarms", style="dim")
+    rows, hidden, newest = _fit(entries, max(limit, 1))
+    out = Text()
+    for entry in rows:
+        _alarm_row(out, entry)
+    if hidden:
+        out.append(f"... {hidden} more\n", style="dim")
+    if newest is not None:
+        _alarm_row(out, newest)
+    out.rstrip()
+    return out
+
+
+def _fit(entries: list[AlarmEntry], limit: int) -> tuple[list[AlarmEntry], int, AlarmEntry | None]:
+    """(rows, how many are left out, the newest when it comes after them) in ``limit`` rows."""
+    if len(entries) <= limit:
+        return entries, 0, None
+    newest = max(entries, key=lambda e: e.t_s)
+    if limit == 1:
+        return [], 0, newest
+    head = entries[: limit - 1]
+    if newest in head:
+        return head, len(entries) - len(head), None
+    head = entries[: limit - 2]
+    return head, len(entries) - len(head) - 1, newest
+
+
+def _alarm_row(out: Text, entry: AlarmEntry) -> None:
+    a = entry.alarm
+    acked = entry.acknowledged_by is not None
+    label = PRIORITY_LABEL[a.priority]
+    out.append(f" {label} ", style="dim" if acked else PRIORITY_STYLE[a.priority])
+    count = f" x{entry.count}" if entry.count > 1 else ""
+    when = f" {entry.session_time} {entry.clock_time} "
+    out.append(f"{when}{a.message}{count}", style="dim" if acked else "")
+    if acked:
+        out.append(f"  (ack {entry.acknowledged_by})", style="dim")
+    out.append("\n")
 
 
 class TextPanel(Widget):
@@ -187,24 +235,179 @@ class TextPanel(Widget):
             self.refresh()
 
 
+class AlarmPanel(TextPanel):
+    """The alarm list, cut to the rows its height holds (the newest always one)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(self._rows, **kwargs)
+
+    def _rows(self, entries: list[AlarmEntry]) -> Text:
+        return render_alarms(entries, limit=max(self.content_size.height, 1))
+
+    def on_resize(self) -> None:
+        shown, self._shown = self._shown, object()
+        if isinstance(shown, list):
+            self.show(shown)
+
+
+@dataclass(frozen=True)
+class ChartView:
+    """What the trace chart draws: the readings (seconds before the latest, degC)
+    and the levels across it (label, degC)."""
+
+    label: str
+    t_s: tuple[float, ...]
+    skin_c: tuple[float, ...]
+    lines: tuple[tuple[str, float], ...]
+
+
+TRACE_WINDOW_S = TRACE_POINTS * TRACE_PERIOD_S
+FOCUS_BELOW_C = 4.0
+LINE_COLOURS = {"target": "green", "alarm": "orange", "cut-off": "red"}
+
+
+class TraceChart(PlotextPlot):
+    """The skin temperature as a chart, with the device's levels drawn across it;
+    re-plotted only when what it shows changed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.view: ChartView | None = None
+
+    def show(self, view: ChartView) -> None:
+        if view == self.view:
+            return
+        self.view = view
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        for label, level in view.lines:
+            plt.hline(level, LINE_COLOURS.get(label, "white"))
+        if view.skin_c:
+            plt.plot(list(view.t_s), list(view.skin_c), marker="braille", color="cyan")
+        span = y_span(view)
+        if span is not None:
+            plt.ylim(*span)
+        # the time axis is the last TRACE_WINDOW_S, said on the label line above
+        plt.xlim(-TRACE_WINDOW_S, 0)
+        plt.xticks([])
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        view, span = self.view, y_span(self.view)
+        if view is not None and span is not None:
+            lo, hi = span
+            wanted = sorted((v for _, v in view.lines), reverse=True)
+            shown = [v for v in view.skin_c if v >= lo]
+            wanted += [round(min(shown), 1)] if shown else []
+            self.plt.yticks(y_ticks(wanted, lo, hi, rows=self.size.height - 2))
+        return super().render()
+
+
+def y_span(view: ChartView | None) -> tuple[float, float] | None:
+    """The chart's temperature range: the readings and the levels, but no more than
+    ``FOCUS_BELOW_C`` under the lowest level (the start of a ramp from skin
+    temperature is cut), so the levels keep rows of their own; the latest reading
+    is always inside."""
+    if view is None:
+        return None
+    levels = [v for _, v in view.lines]
+    values = levels + list(view.skin_c)
+    if not values:
+        return None
+    lo, hi = min(values) - 0.5, max(values) + 0.5
+    if levels:
+        lo = max(lo, min(levels) - FOCUS_BELOW_C)
+        if view.skin_c:
+            lo = min(lo, view.skin_c[-1] - 0.5)
+    return lo, hi
+
+
+def y_ticks(wanted: list[float], lo: float, hi: float, rows: int) -> list[float]:
+    """The ticks of ``wanted`` (first = most wanted) that each get a row of their own
+    in ``rows`` rows spanning ``lo`` to ``hi``, in order: two labels on one row would
+    leave the choice of which one shows to the plotting library."""
+    taken: set[int] = set()
+    kept: list[float] = []
+    for tick in wanted:
+        row = round((tick - lo) / (hi - lo) * (max(rows, 1) - 1)) if hi > lo else 0
+        if row not in taken:
+            taken.add(row)
+            kept.append(tick)
+    return sorted(kept)
+
+
+def trace_series(
+    trace: list[TracePoint],
+) -> tuple[str, str | None, list[tuple[float, float]]]:
+    """The channel the trace shows: (label, device, [(t_s, degC)]), the one measured
+    most recently (a device under treatment reports its skin; an idle one reports
+    nothing), so the LED step shows the LED's skin, not the RF sensors' of an earlier
+    step; between equals the first channel (registry order). ("", None, []) when no
+    channel has readings in the window."""
+    series: dict[tuple[str, str | None], list[tuple[float, float]]] = {}
+    latest: dict[tuple[str, str | None], int] = {}
+    for n, point in enumerate(trace):
+        for i, (what, value) in enumerate(point.skin_c):
+            device = point.devices[i] if i < len(point.devices) else None
+            values = series.setdefault((what, device), [])
+            if value is not None:
+                values.append((point.t_s, value))
+                latest[(what, device)] = n
+    if not latest:
+        return "", None, []
+    newest = max(series, key=lambda key: latest.get(key, -1))
+    return newest[0], newest[1], series[newest]
+
+
 class TracePanel(Vertical):
-    """The live skin-temperature trace: the first device, in registry order, whose
-    modality offers one (``Modality.console_trace``) and has readings in the window."""
+    """The live skin-temperature chart: the first device, in registry order, whose
+    modality offers one (``Modality.console_trace``) and has readings in the window,
+    with that device's levels (``Modality.console_trace_lines``)."""
+
+    def __init__(self, panels: Mapping[str, Modality], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._panels = dict(panels)
 
     def compose(self) -> ComposeResult:
         yield TextPanel(Text, id="trace-label")
-        yield Sparkline([], id="trace-line")
+        yield TraceChart(id="trace-chart")
 
-    def show(self, trace: list[TracePoint]) -> None:
-        what, values = current_series(trace)
+    def show(self, trace: list[TracePoint], snap: Snapshot | None) -> None:
+        what, device, points = trace_series(trace)
+        lines: tuple[tuple[str, float], ...] = ()
+        mod = self._panels.get(device) if device is not None else None
+        view = snap.device(device) if snap is not None and device is not None else None
+        if mod is not None and view is not None:
+            lines = mod.console_trace_lines(view)
         label = self.query_one("#trace-label", TextPanel)
-        if values:
+        levels = " ".join(f"{name} {level:.1f}" for name, level in lines)
+        if points:
+            values = [v for _, v in points]
             label.show(
-                f"{what} °C, last {len(values) * TRACE_PERIOD_S:.0f} s: now {values[-1]:.1f}  "
-                f"min {min(values):.1f}  max {max(values):.1f}"
+                f"{what} {values[-1]:.1f} °C ({min(values):.1f}-{max(values):.1f} "
+                f"in {mmss(points[-1][0] - points[0][0])})" + (f" │ {levels}" if levels else "")
             )
         else:
             label.show("temperature trace: no reading yet")
-        line = self.query_one("#trace-line", Sparkline)
-        if values != line.data:
-            line.data = values
+        last = points[-1][0] if points else 0.0
+        self.query_one("#trace-chart", TraceChart).show(
+            ChartView(
+                what,
+                tuple(round(t - last, 3) for t, _ in points),
+                tuple(v for _, v in points),
+                lines,
+            )
+        )
+
+
+def render_device_strip(view: tuple[tuple[str, Modality, Any], ...]) -> Text:
+    """Every device on one line each: the first line of its panel (name, state, output)."""
+    out = Text()
+    for name, mod, device_view in view:
+        first = device_renderer(name, mod)(device_view)
+        text = first if isinstance(first, Text) else Text(str(first))
+        out.append_text(text.split("\n")[0] if text.plain else text)
+        out.append("\n")
+    out.rstrip()
+    return out

@@ -32,7 +32,7 @@ import structlog
 
 from devicectl.console.bridge import TRACE_PERIOD_S, TRACE_POINTS, AlarmEvent, Poll, TracePoint
 from devicectl.console.keys import KeyAction, key_actions
-from devicectl.console.snapshot import SessionView, Snapshot, StepView
+from devicectl.console.snapshot import SessionView, Snapshot, StepView, site_views
 from devicectl.control.events import Alarm, AlarmPriority
 from devicectl.errors import ConfigError, DevicectlError
 from devicectl.modality import Modality, modalities
@@ -77,15 +77,28 @@ def session_from(data: dict[str, Any] | None) -> SessionView | None:
         awaiting=data.get("awaiting"),
         fault=data.get("fault"),
         steps=tuple(
-            StepView(int(s["index"]), str(s["title"]), str(s["kind"]), str(s["outcome"]))
+            StepView(
+                int(s["index"]),
+                str(s["title"]),
+                str(s["kind"]),
+                str(s["outcome"]),
+                str(s.get("result") or ""),
+            )
             for s in data.get("steps") or ()
         ),
-        started_s=float(data["started_s"]) if data.get("started_s") is not None else None,
+        started_s=_seconds(data.get("started_s")),
         instructions=data.get("instructions"),
         offers=tuple(str(o) for o in data.get("offers") or ()),
         paused=tuple(str(p) for p in data.get("paused") or ()),
         energy=data.get("energy"),
+        session_id=data.get("session_id"),
+        ended_s=_seconds(data.get("ended_s")),
+        sites=site_views(list(data.get("sites") or ())),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if value is not None else None
 
 
 class StationBackend:
@@ -189,13 +202,14 @@ class StationBackend:
             self._notices.append("paused by the station: nobody signed in was connected")
 
     def _trace_point(self, t_s: float, devices: dict[str, Any]) -> TracePoint:
-        channels = []
+        channels, names = [], []
         for name in self.devices:
             trace = devices.get(name, {}).get("trace")
             if isinstance(trace, list) and len(trace) == 2:
                 value = trace[1]
                 channels.append((str(trace[0]), float(value) if value is not None else None))
-        return TracePoint(t_s, tuple(channels))
+                names.append(name)
+        return TracePoint(t_s, tuple(channels), tuple(names))
 
     # -- what the screen polls ----------------------------------------------------------
 
@@ -288,6 +302,8 @@ class StationBackend:
             self._call("acknowledge", **({"device": device} if device else {}))
         elif action == "alarm_ack":
             return  # the alarm list is this console's own; the station keeps no per-client one
+        elif action == "alarm_silence":
+            self._call("silence", seconds=args.get("seconds"))  # recorded by the station
         elif action in DEVICE_METHODS:
             self._call(action)
         else:

@@ -25,21 +25,28 @@ from devicectl.console.alarms import AlarmEntry
 from devicectl.console.bridge import TracePoint
 from devicectl.console.keys import KeyAction
 from devicectl.console.panels import (
+    AlarmPanel,
     TextPanel,
     TracePanel,
     device_renderer,
-    render_alarms,
+    render_device_strip,
     render_prompt,
+    render_session_line,
     render_steps,
+    render_summary,
 )
 from devicectl.console.snapshot import Snapshot
 from devicectl.modality import Modality
+from devicectl.panel_style import mmss
 
 ESTOP_LABEL = "EMERGENCY STOP  (Esc)"
 # The grid of the steps and the device panels: two columns, the steps' row taller.
 GRID_COLUMNS = 2
 FIRST_ROW = 11
 DEVICE_ROW = 8
+# Below these the main screen is laid out for a small terminal (see MainScreen).
+SHORT_ROWS = 44
+NARROW_COLUMNS = 110
 
 
 def estop_button() -> Button:
@@ -114,7 +121,24 @@ class MainScreen(Screen[None]):
     One panel per registered modality (``panels``: name -> modality, registry
     order), each drawn by its modality; the keys and buttons are ``keys``, the
     session's and the devices' own.
+
+    The layout follows the terminal (``app.py``'s CSS): below ``SHORT_ROWS`` rows
+    (``-short``) the steps and the device panels give way to one line per device
+    (its state and output) and the chart gets fewer rows, so the state of every
+    device, the newest alarm and the E-stop stay on screen down to 80x24; below
+    ``NARROW_COLUMNS`` (``-narrow``) the buttons go in rows. Once the session is
+    over (``-finished``) its summary takes the chart's place.
     """
+
+    # Textual types these as instance variables (mypy refuses a ClassVar here).
+    HORIZONTAL_BREAKPOINTS = [  # noqa: RUF012
+        (0, "-narrow"),
+        (NARROW_COLUMNS, "-wide"),
+    ]
+    VERTICAL_BREAKPOINTS = [  # noqa: RUF012
+        (0, "-short"),
+        (SHORT_ROWS, "-tall"),
+    ]
 
     def __init__(self, panels: Mapping[str, Modality], keys: list[KeyAction]) -> None:
         super().__init__()
@@ -128,6 +152,10 @@ class MainScreen(Screen[None]):
         with Horizontal(id="top-bar"):
             yield TextPanel(render_prompt, id="prompt")
             yield estop_button()
+        yield TextPanel(render_session_line, id="session-line")
+        strip = TextPanel(render_device_strip, id="device-strip")
+        strip.styles.height = len(self._panels)
+        yield strip
         rows = -(-(1 + len(self._panels)) // GRID_COLUMNS)
         grid = Grid(id="main-grid")
         grid.styles.grid_size_rows = rows
@@ -137,8 +165,9 @@ class MainScreen(Screen[None]):
             yield TextPanel(render_steps, id="steps", classes="box")
             for i, (name, mod) in enumerate(self._panels.items()):
                 yield TextPanel(device_renderer(name, mod), id=f"device-{i}", classes="box")
-        yield TracePanel(id="trace", classes="box")
-        yield TextPanel(render_alarms, id="alarms", classes="box")
+        yield TextPanel(render_summary, id="summary", classes="box")
+        yield TracePanel(self._panels, id="trace", classes="box")
+        yield AlarmPanel(id="alarms", classes="box")
         yield TextPanel(Text, id="status")
         with Horizontal(id="actions"):
             for k in self._keys:
@@ -150,14 +179,33 @@ class MainScreen(Screen[None]):
         """Show the latest snapshot; a screen not (or no longer) composed shows nothing."""
         try:
             if snap is not None:
-                self.query_one("#prompt", TextPanel).show(snap.session)
-                self.query_one("#steps", TextPanel).show(snap.session)
+                session = snap.session
+                self.query_one("#prompt", TextPanel).show(session)
+                self.query_one("#session-line", TextPanel).show(snap)
+                self.query_one("#steps", TextPanel).show(session)
+                self.query_one("#summary", TextPanel).show(session)
+                strip = tuple((n, m, snap.device(n)) for n, m in self._panels.items())
+                self.query_one("#device-strip", TextPanel).show(strip)
                 for i, name in enumerate(self._panels):
                     self.query_one(f"#device-{i}", TextPanel).show(snap.device(name))
-            self.query_one("#alarms", TextPanel).show(alarms)
-            self.query_one("#trace", TracePanel).show(trace)
+                finished = session is not None and session.finished
+                if finished != self.has_class("-finished"):
+                    self.set_class(finished, "-finished")
+                    self.query_one("#summary", TextPanel).refresh(layout=True)
+            self.query_one("#alarms", AlarmPanel).show(alarms)
+            self.query_one("#trace", TracePanel).show(trace, snap)
         except NoMatches:
             return
+
+    def show_silence(self, left_s: float) -> None:
+        """The alarm box's title says when the sound is paused, and for how long yet."""
+        try:
+            alarms = self.query_one("#alarms", AlarmPanel)
+        except NoMatches:
+            return
+        title = f"ALARMS - sound silenced {mmss(left_s)} (M)" if left_s > 0 else "alarms"
+        if alarms.border_title != title:
+            alarms.border_title = title
 
     def say(self, text: str) -> None:
         try:
@@ -172,25 +220,26 @@ class MainScreen(Screen[None]):
             await self.run_action(action)
 
 
-class ConfirmAbortScreen(ModalScreen[bool]):
-    """Abort ends the session: asked once more (Y / N). Escape is still the E-stop."""
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question (Y / N) in a band across the top of the screen, so the alarm
+    list below stays in sight while it is asked. Escape is still the E-stop."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Abort"),
-        Binding("n", "answer(False)", "Back"),
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
     ]
+    QUESTION = ""
+    YES = "Yes (Y)"
+    NO = "Back (N)"
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield estop_button()
-            yield Static(
-                "Abort the session? Every device goes to its safe state and the "
-                "session ends.\n\nY = abort    N = back",
-                id="dialog-text",
-            )
-            with Horizontal():
-                yield Button("Abort session (Y)", id="yes", variant="warning")
-                yield Button("Back (N)", id="no")
+        with Vertical(id="confirm-dialog"):
+            with Horizontal(id="confirm-row"):
+                yield Static(f"{self.QUESTION}\nY = yes    N = back", id="dialog-text")
+                yield estop_button()
+            with Horizontal(id="confirm-buttons"):
+                yield Button(self.YES, id="yes", variant="warning")
+                yield Button(self.NO, id="no")
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
@@ -199,6 +248,23 @@ class ConfirmAbortScreen(ModalScreen[bool]):
         if event.button.id in ("yes", "no"):
             event.stop()
             self.dismiss(event.button.id == "yes")
+
+
+class ConfirmAbortScreen(ConfirmScreen):
+    """Abort ends the session: asked once more."""
+
+    QUESTION = "Abort the session? Every device goes to its safe state and the session ends."
+    YES = "Abort session (Y)"
+
+
+class ConfirmQuitScreen(ConfirmScreen):
+    """ctrl+q while a session is under way: asked once more, as it ends the session."""
+
+    QUESTION = (
+        "A session is under way. Quit? The session is aborted first: every device "
+        "goes to its safe state."
+    )
+    YES = "Abort and quit (Y)"
 
 
 class HelpScreen(ModalScreen[None]):
@@ -216,7 +282,10 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         lines = ["Esc     EMERGENCY STOP: every device to its safe state, from any screen"]
         lines += [f"{k.key.upper()}       {k.label.split(' (')[0]}" for k in self._keys]
-        lines += ["H / F1  this help", "ctrl+q  quit (a running session is aborted first)"]
+        lines += [
+            "H / F1  this help",
+            "ctrl+q  quit (asked first while a session is under way, which is then aborted)",
+        ]
         with Vertical(id="dialog"):
             yield estop_button()
             yield Static("\n".join(lines), id="dialog-text")

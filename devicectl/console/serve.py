@@ -16,6 +16,8 @@ What is changed from textual-serve's own page (``web/app_index.html``):
   the page's own origin, and the WebSocket URL is built from the request's
   ``Host`` (``ws://`` or, behind a TLS proxy that says so, ``wss://``), so a
   page reached through a forwarded name works;
+- the page plays the alarm sound (Web Audio) when the console signals a burst
+  (see ``app.py``'s ``WEB_ALARM_SIGNAL`` and ``audible.py``);
 - the WebSocket is refused (403) when the browser's ``Origin`` is not the
   page's own (textual-serve accepts any WebSocket: another site open in the
   tablet's browser could otherwise drive the console).
@@ -55,6 +57,20 @@ def console_command(argv: list[str]) -> str:
     return shlex.join([sys.executable, "-c", _RUN_CLI, *args])
 
 
+def web_alarm_patterns() -> dict[str, dict[str, Any]]:
+    """The alarm bursts the page plays (``audible.PATTERNS``), by priority name."""
+    from devicectl.console.audible import PATTERNS
+
+    return {
+        priority.name.lower(): {
+            "pulses_s": list(burst.pulses_s),
+            "pulse_len_s": burst.pulse_len_s,
+            "pitch_hz": burst.pitch_hz,
+        }
+        for priority, burst in PATTERNS.items()
+    }
+
+
 def make_server(command: str, *, port: int, host: str = HOST) -> Any:
     """A textual-serve server of ``command`` with devicectl's page (see the module doc)."""
     import aiohttp_jinja2
@@ -71,6 +87,7 @@ def make_server(command: str, *, port: int, host: str = HOST) -> Any:
                 "app_websocket_url": f"{'wss' if secure else 'ws'}://{request.host}{ws_path}",
                 "config": {"static": {"url": "/static/"}},
                 "application": {"name": self.title},
+                "alarm_patterns": web_alarm_patterns(),
             }
 
         async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:

@@ -40,15 +40,17 @@ With a SimClock, ``run`` drives the loop on the caller's thread in virtual
 time, where a tick is late only if a controller spends simulated time (a
 stalled port) or a test makes it so; with a RealClock, ``start`` runs it on
 its own thread in real time, at real-time priority with bounded GC pauses
-(``realtime.py``).
+(``realtime.py``), and ``real_time`` gives a ``run`` on the caller's thread
+the same set-up (``devicectl run`` on real devices).
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -57,11 +59,14 @@ import structlog
 from devicectl.clock import Clock
 from devicectl.control import realtime
 from devicectl.control.events import Alarm, AlarmPriority, Command, Event
+from devicectl.devices import frozen_constructor
 from devicectl.errors import ControlError, DevicectlError
 
 DEFAULT_PERIOD_S = 0.05
 LATE_PERIODS = 2  # a tick later than this many periods is an alarm
 TOO_LATE_PERIODS = 4  # ... and later than this, every device goes to its safe state
+
+_new_event = frozen_constructor(Event)  # the tick's own event, built fast
 
 
 class ModalityController(Protocol):
@@ -157,7 +162,7 @@ class ControlLoop:
             raise
         self.tick_count += 1
         if self._subscribers:
-            self.emit(Event(now, "tick", "loop", {"tick": self.tick_count}))
+            self.emit(_new_event(now, "tick", "loop", {"tick": self.tick_count}))
 
     def _run_commands(self) -> None:
         pending = self._pending
@@ -363,17 +368,43 @@ class ControlLoop:
             raise RuntimeError("loop already started")
         self._stop.clear()
         self._next_deadline_s = None  # a restarted loop starts its schedule afresh
-        if realtime.is_real_time(self.clock):
-            self.gc_policy = realtime.GCPolicy(slack_s=self.period_s / 2)
-            self.gc_policy.start()
+        self._start_gc_policy()
         self._thread = threading.Thread(
             target=self._run_thread, name="devicectl-control-loop", daemon=True
         )
         self._thread.start()
 
+    def _start_gc_policy(self) -> None:
+        if realtime.is_real_time(self.clock):
+            self.gc_policy = realtime.GCPolicy(slack_s=self.period_s / 2)
+            self.gc_policy.start()
+
     def _run_thread(self) -> None:
         self.scheduling = realtime.enter(self.clock)
         self.run()
+
+    @contextlib.contextmanager
+    def real_time(self) -> Iterator[None]:
+        """Real time for ``run`` on the calling thread, as :meth:`start` sets up its thread.
+
+        For a loop driven by ``run`` on a RealClock (``devicectl run`` on real
+        devices): the process's GC pauses bounded (``realtime.GCPolicy``) and the
+        calling thread's real-time scheduling asked for (``realtime.enter``, which
+        logs what it got). Both are undone on leaving: the thread is the
+        caller's. In simulated time nothing is touched.
+        """
+        if not realtime.is_real_time(self.clock):
+            yield
+            return
+        saved = realtime.save()
+        self._start_gc_policy()
+        try:
+            self.scheduling = realtime.enter(self.clock)
+            yield
+        finally:
+            realtime.restore(saved)
+            if self.gc_policy is not None:
+                self.gc_policy.stop()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()

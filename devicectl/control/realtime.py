@@ -6,7 +6,9 @@ on the loop's core, and the garbage collector stopping every thread of the
 process. This module deals with both, in real time only (a loop on a
 ``RealClock``); a simulated-time run never changes the process.
 
-- :func:`enter`, called on the loop thread as it starts, asks for
+- :func:`enter`, called on the loop thread as it starts (``ControlLoop.start``,
+  or ``ControlLoop.real_time`` around a ``run`` on the caller's thread, as
+  ``devicectl run`` on real devices does), asks for
   ``SCHED_FIFO`` at a modest priority (:data:`FIFO_PRIORITY`: above every
   normal process, below the kernel's own real-time threads); that needs root
   or ``CAP_SYS_NICE``. Without it, the thread gets the lowest nice value it is
@@ -21,9 +23,22 @@ process. This module deals with both, in real time only (a loop on a
   is the longest pause the loop's process has seen. :meth:`GCPolicy.stop`
   puts the collector back as it was.
 
+- :func:`gil_sharer`, for the other threads of the loop's process that run
+  Python (the station service's asyncio thread, and the threads it starts,
+  such as the record writer, which inherit its policy): ``SCHED_FIFO`` at
+  :data:`SHARER_PRIORITY`, below the loop's. In CPython every thread takes the
+  GIL to run; a thread holding it that the kernel preempts for a busy process
+  makes the loop thread wait, whatever the loop's own priority (priority
+  inversion through the GIL). Above every normal process, such a thread is
+  not preempted while it holds the GIL; below the loop, it never delays a
+  tick that is due.
+
 Cyclic garbage that survives into the oldest generation is no longer freed
-while the policy is on; :meth:`GCPolicy.collect_full` frees it at a moment the
-caller chooses (between sessions), and is timed like any other collection.
+while the policy is on. :meth:`GCPolicy.request_full` asks for one full
+collection, which the loop makes in the slack after its next tick
+(:meth:`GCPolicy.in_slack`); the station asks for it between sessions, once a
+session has ended with no device energised. It is timed like any other
+collection and logged (``gc_full`` with its pause).
 """
 
 from __future__ import annotations
@@ -33,6 +48,7 @@ import gc
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +57,7 @@ import structlog
 from devicectl.clock import Clock, RealClock
 
 FIFO_PRIORITY = 10  # of 1-99: above every SCHED_OTHER process, below the kernel's threads
+SHARER_PRIORITY = 5  # the loop process's other Python threads: above normal, below the loop
 BEST_NICE = -10  # the nice value asked for when SCHED_FIFO is refused
 # Automatic collection of the oldest generation never comes: the collector only
 # looks at it after this many collections of the middle one.
@@ -83,6 +100,59 @@ def enter(clock: Clock, priority: int = FIFO_PRIORITY) -> Scheduling:
     return got
 
 
+@dataclass(frozen=True)
+class SavedScheduling:
+    """The calling thread's scheduling before :func:`enter`, for :func:`restore`."""
+
+    policy: int | None
+    priority: int | None
+    nice: int | None
+
+
+def save() -> SavedScheduling:
+    """The calling thread's scheduling policy, priority and nice value now."""
+    try:
+        policy: int | None = os.sched_getscheduler(0)
+        priority: int | None = os.sched_getparam(0).sched_priority
+    except (OSError, AttributeError):
+        policy = priority = None
+    try:
+        nice: int | None = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except (OSError, AttributeError):
+        nice = None
+    return SavedScheduling(policy, priority, nice)
+
+
+def restore(saved: SavedScheduling) -> None:
+    """Put the calling thread's scheduling back as :func:`save` found it (best effort:
+    giving up a priority is always allowed; a refusal is logged, never raised)."""
+    try:
+        if saved.policy is not None and saved.priority is not None:
+            os.sched_setscheduler(0, saved.policy, os.sched_param(saved.priority))
+        if saved.nice is not None:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), saved.nice)
+    except (OSError, AttributeError) as exc:
+        log.warning("realtime_restore_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def gil_sharer(clock: Clock) -> Iterator[Scheduling]:
+    """The calling thread at :data:`SHARER_PRIORITY` while inside; its scheduling restored after.
+
+    For a thread that shares the GIL with a real-time loop (see the module
+    doc); no-op in simulated time. Threads started inside inherit the policy.
+    """
+    if not is_real_time(clock):
+        yield Scheduling("none")
+        return
+    saved = save()
+    got = enter(clock, priority=SHARER_PRIORITY)
+    try:
+        yield got
+    finally:
+        restore(saved)
+
+
 def _lowest_nice() -> int | None:
     """Set the calling thread's nice value as low as allowed, from BEST_NICE up; the result."""
     tid = threading.get_native_id()  # on Linux setpriority on a thread id is per thread
@@ -111,7 +181,10 @@ class GCPolicy:
         self.max_pause_s = 0.0
         self.max_pause_generation: int | None = None
         self.collections = 0
+        self.full_collections = 0
+        self.last_full_pause_s: float | None = None
         self.active = False
+        self._full_requested = False
         self._started_at = 0.0
         self._saved_threshold: tuple[int, int, int] | None = None
         self._froze = False
@@ -175,6 +248,9 @@ class GCPolicy:
         """
         if not self.active or left_s < self.slack_s:
             return False
+        if self._full_requested:
+            self.collect_full()
+            return True
         threshold0 = gc.get_threshold()[0]
         count0, count1, _ = gc.get_count()
         if count0 < threshold0 // 2:
@@ -183,6 +259,20 @@ class GCPolicy:
         gc.collect(1 if count1 + 1 >= threshold1 else 0)
         return True
 
-    def collect_full(self) -> None:
-        """A full collection now (timed); for a moment with no treatment running."""
-        gc.collect()
+    def request_full(self) -> None:
+        """Ask for one full collection in the slack after the next tick (any thread).
+
+        For a moment with no treatment running: the pause stops every thread of
+        the process, the loop's included."""
+        self._full_requested = True
+
+    def collect_full(self) -> float:
+        """A full collection now, timed and logged; its pause in seconds."""
+        self._full_requested = False
+        started = time.perf_counter()
+        freed = gc.collect()
+        pause_s = time.perf_counter() - started
+        self.full_collections += 1
+        self.last_full_pause_s = pause_s
+        log.info("gc_full", pause_ms=round(pause_s * 1000, 3), freed=freed)
+        return pause_s

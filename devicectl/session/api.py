@@ -33,6 +33,7 @@ from devicectl.logs import ensure_logging
 from devicectl.modality import modalities, modality
 from devicectl.records.store import RecordStore
 from devicectl.records.writer import RecordWriter
+from devicectl.session import summary
 from devicectl.session.protocol_file import (
     SessionProtocol,
     load_protocol_and_sha256,
@@ -288,7 +289,10 @@ def run_protocol(
             return runner.finished
 
         try:
-            loop.run(until=done, max_duration_s=MAX_SESSION_S)
+            # On real devices (a RealClock) the same real-time set-up as the station
+            # service's loop thread: scheduling asked for and logged, GC bounded.
+            with loop.real_time():
+                loop.run(until=done, max_duration_s=MAX_SESSION_S)
         except KeyboardInterrupt:
             runner.abort(operator_id)
             raise
@@ -377,12 +381,7 @@ def station_refusal(
 def site_totals(station: Station) -> list[dict[str, Any]]:
     """Dose per treated site (CEM43, time at target, hold, peak), from every device
     that keeps a site ledger (safety rule 8)."""
-    totals: list[dict[str, Any]] = []
-    for controller in station.loop.controllers.values():
-        sites = getattr(controller, "sites", None)
-        if sites is not None:
-            totals += [site.as_dict() for site in sites.totals()]
-    return totals
+    return summary.site_totals(station.loop.controllers.values())
 
 
 def progress_needs_operator(protocol: SessionProtocol) -> bool:

@@ -513,17 +513,18 @@ class SessionRunner:
         An emergency stop puts every device in ESTOP at once; it is the station's,
         by its operator, not the fault of whichever device is looked at first."""
         devices = self._devices()
-        for controller in devices.values():
-            if controller.latched and controller.fault_alarm is None:
+        latched = [(name, c) for name, c in devices.items() if c.latched]
+        if not latched:  # every tick of a healthy session
+            return None
+        for _, controller in latched:
+            if controller.fault_alarm is None:
                 by = getattr(controller, "estop_by", None)
                 if by is not None:
                     return f"EMERGENCY STOP by {by or 'nobody signed in'}"
-        for name, controller in devices.items():
-            if controller.latched:
-                alarm = controller.fault_alarm
-                # An alarm's message already starts with its device's name.
-                return alarm.message if alarm else f"{name}: {controller.state.value}"
-        return None
+        name, controller = latched[0]
+        alarm = controller.fault_alarm
+        # An alarm's message already starts with its device's name.
+        return alarm.message if alarm else f"{name}: {controller.state.value}"
 
     def _fault(self, message: str) -> None:
         """Safety rule 7: one fault, one safe session - every device, not only the

@@ -374,9 +374,12 @@ class StationSession:
 
     It signs in (``operator_id`` and ``pin``), loads the protocol (its TOML text),
     starts the session and follows it to its end. With ``answer_prompts`` (``--yes``)
-    it answers each prompt (``confirm``, ``arm``, ``start``, ``next_zone``) and, on a
-    station whose devices are all simulators, pulls the IPL trigger; the station
-    records every answer under the signed-in operator (it has no unattended mode).
+    it starts the session ``unattended`` (API 1.1): the station's record says so, its
+    runner confirms the manual steps and sends its own commands as ``auto`` (and, on
+    a station whose devices are all simulators, pulls the IPL trigger), while each
+    prompt this run answers (``arm``, ``start``, ``next_zone``) is recorded under the
+    signed-in operator. A station of API 1.0 has no unattended mode: there every
+    answer, and the trigger, is this run's, under the signed-in operator.
     A protocol with a step that needs a person at the chair (IPL) is refused on a
     station with real devices. A faulted session of an unattended run is ended
     (outcome ``fault``). ``stop()`` true (a signal) aborts the session at the
@@ -459,7 +462,10 @@ class StationSession:
             if exc.code == -32003 and isinstance(exc.data, dict):
                 raise ProtocolFileError(path, list(exc.data.get("problems") or [])) from exc
             raise
-        started = client.call("start_session")
+        # An unattended session (API 1.1): the station records it so, and what its
+        # runner does by itself as "auto"; the answers below stay this operator's.
+        unattended = answer_prompts and int(client.hello.get("api_minor") or 0) >= 1
+        started = client.call("start_session", **({"unattended": True} if unattended else {}))
         session_id = str(started["session_id"])
         try:
             return self._follow(session_id, answer_prompts, progress, stop)
@@ -514,6 +520,7 @@ class StationSession:
                     client.call("end")
             elif (
                 self.simulated
+                and not session.get("unattended")  # else the station's runner pulls it
                 and state.get("devices", {}).get("ipl", {}).get("state") == "armed"
                 and (last_fire_s is None or now_s - last_fire_s >= FIRE_RETRY_S)
             ):

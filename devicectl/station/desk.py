@@ -6,13 +6,20 @@ of a tick or in its ``step``:
 
 - ``start_session`` creates the session runner (operator gates on: every arm,
   start, flash and confirmation comes from an operator) for the signed-in
-  operator; a finished runner is taken off the loop first.
+  operator; a finished runner is taken off the loop first. An ``unattended``
+  session (a script's ``--yes``) has the runner confirm manual steps and send
+  its own commands as ``auto``; the gates stay the operator's.
 - ``estop`` puts every device in its emergency-stop state in one call; it needs
   no operator and is refused by nothing.
 - ``acknowledge`` acknowledges a device's latched fault (or every latched one).
 - ``refused`` records a command the service refused (an energy command from a
-  connection with nobody signed in): it becomes an event of the record.
+  connection with nobody signed in, a supervisor's method from an operator): it
+  becomes an event of the record and a log line, naming who tried it, if anyone.
 - ``snapshot`` copies the whole station state, consistent at one tick.
+- Garbage: once a session has ended and no device is energised, ``act`` asks
+  the loop's GC policy for one full collection (``GCPolicy.request_full``),
+  made in the slack after the next tick: what the sessions left in the oldest
+  generation is freed between sessions, never during one.
 - Attendance: while energy is delivered and no signed-in client has been
   connected for ``unattended_s`` (3 s), ``step`` pauses the session (author
   ``auto``): every device non-energised; only an operator's resume carries on.
@@ -41,10 +48,11 @@ from devicectl.session.runner import (
     SessionRunner,
     SessionState,
 )
+from devicectl.session.summary import session_ended_s, site_totals, step_result
 
 DESK = "station"
 UNATTENDED_S = 3.0
-RunnerFactory = Callable[[Any, str], SessionRunner]
+RunnerFactory = Callable[[Any, str, bool], SessionRunner]
 
 
 def plain(value: Any) -> Any:
@@ -121,6 +129,7 @@ class StationDesk:
         # Refreshed by the service thread while a signed-in client is connected.
         self.attended_at_s = loop.clock.now()
         self.unattended_pauses = 0
+        self._collected_after: SessionRunner | None = None  # the runner last collected after
         self.log = structlog.get_logger("devicectl.station").bind(device=DESK)
 
     # -- what the loop calls ---------------------------------------------------------
@@ -132,6 +141,7 @@ class StationDesk:
         """Supervision belongs to the device controllers."""
 
     def act(self, now_s: float) -> None:
+        self._collect_between_sessions()
         runner = self.runner
         if runner is None or runner.state not in (
             SessionState.RUNNING,
@@ -150,6 +160,21 @@ class StationDesk:
         )
         runner.handle(Command(runner.name, "pause", {"reason": "unattended"}, AUTO_OPERATOR))
 
+    def _collect_between_sessions(self) -> None:
+        """Once per ended session, with no device energised: a full collection asked for."""
+        runner = self.runner
+        policy = self.loop.gc_policy
+        if (
+            policy is None
+            or runner is None
+            or runner is self._collected_after
+            or runner.state not in FINISHED
+            or self.energised()
+        ):
+            return
+        self._collected_after = runner
+        policy.request_full()
+
     def emergency_stop(self, operator_id: str | None = None) -> bool:
         """The loop's own emergency path reaches every controller itself."""
         return True
@@ -160,7 +185,7 @@ class StationDesk:
         if action == "snapshot":
             return self.snapshot()
         if action == "refused":
-            self.log.warning("command_refused", **command.args)
+            self.log.warning("command_refused", operator_id=operator, **command.args)
             self._emit("command_refused", operator_id=operator, **command.args)
             return True
         self.log.info("command", action=action, operator_id=operator)
@@ -173,6 +198,8 @@ class StationDesk:
             return self._start_session(operator, command.args)
         if action == "acknowledge":
             return self._acknowledge(operator, command.args.get("device"))
+        if action == "silence":
+            return {"silenced_s": command.args.get("seconds")}  # recorded above
         raise ControlError(f"station: unknown action {action!r}")
 
     # -- actions ---------------------------------------------------------------------
@@ -213,8 +240,14 @@ class StationDesk:
         if self.runner is not None:
             del self.loop.controllers[self.runner.name]  # the command phase: not iterating
         self.session_id = args.get("session_id")
-        self.runner = self.make_runner(args["protocol"], operator)
-        self._emit("session_started", operator_id=operator, session_id=self.session_id)
+        unattended = bool(args.get("unattended", False))
+        self.runner = self.make_runner(args["protocol"], operator, unattended)
+        self._emit(
+            "session_started",
+            operator_id=operator,
+            session_id=self.session_id,
+            unattended=unattended,
+        )
         return {"session_id": self.session_id}
 
     def _acknowledge(self, operator: str, device: str | None) -> list[str]:
@@ -241,6 +274,7 @@ class StationDesk:
             "session_id": self.session_id,
             "protocol": str(runner.protocol.name),
             "operator_id": runner.operator_id,
+            "unattended": runner.auto_confirm,
             "state": runner.state.value,
             "current_step": current,
             "prompt": runner.prompt,
@@ -251,10 +285,18 @@ class StationDesk:
             "offers": list(runner.offers()),
             "paused": runner.paused_devices(),
             "energy": runner.energy_summary(),
+            "ended_s": session_ended_s(runner),
             "steps": [
-                {"index": s.index, "kind": s.kind, "title": s.title, "outcome": s.outcome}
+                {
+                    "index": s.index,
+                    "kind": s.kind,
+                    "title": s.title,
+                    "outcome": s.outcome,
+                    "result": step_result(s.kind, s.outcome, s.detail),
+                }
                 for s in runner.steps
             ],
+            "sites": plain(site_totals(self.devices().values())),
         }
 
     def snapshot(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -47,6 +48,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from devicectl.clock import RealClock
+from devicectl.control import realtime
 from devicectl.control.events import Command, Event
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
 from devicectl.modality import modalities, modality
@@ -58,6 +60,7 @@ from devicectl.session.api import (
     builtin_protocol,
     close_devices,
     confirm_safe,
+    station_refusal,
 )
 from devicectl.session.protocol_file import (
     SessionProtocol,
@@ -78,6 +81,9 @@ from devicectl.station.desk import DESK, UNATTENDED_S, StationDesk, alarm_view, 
 from devicectl.transport import DEFAULT_TIMEOUT_S
 
 API_VERSION = 1
+# Methods added within version 1 (docs/api.md#versioning): 1.1 adds enrol_operator
+# and list_operators.
+API_MINOR = 1
 READING_HZ = 5.0
 CLIENT_QUEUE = 256
 CALL_TIMEOUT_S = 5.0
@@ -94,9 +100,15 @@ NOT_SIGNED_IN = -32001
 REFUSED = -32002
 PROTOCOL_REJECTED = -32003
 NO_SESSION = -32004
+NOT_A_SUPERVISOR = -32005
 
 # Methods a connection may call with nobody signed in on it.
 OPEN_METHODS = frozenset({"hello", "sign_in", "estop"})
+# Methods only a signed-in supervisor may call.
+SUPERVISOR_METHODS = frozenset({"enrol_operator", "list_operators"})
+# A console's pause of its alarm sound is recorded, and never longer than this
+# (IEC 60601-1-8: an audio pause is time-limited).
+SILENCE_MAX_S = 120.0
 SESSION_ACTIONS = ("confirm", "arm", "start", "next_zone", "pause", "resume", "abort", "end")
 
 
@@ -254,11 +266,17 @@ class StationService:
 
     # -- the loop thread ---------------------------------------------------------------
 
-    def _make_runner(self, protocol: SessionProtocol, operator: str) -> SessionRunner:
+    def _make_runner(
+        self, protocol: SessionProtocol, operator: str, unattended: bool = False
+    ) -> SessionRunner:
+        """Operator gates on: every arm, start and trigger is a signed-in operator's
+        command. ``unattended`` (a script's ``--yes``): the runner confirms the manual
+        steps and does its own commands as ``auto``, as an unattended local run does."""
         return SessionRunner(
             self.station,
             protocol,
             operator_id=operator,
+            auto_confirm=unattended,
             technician=self.technician,
             simulated=self.simulated,
             operator_gates=True,
@@ -335,12 +353,13 @@ class StationService:
 
     # -- records -----------------------------------------------------------------------
 
-    def _open_record(self, protocol: SessionProtocol, operator: str) -> str:
+    def _open_record(self, protocol: SessionProtocol, operator: str, unattended: bool) -> str:
         """Begin the session's record and subscribe its recorder (service thread)."""
         session_id = self.store.begin_session(
             protocol_name=protocol.name,
             protocol_sha256=self.protocol_sha256,
             operator_id=operator,
+            unattended=unattended,
             t_s=self.clock.now(),
         )
         self.writer = RecordWriter(self.store, session_id)
@@ -385,6 +404,7 @@ class StationService:
         snapshot = await self._loop_call(Command(DESK, "snapshot"))
         return {
             "api_version": API_VERSION,
+            "api_minor": API_MINOR,
             "station": {
                 "host": self.store.station,
                 "simulated": self.simulated,
@@ -469,9 +489,17 @@ class StationService:
         assert view is not None
         return view
 
-    async def _start_session(self, operator: Operator) -> dict[str, Any]:
+    async def _start_session(self, operator: Operator, params: dict[str, Any]) -> dict[str, Any]:
+        unattended = params.get("unattended", False)
+        if not isinstance(unattended, bool):
+            raise RpcError(INVALID_PARAMS, "unattended is true or false")
         if self.protocol is None:
             raise RpcError(NO_SESSION, "load a protocol first (load_protocol)")
+        refusal = station_refusal(
+            self.protocol, simulated=self.simulated, answer_prompts=unattended
+        )
+        if refusal is not None:
+            raise RpcError(REFUSED, refusal)
         runner = self.desk.runner
         if runner is not None and not runner.finished:
             raise RpcError(REFUSED, f"a session is {runner.state.value}; end it first")
@@ -479,24 +507,49 @@ class StationService:
             raise RpcError(REFUSED, "the last session's record is still closing; try again")
         protocol = self.protocol
         loop = asyncio.get_running_loop()
-        session_id = await loop.run_in_executor(None, self._open_record, protocol, operator.id)
+        session_id = await loop.run_in_executor(
+            None, self._open_record, protocol, operator.id, unattended
+        )
         try:
-            args = {"protocol": protocol, "session_id": session_id}
+            args = {"protocol": protocol, "session_id": session_id, "unattended": unattended}
             await self._loop_call(Command(DESK, "start_session", args, operator.id))
         except RpcError:
             await loop.run_in_executor(None, self._finish_record, "aborted")
             raise
         return {"session_id": session_id}
 
+    async def _refuse(self, client: Client, method: str, reason: str, code: int) -> RpcError:
+        """Record a refusal (the open session's record and the log show who tried what
+        from where); the error to answer with."""
+        who = client.operator.id if client.operator is not None else None
+        args = {"action": method, "reason": reason, "peer": client.peer}
+        with contextlib.suppress(RpcError):
+            await self._loop_call(Command(DESK, "refused", args, who))
+        return RpcError(code, f"{method} refused: {reason}")
+
+    async def _enrol_operator(self, by: Operator, params: dict[str, Any]) -> dict[str, Any]:
+        operator_id, pin = params.get("operator_id"), params.get("pin")
+        role = params.get("role", "operator")
+        if not (isinstance(operator_id, str) and isinstance(pin, str) and isinstance(role, str)):
+            raise RpcError(INVALID_PARAMS, "enrol_operator needs operator_id and pin (strings)")
+        loop = asyncio.get_running_loop()
+        try:
+            added = await loop.run_in_executor(
+                None, functools.partial(self.operators.add, operator_id, pin, role, by=by)
+            )
+        except ConfigError as exc:
+            raise RpcError(REFUSED, str(exc)) from exc
+        self.log.info("operator_enrolled", operator_id=added.id, role=added.role, by=by.id)
+        return {"operator_id": added.id, "role": added.role}
+
     async def _dispatch(self, client: Client, method: str, params: dict[str, Any]) -> Any:
         operator = client.operator
         if method not in OPEN_METHODS and operator is None:
-            # Refused, and recorded: the record shows who tried what from where.
-            reason = "nobody is signed in on this connection"
-            args = {"action": method, "reason": reason, "peer": client.peer}
-            with contextlib.suppress(RpcError):
-                await self._loop_call(Command(DESK, "refused", args))
-            raise RpcError(NOT_SIGNED_IN, f"{method} refused: {reason} (sign_in first)")
+            reason = "nobody is signed in on this connection (sign_in first)"
+            raise await self._refuse(client, method, reason, NOT_SIGNED_IN)
+        if method in SUPERVISOR_METHODS and (operator is None or operator.role != "supervisor"):
+            reason = f"{operator.id if operator else 'nobody'} is not a supervisor"
+            raise await self._refuse(client, method, reason, NOT_A_SUPERVISOR)
         if method == "hello":
             return await self._hello(client)
         if method == "sign_in":
@@ -512,16 +565,25 @@ class StationService:
             client.operator = None
             client.token = None
             return True
+        if method == "enrol_operator":
+            return await self._enrol_operator(operator, params)
+        if method == "list_operators":
+            listed = await asyncio.get_running_loop().run_in_executor(None, self.operators.list)
+            return [{"operator_id": op.id, "role": op.role} for op in listed]
         if method == "load_protocol":
             return await self._load_protocol(params)
         if method == "start_session":
-            return await self._start_session(operator)
+            return await self._start_session(operator, params)
         if method == "acknowledge":
             device = params.get("device")
             done = await self._loop_call(
                 Command(DESK, "acknowledge", {"device": device}, operator.id)
             )
             return {"acknowledged": done}
+        if method == "silence":
+            return await self._loop_call(
+                Command(DESK, "silence", {"seconds": _silence_s(params)}, operator.id)
+            )
         if method == "fire":
             return await self._loop_call(
                 Command(self._device_for("fire", params), "fire", {}, operator.id)
@@ -707,6 +769,18 @@ class StationService:
                 self._aloop.add_signal_handler(sig, self._stopping.set)
         context = self._ssl_context()
         where: dict[str, Any] = {"event": "serving", "api_version": API_VERSION}
+        with realtime.gil_sharer(self.clock) as scheduling:
+            where["scheduling"] = scheduling.policy
+            return await self._serve(where, common, context, ready)
+
+    async def _serve(
+        self,
+        where: dict[str, Any],
+        common: dict[str, Any],
+        context: ssl.SSLContext | None,
+        ready: Callable[[dict[str, Any]], None] | None,
+    ) -> int:
+        assert self._stopping is not None
         try:
             self.loop.start()
             if self.config.unix is not None:
@@ -778,3 +852,13 @@ def run_service(config: ServeConfig, ready: Callable[[dict[str, Any]], None] | N
     """Build the station and serve it on this thread until a signal; the exit code."""
     service = StationService(config)
     return asyncio.run(service.serve(ready))
+
+
+def _silence_s(params: dict[str, Any]) -> float:
+    """The ``seconds`` of a ``silence``: a number from 0 to SILENCE_MAX_S."""
+    seconds = params.get("seconds", SILENCE_MAX_S)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise RpcError(INVALID_PARAMS, "silence: seconds must be a number")
+    if not 0 <= seconds <= SILENCE_MAX_S:
+        raise RpcError(INVALID_PARAMS, f"silence: seconds must be 0 to {SILENCE_MAX_S:g}")
+    return float(seconds)

@@ -99,3 +99,8 @@ class LEDModality(Modality):
         from devicectl.modalities.led import console
 
         return console.trace(controller)
+
+    def console_trace_lines(self, view: Any) -> tuple[tuple[str, float], ...]:
+        from devicectl.modalities.led import console
+
+        return console.trace_lines(view)

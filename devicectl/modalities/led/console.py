@@ -26,6 +26,8 @@ class LEDView:
     dose_j_cm2: float
     dose_max_j_cm2: float
     skin_c: float | None
+    skin_warn_c: float  # the skin warning (an alarm)
+    skin_max_c: float  # the skin limit: output off (the cut-off)
     fault: str | None
 
 
@@ -42,6 +44,8 @@ def view(led: LEDController) -> LEDView:
         dose_j_cm2=led.dose_j_cm2,
         dose_max_j_cm2=led.limits.dose_max_j_cm2,
         skin_c=r.skin_temp_c if r is not None else None,
+        skin_warn_c=led.limits.skin_warn_c,
+        skin_max_c=led.limits.skin_max_c,
         fault=fault_of(led),
     )
 
@@ -75,3 +79,8 @@ def energy_summary(led: LEDController) -> str | None:
         f"{mmss(remaining_s)} (of {mmss(plan.duration_s)}), dose {dose_left:.1f} J/cm² "
         f"(given {led.dose_j_cm2:.1f})"
     )
+
+
+def trace_lines(v: LEDView) -> tuple[tuple[str, float], ...]:
+    """No skin target under a canopy: the skin warning and the skin limit."""
+    return (("alarm", v.skin_warn_c), ("cut-off", v.skin_max_c))

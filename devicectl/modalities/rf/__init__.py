@@ -118,3 +118,8 @@ class RFModality(Modality):
         from devicectl.modalities.rf import console
 
         return console.trace(controller)
+
+    def console_trace_lines(self, view: Any) -> tuple[tuple[str, float], ...]:
+        from devicectl.modalities.rf import console
+
+        return console.trace_lines(view)

@@ -112,3 +112,8 @@ def energy_summary(rf: RFController) -> str | None:
         f"site dose left CEM43 {max(cem43_left, 0.0):.2f} of {lim.cem43_max:g}, "
         f"{max(at_target_left_s, 0.0):.0f} of {lim.time_at_target_max_s:g} s at target"
     )
+
+
+def trace_lines(v: RFView) -> tuple[tuple[str, float], ...]:
+    """The zone's target, the alarm level and the software cut-off."""
+    return (("target", v.target_c), ("alarm", v.alarm_c), ("cut-off", v.cutoff_c))

@@ -33,6 +33,10 @@ class RFLimits:
     # this there is a runaway too, caught before the 2 degC/s slope builds up.
     hot_rise_max_c_per_s: float = 1.0
     sensor_disagree_max_c: float = 1.5
+    # An early word (LOW, not latching) that the sensors are drifting apart: this
+    # far apart for this long, before they reach sensor_disagree_max_c.
+    sensor_drift_warn_c: float = 1.0
+    sensor_drift_warn_s: float = 2.0
     stale_ticks: int = 2
     stuck_s: float = 3.0
     plausible_min_c: float = 15.0
@@ -58,6 +62,8 @@ class RFLimits:
             "rise_window_s",
             "hot_rise_max_c_per_s",
             "sensor_disagree_max_c",
+            "sensor_drift_warn_c",
+            "sensor_drift_warn_s",
             "stuck_s",
             "no_rise_s",
             "no_rise_power_w",
@@ -74,6 +80,7 @@ class RFLimits:
         rules.below("target_min_c", "target_max_c", equal=True)
         rules.below("target_max_c", "alarm_c", "cutoff_c", "firmware_cutoff_c", "plausible_max_c")
         rules.below("alarm_clear_c", "alarm_c")
+        rules.below("sensor_drift_warn_c", "sensor_disagree_max_c")
         rules.below("target_max_c", "alarm_clear_c", equal=True)
         # The tighter rate at the alarm level is tighter; no-rise needs real power.
         rules.below("hot_rise_max_c_per_s", "rise_max_c_per_s", equal=True)

@@ -27,7 +27,7 @@ from devicectl.control.checks import (
     Threshold,
     make_alarm,
 )
-from devicectl.control.events import Alarm
+from devicectl.control.events import Alarm, AlarmPriority
 from devicectl.devices import RFReading, RFStatus
 from devicectl.modalities.rf.cem43 import CEM43Accumulator
 from devicectl.modalities.rf.limits import RFLimits
@@ -53,6 +53,52 @@ class SupervisorContext:
     target_c: float
 
 
+# The drift advisory re-arms once the sensors are back this much closer.
+DRIFT_CLEAR_MARGIN_C = 0.25
+
+
+class SensorDrift:
+    """The two skin sensors more than ``sensor_drift_warn_c`` apart for
+    ``sensor_drift_warn_s``: a LOW, non-latching alarm, raised once until they are
+    back within the level less ``DRIFT_CLEAR_MARGIN_C``. It asks the operator to
+    look at the handpiece's contact before ``rf.sensor_disagree`` turns output
+    off; it changes nothing itself. A quick jump past the disagreement limit
+    raises only that fault."""
+
+    def __init__(self, device: str, limits: RFLimits) -> None:
+        self.device, self.limits = device, limits
+        self._since_s: float | None = None
+        self.raised = False
+
+    def reset(self) -> None:
+        self._since_s = None
+        self.raised = False
+
+    def check(self, now_s: float, apart_c: float) -> Alarm | None:
+        lim = self.limits
+        if not apart_c > lim.sensor_drift_warn_c:  # NaN is the implausible check's
+            self._since_s = None
+            if not apart_c > lim.sensor_drift_warn_c - DRIFT_CLEAR_MARGIN_C:
+                self.raised = False
+            return None
+        if self._since_s is None:
+            self._since_s = now_s
+        if self.raised or now_s - self._since_s < lim.sensor_drift_warn_s:
+            return None
+        self.raised = True
+        return make_alarm(
+            self.device,
+            "rf.sensor_drift",
+            "skin sensors drifting apart",
+            f"{apart_c:.1f} degC apart for {lim.sensor_drift_warn_s:g} s",
+            f"{lim.sensor_disagree_max_c:g} degC (then output off)",
+            apart_c,
+            lim.sensor_disagree_max_c,
+            latches=False,
+            priority=AlarmPriority.LOW,
+        )
+
+
 class RFSupervisor:
     def __init__(
         self,
@@ -76,6 +122,7 @@ class RFSupervisor:
             "degC",
             inclusive=False,
         )
+        self._drift = SensorDrift(d, lim)
         self._overtemp = Threshold(
             d, "rf.overtemp", "skin at the software cut-off", lim.cutoff_c, "degC"
         )
@@ -155,6 +202,7 @@ class RFSupervisor:
         self._no_rise_ref = None
         self._last_t_s = None
         self._alarm_temp.reset()
+        self._drift.reset()
         self._cem43.reset()
         self.dose.pause()
         self._heating.reset()  # restarts from the next reading, as a warm site: cooler
@@ -205,7 +253,10 @@ class RFSupervisor:
             return out
         temp = t1 if t1 >= t2 else t2
         # Disagreement: one of two sensors lies (drift, detached); we can't tell which.
-        _add(out, self._disagree.check(abs(t1 - t2)))
+        disagree = self._disagree.check(abs(t1 - t2))
+        _add(out, disagree)
+        if disagree is None:  # short of that, drifting apart: an early word (LOW)
+            _add(out, self._drift.check(now_s, abs(t1 - t2)))
         # Over-temperature: software cut-off below the firmware's own; then the alarm.
         _add(out, self._overtemp.check(temp))
         _add(out, self._alarm_temp.check(temp))
