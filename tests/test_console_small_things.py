@@ -46,9 +46,14 @@ def test_the_led_step_traces_the_led_skin_not_the_idle_rf_sensors(tmp_path: Path
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await sign_in(pilot, app)
-            for action in ("arm", "start", "next_zone", "arm", "start"):
+            for action in ("arm", "start"):
                 await answer_prompt(pilot, app, action)
+            # The RF trace shows while the session waits at the next-zone prompt (the
+            # LED step is not loaded yet, so nothing newer can replace it).
+            await wait_awaiting(pilot, app, "next_zone")
             await wait_for(pilot, lambda: "RF skin" in shown(app, "trace-label"))
+            for action in ("next_zone", "arm", "start"):
+                await answer_prompt(pilot, app, action)
             await wait_awaiting(pilot, app, "start")
             clock.set_speed(20)
             await answer_prompt(pilot, app, "start")
