@@ -15,16 +15,18 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from devicectl.console.screens import estop_button
+from devicectl.console.screens import ConfirmScreen, estop_button
 
 CONFIRM_KEY = "c"  # the console's one confirm key (keys.py: Confirm (C))
 
 
-class ConfirmEnergyScreen(ModalScreen[bool]):
-    """``what`` energy goes on if confirmed; dismissed with True (C) or False (N)."""
+class ConfirmEnergyScreen(ConfirmScreen, inherit_bindings=False):
+    """``what`` energy goes on if confirmed; dismissed with True (C) or False (N).
+
+    The answer and its buttons are :class:`ConfirmScreen`'s; its keys are C and N only
+    (not Y: one confirm key)."""
 
     # At the top, as small as its text: the alarm list below stays in sight.
     DEFAULT_CSS = """
@@ -50,11 +52,3 @@ class ConfirmEnergyScreen(ModalScreen[bool]):
             with Horizontal():
                 yield Button("Confirm (C)", id="yes", variant="warning")
                 yield Button("Back (N)", id="no")
-
-    def action_answer(self, answer: bool) -> None:
-        self.dismiss(answer)
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id in ("yes", "no"):
-            event.stop()
-            self.dismiss(event.button.id == "yes")
