@@ -90,12 +90,18 @@ def test_a_resumed_rf_step_asks_its_next_prompt_in_the_tick_it_resumes(tmp_path:
     app = make_app(protocol=protocol(tmp_path, RF_THEN_LED))
     log = EventLog()
     app.backend.station.loop.subscribe(log)
+    clock = app.backend.station.clock
+    assert isinstance(clock, PacedSimClock)
 
     async def scenario() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await sign_in(pilot, app)
-            for action in ("arm", "start"):
-                await answer_prompt(pilot, app, action)
+            await answer_prompt(pilot, app, "arm")
+            await wait_awaiting(pilot, app, "start")
+            # The zone in real time: unpaced, its few seconds of delivery can pass
+            # between two of the console's polls.
+            clock.set_speed(1)
+            await answer_prompt(pilot, app, "start")
             await wait_for(pilot, lambda: device(app, "rf").state == "delivering")
             await press(pilot, "escape")
             await wait_for(pilot, lambda: session(app).state == "faulted")
