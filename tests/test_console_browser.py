@@ -4,11 +4,14 @@ driven by Playwright, against ``devicectl console --station SOCK --serve``.
 The station service owns the RF simulator (its own process, on a pty); the page
 is one more client of it. Sign in, start RF, press E-stop in the page: the RF
 output is off at the far end of the pty, and the page plays the HIGH alarm burst.
-Screenshots go to docs/screenshots/.
+Screenshots go to the test's tmp folder, or to the folder ``DEVICECTL_SCREENSHOTS``
+names: ``DEVICECTL_SCREENSHOTS=docs/screenshots`` refreshes the README's pictures (a
+plain test run leaves the working tree as it was).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -25,7 +28,6 @@ from tests.test_station_service import PIN
 
 CHROMIUM = Path("/usr/bin/chromium")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[PX^_].*?\x1b\\\\|\x1b\][^\x07]*\x07")
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -78,7 +80,8 @@ def test_the_page_signs_in_starts_rf_and_its_estop_stops_it(served: tuple[SimRig
     from playwright.sync_api import sync_playwright
 
     station, port = served
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = Path(os.environ.get("DEVICECTL_SCREENSHOTS") or station.tmp / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
     url = f"http://127.0.0.1:{port}/"
     # The page names no other host (fonts) and no listening address: its URLs follow
     # the Host the browser used (here a forwarded name).
@@ -126,7 +129,7 @@ def test_the_page_signs_in_starts_rf_and_its_estop_stops_it(served: tuple[SimRig
             page.wait_for_timeout(300)
             page.keyboard.press("Enter")
             wait_text("signed in as tech")
-            page.screenshot(path=str(SHOTS / "console-station-signed-in.png"))
+            page.screenshot(path=str(shots / "console-station-signed-in.png"))
             wait_text("press A")
             page.keyboard.press("a")
             wait_text("press S")
@@ -136,14 +139,14 @@ def test_the_page_signs_in_starts_rf_and_its_estop_stops_it(served: tuple[SimRig
                 assert time.monotonic() < deadline, "RF output never on"
                 page.wait_for_timeout(100)
             wait_text("OUTPUT ON")
-            page.screenshot(path=str(SHOTS / "console-station-rf-on.png"))
+            page.screenshot(path=str(shots / "console-station-rf-on.png"))
             page.keyboard.press("Escape")
             deadline = time.monotonic() + 2
             while station.output_on():
                 assert time.monotonic() < deadline, f"RF output still on: {station.output_log()}"
                 time.sleep(0.02)
             wait_text("EMERGENCY STOP by tech")
-            page.screenshot(path=str(SHOTS / "console-station-after-estop.png"))
+            page.screenshot(path=str(shots / "console-station-after-estop.png"))
             # The E-stop is a HIGH alarm: the page played its burst (Web Audio).
             deadline = time.monotonic() + 10
             while "high" not in page.evaluate("window.devicectlAlarmsPlayed || []"):

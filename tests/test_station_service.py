@@ -70,6 +70,8 @@ class Rig:
                 *(devicectl_script(), "station", "serve", "--device", f"rf={self.rf.path}"),
                 *("--unix", str(self.sock), "--tcp", "127.0.0.1:0"),
                 *("--operators", str(self.operators), "--db", str(self.db)),
+                # The longest reply timeout: a busy test machine is not a lost device.
+                *("--port-timeout", "0.2"),
                 *extra,
             ],
             stdout=subprocess.PIPE,
