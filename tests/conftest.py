@@ -54,7 +54,6 @@ REALTIME_MODULES = frozenset(
         "test_console_browser.py",
         "test_console_cli.py",
         "test_console_real_ports.py",
-        "test_console_session.py",
         "test_console_signals.py",
         "test_console_station.py",
         "test_fourth_modality.py",
@@ -72,7 +71,10 @@ REALTIME_MODULES = frozenset(
     }
 )
 REALTIME_TESTS = frozenset(
-    {"test_hil_fault_matrix.py::test_sim_time_stands_still_while_a_reply_is_in_flight"}
+    {
+        "test_console_session.py::test_without_fast_the_simulators_run_in_real_time",
+        "test_hil_fault_matrix.py::test_sim_time_stands_still_while_a_reply_is_in_flight",
+    }
 )
 # Modules whose tests share an expensive module-scoped fixture (a whole simulated
 # session, a wheel built and installed, a package installed): one xdist work unit
