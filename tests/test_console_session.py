@@ -47,6 +47,8 @@ def test_a_pore_patrol_session_runs_to_the_end_with_keys(tmp_path: Path) -> None
             # Nothing happens before sign-in: no session, and an empty id is refused.
             await press(pilot, "enter")
             assert isinstance(app.screen, SignInScreen)
+            # (the first snapshot can come after the key on a loaded machine)
+            await wait_for(pilot, lambda: app.snapshot is not None)
             assert app.snapshot is not None and app.snapshot.session is None
             await sign_in(pilot, app)
             for _ in range(4000):  # about 200 s of app time at most
