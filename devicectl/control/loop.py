@@ -396,13 +396,11 @@ class ControlLoop:
         if not realtime.is_real_time(self.clock):
             yield
             return
-        saved = realtime.save()
         self._start_gc_policy()
         try:
-            self.scheduling = realtime.enter(self.clock)
-            yield
+            with realtime.scheduled(self.clock) as self.scheduling:
+                yield
         finally:
-            realtime.restore(saved)
             if self.gc_policy is not None:
                 self.gc_policy.stop()
 

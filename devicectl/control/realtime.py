@@ -136,21 +136,25 @@ def restore(saved: SavedScheduling) -> None:
 
 
 @contextlib.contextmanager
-def gil_sharer(clock: Clock) -> Iterator[Scheduling]:
-    """The calling thread at :data:`SHARER_PRIORITY` while inside; its scheduling restored after.
-
-    For a thread that shares the GIL with a real-time loop (see the module
-    doc); no-op in simulated time. Threads started inside inherit the policy.
-    """
+def scheduled(clock: Clock, priority: int = FIFO_PRIORITY) -> Iterator[Scheduling]:
+    """The calling thread at real-time ``priority`` while inside (:func:`enter`, which
+    logs what it got); its own scheduling restored on leaving, however it leaves. In
+    simulated time nothing is touched (``Scheduling("none")``). Threads started
+    inside inherit the policy."""
     if not is_real_time(clock):
         yield Scheduling("none")
         return
     saved = save()
-    got = enter(clock, priority=SHARER_PRIORITY)
     try:
-        yield got
+        yield enter(clock, priority=priority)
     finally:
         restore(saved)
+
+
+def gil_sharer(clock: Clock) -> contextlib.AbstractContextManager[Scheduling]:
+    """The calling thread at :data:`SHARER_PRIORITY` while inside: for a thread that
+    shares the GIL with a real-time loop (see the module doc)."""
+    return scheduled(clock, SHARER_PRIORITY)
 
 
 def _lowest_nice() -> int | None:
