@@ -16,7 +16,6 @@ from transitions import Machine
 
 from devicectl.modalities.ipl import controller as ipl_controller
 from devicectl.modalities.ipl import plan as ipl_plan
-from devicectl.modalities.ipl import report as ipl_report
 from devicectl.modalities.ipl import step as ipl_step
 from devicectl.modalities.ipl.limits import IPLLimits
 from devicectl.modalities.ipl.step import IPLStep
@@ -94,6 +93,10 @@ class IPLModality(Modality):
     def report_parts(
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
     ) -> list[str]:
+        # The plots' library loads here, when a report is drawn: not in every
+        # process that runs a session (about half a second of start-up).
+        from devicectl.modalities.ipl import report as ipl_report
+
         return ipl_report.step_results(events) + ipl_report.fluence_plot(events, controller_limits)
 
     def console_view(self, controller: Any, runner: Any) -> Any:

@@ -16,7 +16,6 @@ from transitions import Machine
 
 from devicectl.modalities.led import controller as led_controller
 from devicectl.modalities.led import plan as led_plan
-from devicectl.modalities.led import report as led_report
 from devicectl.modalities.led import step as led_step
 from devicectl.modalities.led.limits import LEDLimits
 from devicectl.modalities.led.step import LEDExposureStep
@@ -72,6 +71,10 @@ class LEDModality(Modality):
     def report_parts(
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
     ) -> list[str]:
+        # The plots' library loads here, when a report is drawn: not in every
+        # process that runs a session (about half a second of start-up).
+        from devicectl.modalities.led import report as led_report
+
         return led_report.step_results(events) + led_report.dose_plot(points, events)
 
     def console_view(self, controller: Any, runner: Any) -> Any:

@@ -15,7 +15,6 @@ from transitions import Machine
 
 from devicectl.modalities.rf import controller as rf_controller
 from devicectl.modalities.rf import plan as rf_plan
-from devicectl.modalities.rf import report as rf_report
 from devicectl.modalities.rf import step as rf_step
 from devicectl.modalities.rf.limits import RFLimits
 from devicectl.modalities.rf.step import RFStep
@@ -84,6 +83,9 @@ class RFModality(Modality):
     def report_parts(
         self, points: list[TracePoint], events: list[EventRecord], controller_limits: Any
     ) -> list[str]:
+        # The plots' library loads here, when a report is drawn: not in every
+        # process that runs a session (about half a second of start-up).
+        from devicectl.modalities.rf import report as rf_report
         from devicectl.plots import table
 
         parts: list[str] = []
