@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from devicectl import plugins
+from devicectl.control import realtime
 from devicectl.errors import ConfigError, DevicectlError, ProtocolFileError
 from devicectl.modality import modalities
 from devicectl.session.summary import step_result
@@ -1059,6 +1060,9 @@ def sim_serve(
         handle = None if log is None else log.open("a", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"--log {log}: {exc}") from exc
+    # It stands in for a device's firmware, which never waits for a page the kernel
+    # wrote out: a stalled reply would trip the host's staleness check, not the device's.
+    realtime.lock_memory()
     try:
         serve(
             device,

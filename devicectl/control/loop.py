@@ -111,6 +111,7 @@ class ControlLoop:
         self.max_lateness_s = 0.0  # the latest tick start judged, after its deadline
         self.scheduling: realtime.Scheduling | None = None  # what the loop thread got
         self.gc_policy: realtime.GCPolicy | None = None  # in real time, from start()
+        self.memory_locked = False  # in real time, from start(): realtime.lock_memory
         self.log = structlog.get_logger("devicectl.loop")
         self._commands: queue.SimpleQueue[tuple[Command, Future[Any]]] = queue.SimpleQueue()
         self._subscribers: list[Subscriber] = []
@@ -360,7 +361,8 @@ class ControlLoop:
         """Run the loop on its own thread (real-time use).
 
         On a RealClock the process's GC pauses are bounded from here on
-        (``realtime.GCPolicy``, undone by ``stop``) and the loop thread asks for
+        (``realtime.GCPolicy``) and its memory locked (``realtime.lock_memory``),
+        both undone by ``stop``, and the loop thread asks for
         real-time scheduling as it starts (``realtime.enter``). In simulated
         time neither is touched.
         """
@@ -375,9 +377,18 @@ class ControlLoop:
         self._thread.start()
 
     def _start_gc_policy(self) -> None:
+        """The process's part of real time: bounded GC pauses and its memory locked."""
         if realtime.is_real_time(self.clock):
             self.gc_policy = realtime.GCPolicy(slack_s=self.period_s / 2)
             self.gc_policy.start()
+            self.memory_locked = realtime.lock_memory()
+
+    def _stop_gc_policy(self) -> None:
+        if self.gc_policy is not None:
+            self.gc_policy.stop()  # its figures stay readable (gc_policy.max_pause_ms)
+        if self.memory_locked:
+            realtime.unlock_memory()
+            self.memory_locked = False
 
     def _run_thread(self) -> None:
         self.scheduling = realtime.enter(self.clock)
@@ -388,9 +399,10 @@ class ControlLoop:
         """Real time for ``run`` on the calling thread, as :meth:`start` sets up its thread.
 
         For a loop driven by ``run`` on a RealClock (``devicectl run`` on real
-        devices): the process's GC pauses bounded (``realtime.GCPolicy``) and the
-        calling thread's real-time scheduling asked for (``realtime.enter``, which
-        logs what it got). Both are undone on leaving: the thread is the
+        devices): the process's GC pauses bounded (``realtime.GCPolicy``), its
+        memory locked (``realtime.lock_memory``) and the calling thread's real-time
+        scheduling asked for (``realtime.enter``, which logs what it got). All are
+        undone on leaving: the thread is the
         caller's. In simulated time nothing is touched.
         """
         if not realtime.is_real_time(self.clock):
@@ -401,13 +413,11 @@ class ControlLoop:
             with realtime.scheduled(self.clock) as self.scheduling:
                 yield
         finally:
-            if self.gc_policy is not None:
-                self.gc_policy.stop()
+            self._stop_gc_policy()
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
-        if self.gc_policy is not None:
-            self.gc_policy.stop()  # its figures stay readable (gc_policy.max_pause_ms)
+        self._stop_gc_policy()

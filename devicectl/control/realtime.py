@@ -23,6 +23,15 @@ process. This module deals with both, in real time only (a loop on a
   is the longest pause the loop's process has seen. :meth:`GCPolicy.stop`
   puts the collector back as it was.
 
+- :func:`lock_memory` locks every page of the process in RAM (``mlockall``), now
+  and from now on. A kernel that writes out pages it thinks cold (proactive
+  reclaim, as on this project's test machines) otherwise makes the loop thread
+  wait for a disk read the first time it touches one again: stalls of 100-340 ms
+  were seen, longer than a device's watchdog, at any priority. It needs root or
+  ``CAP_IPC_LOCK``; otherwise (or with a bounded ``RLIMIT_MEMLOCK``, where a later
+  allocation could fail) it locks nothing and says so. :func:`unlock_memory`
+  undoes it.
+
 - :func:`gil_sharer`, for the other threads of the loop's process that run
   Python (the station service's asyncio thread, and the threads it starts,
   such as the record writer, which inherit its policy): ``SCHED_FIFO`` at
@@ -44,8 +53,10 @@ collection and logged (``gc_full`` with its pause).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -62,6 +73,7 @@ BEST_NICE = -10  # the nice value asked for when SCHED_FIFO is refused
 # Automatic collection of the oldest generation never comes: the collector only
 # looks at it after this many collections of the middle one.
 NO_FULL_THRESHOLD = 1_000_000_000
+MCL_CURRENT, MCL_FUTURE = 1, 2  # mlockall's flags (<sys/mman.h>, Linux)
 
 log = structlog.get_logger("devicectl.realtime")
 
@@ -155,6 +167,40 @@ def gil_sharer(clock: Clock) -> contextlib.AbstractContextManager[Scheduling]:
     """The calling thread at :data:`SHARER_PRIORITY` while inside: for a thread that
     shares the GIL with a real-time loop (see the module doc)."""
     return scheduled(clock, SHARER_PRIORITY)
+
+
+def lock_memory() -> bool:
+    """Lock the process's pages in RAM, the present ones and every later one; whether
+    it did. Logs one ``memory_lock`` line either way.
+
+    Only where the lock cannot later turn an allocation into a failure: as root
+    (``CAP_IPC_LOCK`` ignores the limit) or with an unlimited ``RLIMIT_MEMLOCK``.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if os.geteuid() != 0 and soft != resource.RLIM_INFINITY:
+        log.warning("memory_lock", locked=False, reason=f"RLIMIT_MEMLOCK is {soft} bytes")
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        failed = libc.mlockall(MCL_CURRENT | MCL_FUTURE) != 0
+        error = os.strerror(ctypes.get_errno()) if failed else ""
+    except (OSError, AttributeError) as exc:
+        failed, error = True, f"{type(exc).__name__}: {exc}"
+    if failed:
+        log.warning("memory_lock", locked=False, reason=error)
+        return False
+    log.info("memory_lock", locked=True)
+    return True
+
+
+def unlock_memory() -> None:
+    """Undo :func:`lock_memory` (``munlockall``); a failure is logged, never raised."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.munlockall() != 0:
+            log.warning("memory_unlock_failed", reason=os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError) as exc:
+        log.warning("memory_unlock_failed", reason=f"{type(exc).__name__}: {exc}")
 
 
 def _lowest_nice() -> int | None:
