@@ -8,10 +8,13 @@ overshoots) or a tick takes too long (a controller that spends simulated time).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +22,14 @@ import structlog
 import structlog.testing
 
 from devicectl.clock import RealClock, SimClock
+from devicectl.control import realtime
 from devicectl.control.events import AlarmPriority, Event
 from devicectl.control.loop import ControlLoop
 from devicectl.modalities.rf.controller import RFState
 from devicectl.modalities.rf.limits import RFZone
 from devicectl.station import Station
 from devicectl.urlhandlers.protocol_sim import simulator_for
+from tests.served_process import devicectl_script
 from tests.test_control_loop import FakeController
 
 OPERATOR = "tech-042"
@@ -235,7 +240,12 @@ def test_real_time_around_run_on_the_callers_thread_is_set_up_and_undone(
     with structlog.testing.capture_logs() as logs, loop.real_time():
         assert loop.gc_policy is not None and loop.gc_policy.active
         assert gc.get_threshold()[2] > 1e8  # automatic full collections off
+        if os.geteuid() == 0:  # root may lock memory: every page of the process in RAM
+            assert loop.memory_locked and locked_kb(os.getpid()) > 0
         loop.run(until=lambda: loop.tick_count >= 3, max_duration_s=5.0)
+    assert not loop.memory_locked and locked_kb(os.getpid()) == 0
+    (lock_said,) = [e for e in logs if e["event"] == "memory_lock"]
+    assert lock_said["locked"] is (os.geteuid() == 0)
     assert loop.scheduling is not None and loop.scheduling.policy in ("fifo", "nice")
     (said,) = [e for e in logs if e["event"] == "realtime"]
     assert said["policy"] == {"fifo": "SCHED_FIFO", "nice": "SCHED_OTHER"}[loop.scheduling.policy]
@@ -246,6 +256,47 @@ def test_real_time_around_run_on_the_callers_thread_is_set_up_and_undone(
     with sim_loop.real_time():
         assert sim_loop.gc_policy is None and gc.get_threshold() == gc_threshold
     assert sim_loop.scheduling is None
+
+
+def locked_kb(pid: int) -> int:
+    """The process's locked memory (``VmLck`` of /proc/PID/status), in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmLck:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmLck line")
+
+
+def test_memory_is_not_locked_where_a_later_allocation_could_fail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not root, with a bounded RLIMIT_MEMLOCK: MCL_FUTURE would turn an allocation past
+    # the limit into a MemoryError, so nothing is locked and the log says why.
+    monkeypatch.setattr(realtime.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(realtime.resource, "getrlimit", lambda _: (65536, 65536))
+    before = locked_kb(os.getpid())
+    with structlog.testing.capture_logs() as logs:
+        assert realtime.lock_memory() is False
+    assert locked_kb(os.getpid()) == before
+    (said,) = [e for e in logs if e["event"] == "memory_lock"]
+    assert said["locked"] is False and "65536" in said["reason"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="locking memory needs root here")
+def test_a_served_simulator_locks_its_memory(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [devicectl_script(), "sim", "serve", "rf", "--pty"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        serving = json.loads(proc.stdout.readline())
+        assert serving["event"] == "serving"
+        assert locked_kb(proc.pid) > 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def _burn(seconds: float) -> None:
