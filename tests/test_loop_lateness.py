@@ -271,6 +271,7 @@ def test_memory_is_not_locked_where_a_later_allocation_could_fail(
 ) -> None:
     # Not root, with a bounded RLIMIT_MEMLOCK: MCL_FUTURE would turn an allocation past
     # the limit into a MemoryError, so nothing is locked and the log says why.
+    fresh_realtime_log(monkeypatch)
     monkeypatch.setattr(realtime.os, "geteuid", lambda: 1000)
     monkeypatch.setattr(realtime.resource, "getrlimit", lambda _: (65536, 65536))
     before = locked_kb(os.getpid())

@@ -13,20 +13,24 @@ import shutil
 import signal
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
+from devicectl.errors import RecordError
 from devicectl.plugins import SIMULATOR_GROUP, load_plugin
 from devicectl.records.store import RecordStore
 from devicectl.station.auth import Operator, OperatorStore
 from devicectl.station.client import StationError, SyncStationClient
+from devicectl.station.service import StationService
 from devicectl_simulators.pty_server import PtyServer
 from tests.served_process import Served, devicectl_script
 
@@ -373,3 +377,40 @@ def test_a_full_collection_is_made_and_timed_between_sessions(rig: Rig) -> None:
         if e.get("event") == "session_state" and e.get("state") == "aborted"
     ]
     assert ended and log.index(full[0]) > ended[0], "collected before the session ended"
+
+
+def test_the_record_is_closed_once_when_its_close_and_the_shutdown_race() -> None:
+    # The close two ticks after a session ends and the close at shutdown run on two
+    # executor threads; the second must find the record closed, not end it again
+    # (the store refuses: "cannot end session ...: it is already aborted").
+    closed: list[str] = []
+
+    class SlowWriter:
+        def close(self, outcome: str) -> None:
+            if closed:
+                raise RecordError("records.sqlite", "cannot end session: it is already aborted")
+            time.sleep(0.1)  # the commit of session_ended
+            closed.append(outcome)
+
+    class Recorder:
+        def close(self) -> None:
+            pass
+
+    service = SimpleNamespace(
+        _record_lock=threading.Lock(), recorder=Recorder(), writer=SlowWriter()
+    )
+    errors: list[BaseException] = []
+
+    def finish() -> None:
+        try:
+            StationService._finish_record(service, "aborted")  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert errors == [] and closed == ["aborted"]
+    assert service.writer is None and service.recorder is None

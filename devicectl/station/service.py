@@ -33,6 +33,7 @@ import os
 import signal
 import socket
 import ssl
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -253,6 +254,9 @@ class StationService:
         self.protocol_sha256: str | None = None
         self.writer: RecordWriter | None = None
         self.recorder: SessionRecorder | None = None
+        # A session's record is closed once: the close after its end and the one at
+        # shutdown can run at once, on two executor threads.
+        self._record_lock = threading.Lock()
         self.clients: set[Client] = set()
         self._grants: dict[ServerConnection, Grant] = {}
         self._aloop: asyncio.AbstractEventLoop | None = None
@@ -382,12 +386,15 @@ class StationService:
         return session_id
 
     def _finish_record(self, outcome: str) -> None:
-        if self.recorder is not None:
-            self.recorder.close()
-            self.recorder = None
-        if self.writer is not None:
-            self.writer.close(outcome)
-            self.writer = None
+        """Close the session's record with ``outcome``, once: a second caller waits for
+        the first to finish and then finds nothing left to close."""
+        with self._record_lock:
+            if self.recorder is not None:
+                self.recorder.close()
+                self.recorder = None
+            if self.writer is not None:
+                self.writer.close(outcome)
+                self.writer = None
 
     async def _close_record(self, state: SessionState) -> None:
         # Two ticks on: the final events have been committed with their tick.
