@@ -94,6 +94,33 @@ async def _to_rf_start(pilot: Pilot[Any], app: ConsoleApp) -> None:
     await _key(pilot, app, "s", lambda: _rf(app).state is not RFState.ARMED)
 
 
+def _delivering(snap_compare: Any, size: tuple[int, int]) -> bool:
+    """The screen 30 s into an RF zone's hold, at ``size``."""
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.DELIVERING and rf.status()["held_s"] >= 30.0)
+        await _show(pilot, app)
+
+    return bool(snap_compare(app, terminal_size=size, run_before=before))
+
+
+def _faulted(snap_compare: Any, size: tuple[int, int]) -> bool:
+    """The screen after a runaway fault has turned RF output off, at ``size``."""
+    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False, faults={"rf": ["runaway@0s"]})
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await _to_rf_start(pilot, app)
+        rf = _rf(app)
+        _drive(app, lambda: rf.state is RFState.FAULT)
+        _drive(app, lambda: rf.reading is not None and not rf.reading.output_on)
+        await _show(pilot, app)
+
+    return bool(snap_compare(app, terminal_size=size, run_before=before))
+
+
 def test_main_screen_idle(snap_compare: Any) -> None:
     app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
 
@@ -108,28 +135,11 @@ def test_main_screen_idle(snap_compare: Any) -> None:
 
 
 def test_main_screen_delivering(snap_compare: Any) -> None:
-    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
-
-    async def before(pilot: Pilot[Any]) -> None:
-        await _to_rf_start(pilot, app)
-        rf = _rf(app)
-        _drive(app, lambda: rf.state is RFState.DELIVERING and rf.status()["held_s"] >= 30.0)
-        await _show(pilot, app)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert _delivering(snap_compare, SIZE)
 
 
 def test_main_screen_fault(snap_compare: Any) -> None:
-    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False, faults={"rf": ["runaway@0s"]})
-
-    async def before(pilot: Pilot[Any]) -> None:
-        await _to_rf_start(pilot, app)
-        rf = _rf(app)
-        _drive(app, lambda: rf.state is RFState.FAULT)
-        _drive(app, lambda: rf.reading is not None and not rf.reading.output_on)
-        await _show(pilot, app)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+    assert _faulted(snap_compare, SIZE)
 
 
 # The layout follows the terminal: the smallest supported (80x24, one line a device)
@@ -139,40 +149,15 @@ LARGE = (160, 48)
 
 
 def test_small_terminal_delivering(snap_compare: Any) -> None:
-    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
-
-    async def before(pilot: Pilot[Any]) -> None:
-        await _to_rf_start(pilot, app)
-        rf = _rf(app)
-        _drive(app, lambda: rf.state is RFState.DELIVERING and rf.status()["held_s"] >= 30.0)
-        await _show(pilot, app)
-
-    assert snap_compare(app, terminal_size=SMALL, run_before=before)
+    assert _delivering(snap_compare, SMALL)
 
 
 def test_small_terminal_fault(snap_compare: Any) -> None:
-    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False, faults={"rf": ["runaway@0s"]})
-
-    async def before(pilot: Pilot[Any]) -> None:
-        await _to_rf_start(pilot, app)
-        rf = _rf(app)
-        _drive(app, lambda: rf.state is RFState.FAULT)
-        _drive(app, lambda: rf.reading is not None and not rf.reading.output_on)
-        await _show(pilot, app)
-
-    assert snap_compare(app, terminal_size=SMALL, run_before=before)
+    assert _faulted(snap_compare, SMALL)
 
 
 def test_large_terminal_delivering(snap_compare: Any) -> None:
-    app = make_app(wall_clock=FIXED_WALL_CLOCK, start_loop=False)
-
-    async def before(pilot: Pilot[Any]) -> None:
-        await _to_rf_start(pilot, app)
-        rf = _rf(app)
-        _drive(app, lambda: rf.state is RFState.DELIVERING and rf.status()["held_s"] >= 30.0)
-        await _show(pilot, app)
-
-    assert snap_compare(app, terminal_size=LARGE, run_before=before)
+    assert _delivering(snap_compare, LARGE)
 
 
 def test_large_terminal_session_over(snap_compare: Any) -> None:
